@@ -1,0 +1,181 @@
+"""``data_integrity``: is the audit data fit to be audited and fed to this model?"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import CheckParams, check
+from auditkit.errors import CheckError
+from auditkit.results.model import CheckOutput, Metric, Plot
+
+MAX_LISTED = 50
+
+
+class DataIntegrityParams(CheckParams):
+    columns: Optional[list[str]] = Field(
+        None, description="Columns to examine; default: features, target and protected attributes.")
+    duplicate_subset: Optional[list[str]] = Field(
+        None, description="Columns that define a duplicate row; default: every column of the file.")
+
+
+def _role(name: str, ctx: AuditContext) -> str:
+    data = ctx.data
+    roles = []
+    if name in data.features:
+        roles.append("feature")
+    if name == data.target:
+        roles.append("target")
+    if name in data.protected:
+        roles.append("protected")
+    return ", ".join(roles) or "other"
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
+@check("data_integrity", family="data", params=DataIntegrityParams,
+       metrics=["rows", "missing_cells", "max_missing_share", "missing_share[*]", "constant_columns",
+                "duplicate_columns", "duplicate_rows", "duplicate_row_share", "out_of_range[*]",
+                "out_of_range_rows", "out_of_range_share", "dtype_mismatches"],
+       example={"thresholds": {"duplicate_rows": {"max": 0}, "missing_share": {"max": 0.05, "severity": "warn"},
+                               "out_of_range_share": {"max": 0.01}}})
+def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutput:
+    """Missing values, constant and duplicate columns, duplicate rows, out-of-range values, dtypes.
+
+    ``missing_share[column]`` is the share of empty cells (0 = complete). ``duplicate_rows``
+    counts rows identical to an earlier row (over ``params.duplicate_subset``, default every
+    column). ``out_of_range[column]`` counts values outside the reference data's range
+    (numeric: below its minimum or above its maximum; categorical: a category the reference
+    never shows); it needs ``data.reference``. ``dtype_mismatches`` counts model inputs whose
+    column type differs from what the model takes (a number column fed to a text input, or
+    the reverse). All are counts or shares of the audit rows; lower is better.
+    """
+    data = ctx.data
+    frame = data.frame
+    default_columns = list(dict.fromkeys(data.features + ([data.target] if data.target else []) + data.protected))
+    columns = params.columns or default_columns
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        raise CheckError(f"params.columns names columns that are not in the data: {unknown}")
+    n = len(frame)
+    metrics: dict[str, Metric] = {"rows": Metric(float(n), n=n)}
+    notes: list[str] = []
+    reference = data.reference
+    if reference is None:
+        notes.append("no data.reference given: values are not compared with a reference range")
+
+    records: list[dict[str, Any]] = []
+    out_of_range_mask = np.zeros(n, dtype=bool)
+    constant, missing_total = [], 0
+    for name in columns:
+        series = frame[name]
+        missing = int(series.isna().sum())
+        missing_total += missing
+        share = missing / n if n else None
+        metrics[f"missing_share[{name}]"] = Metric(share, n=n)
+        distinct = int(series.nunique(dropna=True))
+        if distinct <= 1:
+            constant.append(name)
+        record: dict[str, Any] = {"column": name, "role": _role(name, ctx), "dtype": str(series.dtype),
+                                  "missing": missing, "missing_share": share, "unique": distinct,
+                                  "constant": distinct <= 1}
+        if _is_numeric(series):
+            record["min"] = float(series.min()) if distinct else None
+            record["max"] = float(series.max()) if distinct else None
+        if reference is not None and name in reference.columns:
+            ref = reference[name]
+            if _is_numeric(series) and _is_numeric(ref):
+                low, high = float(ref.min()), float(ref.max())
+                outside = ((series < low) | (series > high)).to_numpy(dtype=bool, na_value=False)
+                record.update(ref_min=low, ref_max=high)
+            else:
+                seen = set(ref.dropna().astype(str))
+                as_text = series.astype(object)
+                outside = (series.notna() & ~as_text.astype(str).isin(seen)).to_numpy(dtype=bool)
+                unseen = sorted(set(as_text[outside].astype(str)))
+                if unseen:
+                    record["unseen_categories"] = ", ".join(unseen[:10]) + (" ..." if len(unseen) > 10 else "")
+            count = int(outside.sum())
+            record["out_of_range"] = count
+            out_of_range_mask |= outside
+            metrics[f"out_of_range[{name}]"] = Metric(float(count), n=n)
+        records.append(record)
+
+    metrics["missing_cells"] = Metric(float(missing_total), n=n * len(columns))
+    shares = [m.value for k, m in metrics.items() if k.startswith("missing_share[") and m.value is not None]
+    metrics["max_missing_share"] = Metric(max(shares) if shares else 0.0, n=n)
+    metrics["constant_columns"] = Metric(float(len(constant)), n=n)
+    if constant:
+        notes.append(f"constant columns: {', '.join(constant[:MAX_LISTED])}")
+
+    # duplicate columns: identical values under another name
+    duplicates_of: list[dict[str, Any]] = []
+    hashed = {name: pd.util.hash_pandas_object(frame[name], index=False).to_numpy() for name in columns}
+    seen_hash: dict[bytes, str] = {}
+    for name in columns:
+        key = hashed[name].tobytes()
+        if key in seen_hash and frame[name].equals(frame[seen_hash[key]]):
+            duplicates_of.append({"column": name, "same_as": seen_hash[key]})
+        else:
+            seen_hash.setdefault(key, name)
+    metrics["duplicate_columns"] = Metric(float(len(duplicates_of)), n=n)
+
+    subset = params.duplicate_subset
+    if subset:
+        missing_subset = [c for c in subset if c not in frame.columns]
+        if missing_subset:
+            raise CheckError(f"params.duplicate_subset names columns that are not in the data: {missing_subset}")
+    duplicated = frame.duplicated(subset=subset, keep="first").to_numpy()
+    n_dup = int(duplicated.sum())
+    metrics["duplicate_rows"] = Metric(float(n_dup), n=n)
+    metrics["duplicate_row_share"] = Metric(n_dup / n if n else None, n=n)
+    duplicate_table: list[dict[str, Any]] = []
+    if n_dup:
+        key_cols = subset or list(frame.columns)
+        first_row = frame.reset_index().groupby(key_cols, dropna=False, sort=False)[frame.index.name or "row"].transform("first")
+        dup_positions = np.flatnonzero(duplicated)[:MAX_LISTED]
+        for position in dup_positions:
+            duplicate_table.append({"row": int(frame.index[position]), "duplicate_of": int(first_row.iloc[position])})
+        notes.append(f"{n_dup:,} rows repeat an earlier row exactly"
+                     + (f" (over {', '.join(subset)})" if subset else ""))
+
+    if reference is not None:
+        n_out = int(out_of_range_mask.sum())
+        metrics["out_of_range_rows"] = Metric(float(n_out), n=n)
+        metrics["out_of_range_share"] = Metric(n_out / n if n else None, n=n)
+
+    mismatches = []
+    for name, kind in data.input_dtypes.items():
+        if name not in frame.columns:
+            continue
+        numeric_column = _is_numeric(frame[name])
+        if kind == "numeric" and not numeric_column:
+            mismatches.append({"column": name, "model_input": "number", "data": str(frame[name].dtype)})
+        elif kind == "string" and numeric_column:
+            mismatches.append({"column": name, "model_input": "text", "data": str(frame[name].dtype)})
+    metrics["dtype_mismatches"] = Metric(float(len(mismatches)), n=len(data.input_dtypes) or None)
+    if not data.input_dtypes:
+        notes.append("the model does not declare its input types (or there is no model): dtypes checked only "
+                     "for readability")
+
+    tables: dict[str, list[dict[str, Any]]] = {"columns": records}
+    if duplicate_table:
+        tables["duplicate_rows"] = duplicate_table
+    if duplicates_of:
+        tables["duplicate_columns"] = duplicates_of
+    if mismatches:
+        tables["dtype_mismatches"] = mismatches
+    plots = [Plot("bar", "Missing share by column", {
+        "labels": [r["column"] for r in records], "values": [r["missing_share"] for r in records],
+        "ylabel": "share of rows missing", "n": n})]
+    if reference is not None:
+        plots.append(Plot("bar", "Values outside the reference range, by column", {
+            "labels": [r["column"] for r in records if "out_of_range" in r],
+            "values": [r["out_of_range"] for r in records if "out_of_range" in r],
+            "ylabel": "rows", "n": n}))
+    return CheckOutput(metrics=metrics, tables=tables, plots=plots, notes=notes)

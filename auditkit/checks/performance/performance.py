@@ -1,0 +1,152 @@
+"""``performance``: predictive performance against the target, with bootstrap intervals."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+import numpy as np
+from pydantic import Field
+
+from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import CheckParams, check
+from auditkit.errors import CheckError
+from auditkit.policy.models import Policy
+from auditkit.results.model import CheckOutput, Metric, Plot
+from auditkit.stats import BinaryMetrics, MulticlassMetrics, RegressionMetrics, bootstrap, percentile_interval
+
+BINARY = ("roc_auc", "average_precision", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
+          "log_loss", "brier_score")
+MULTICLASS = ("accuracy", "f1_macro", "log_loss")
+REGRESSION = ("mae", "rmse", "r2")
+BY_TASK = {"binary": BINARY, "multiclass": MULTICLASS, "regression": REGRESSION}
+NEEDS_PROBABILITY = {"log_loss", "brier_score"}
+MetricName = Literal["roc_auc", "average_precision", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
+                     "log_loss", "brier_score", "f1_macro", "mae", "rmse", "r2"]
+
+
+class PerformanceParams(CheckParams):
+    metrics: Optional[list[MetricName]] = Field(
+        None, description="scikit-learn scorer names; default: every metric of the task.")
+    bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples for the intervals (0: none).")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Two-sided level of the intervals.")
+
+
+def _produces(params: PerformanceParams, policy: Policy) -> list[str]:
+    if params.metrics:
+        return list(params.metrics)
+    if policy.model.task:
+        return list(BY_TASK[policy.model.task])
+    return sorted(set(BINARY) | set(MULTICLASS) | set(REGRESSION))
+
+
+@check("performance", family="performance", params=PerformanceParams, needs_target=True,
+       metrics=sorted(set(BINARY) | set(MULTICLASS) | set(REGRESSION)), produces=_produces,
+       example={"params": {"metrics": ["roc_auc", "accuracy"], "bootstrap": 1000},
+                "thresholds": {"roc_auc": {"min": 0.75}, "accuracy": {"min": 0.7, "severity": "warn"}}})
+def performance(ctx: AuditContext, params: PerformanceParams) -> CheckOutput:
+    """Predictive performance of the audited scores and decisions against the target.
+
+    Binary: ``roc_auc``, ``average_precision``, ``log_loss`` and ``brier_score`` use the
+    positive-class score; ``accuracy``, ``balanced_accuracy``, ``precision``, ``recall`` and
+    ``f1`` use the decisions (score >= threshold). Multiclass: ``accuracy``, ``f1_macro``,
+    ``log_loss``. Regression: ``mae``, ``rmse``, ``r2``. Definitions are scikit-learn's.
+    Each figure has a percentile-bootstrap interval over rows (``params.bootstrap``
+    resamples, seeded), computed on resample counts. Only labelled rows count.
+
+    Ranges: losses (log_loss, brier_score, mae, rmse) >= 0, lower is better; r2 <= 1, every
+    other figure in [0, 1], higher is better.
+    """
+    data = ctx.data
+    if data.target is None or data.y is None:
+        return CheckOutput.skip("no target column (data.target): performance needs observed outcomes")
+    task = data.task
+    wanted = list(params.metrics or BY_TASK[task])
+    invalid = [m for m in wanted if m not in BY_TASK[task]]
+    if invalid:
+        raise CheckError(f"metrics {invalid} do not apply to a {task} task; valid: {', '.join(BY_TASK[task])}")
+    labelled = data.labelled
+    n = int(labelled.sum())
+    notes: list[str] = []
+    if n == 0:
+        return CheckOutput.skip(f"no row has a value of target '{data.target}'")
+    if n < len(labelled):
+        notes.append(f"{len(labelled) - n:,} of {len(labelled):,} rows have no target value and are left out")
+
+    tables: dict[str, list[dict[str, Any]]] = {}
+    plots: list[Plot] = []
+    unavailable: dict[str, str] = {}
+    if task == "binary":
+        y = np.asarray(data.y, dtype=np.float64)[labelled]
+        d = np.asarray(data.decisions, dtype=np.float64)[labelled]
+        p = data.scores[labelled]
+        probability = data.score_kind == "probability" or (
+            data.score_kind == "score" and np.nanmin(p) >= 0 and np.nanmax(p) <= 1)
+        if not probability:
+            for name in NEEDS_PROBABILITY:
+                unavailable[name] = f"the scores are not probabilities ({data.score_kind})"
+        if data.score_kind == "label":
+            notes.append("the model gives labels only: roc_auc and average_precision are computed on the decisions")
+        computer: Any = BinaryMetrics(y, d, p)
+        cells = computer.confusion(np.ones((1, n)))[0]
+        tables["confusion"] = [
+            {"actual": f"{data.positive_class} (positive)", "decided_positive": int(cells[0]), "decided_negative": int(cells[2])},
+            {"actual": "other", "decided_positive": int(cells[1]), "decided_negative": int(cells[3])},
+        ]
+        if data.score_kind != "label":
+            plots.append(_roc_plot(y, p))
+    elif task == "multiclass":
+        classes = [str(c) for c in (data.classes or [])]
+        index = {c: i for i, c in enumerate(classes)}
+        y_text = np.asarray(data.y, dtype=object)[labelled]
+        unknown = sorted({str(v) for v in y_text if str(v) not in index})
+        if unknown:
+            raise CheckError(f"target values {unknown[:5]} are not among the model's classes {classes}")
+        y_idx = np.array([index[str(v)] for v in y_text])
+        d_idx = np.array([index[str(v)] for v in np.asarray(data.decisions, dtype=object)[labelled]])
+        proba = data.scores[labelled] if data.score_kind == "probability" else None
+        if proba is None:
+            unavailable["log_loss"] = "the model gives labels only"
+        computer = MulticlassMetrics(y_idx, d_idx, proba, len(classes))
+    else:
+        computer = RegressionMetrics(np.asarray(data.y, dtype=np.float64)[labelled], data.scores[labelled])
+
+    metrics: dict[str, Metric] = {}
+    ones = np.ones((1, n))
+    method = (f"percentile bootstrap over rows, {params.bootstrap:,} resamples, {params.confidence:.0%} level"
+              if params.bootstrap else None)
+    computable = [m for m in wanted if m not in unavailable]
+    draws = (bootstrap(lambda C: np.column_stack([computer.compute(m, C) for m in computable]), n,
+                       resamples=params.bootstrap, rng=ctx.rng) if params.bootstrap and computable else None)
+    for name in wanted:
+        if name in unavailable:
+            metrics[name] = Metric(None, n=n, note=unavailable[name])
+            continue
+        value = float(computer.compute(name, ones)[0])
+        if not np.isfinite(value):
+            metrics[name] = Metric(None, n=n, note="undefined on this data (an empty denominator: e.g. one class only)")
+            continue
+        ci = None
+        if draws is not None:
+            ci = percentile_interval(draws[:, computable.index(name)], params.confidence)
+        metrics[name] = Metric(value, ci=ci, n=n, method=method if ci else None)
+    if params.bootstrap:
+        notes.append(f"intervals: {method}, on {n:,} labelled rows (seeded)")
+    plots.insert(0, Plot("bar", f"Performance with {params.confidence:.0%} bootstrap intervals", {
+        "labels": [m for m in wanted if metrics[m].value is not None],
+        "values": [metrics[m].value for m in wanted if metrics[m].value is not None],
+        "ci_low": [metrics[m].ci[0] if metrics[m].ci else None for m in wanted if metrics[m].value is not None],
+        "ci_high": [metrics[m].ci[1] if metrics[m].ci else None for m in wanted if metrics[m].value is not None],
+        "ylabel": "value", "n": n}))
+    return CheckOutput(metrics=metrics, tables=tables, plots=plots, notes=notes)
+
+
+def _roc_plot(y: np.ndarray, p: np.ndarray) -> Plot:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    if len(fpr) > 200:  # enough points to draw the curve, few enough to keep results.json small
+        keep = np.unique(np.linspace(0, len(fpr) - 1, 200).round().astype(int))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return Plot("line", "ROC curve", {
+        "x_label": "false positive rate", "y_label": "true positive rate", "n": int(len(y)),
+        "series": [{"name": "model", "x": [round(float(v), 5) for v in fpr], "y": [round(float(v), 5) for v in tpr]},
+                   {"name": "chance", "x": [0.0, 1.0], "y": [0.0, 1.0]}]})

@@ -1,0 +1,96 @@
+"""What a check sees: the prepared audit data, its model, and its own seeded RNG."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from auditkit.adapters.base import AdapterSpec, ModelAdapter, load_adapter
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+@dataclass
+class AuditData:
+    """Everything prepared once in the parent and shared, read-only, by every check.
+
+    ``frame`` holds the audit rows (sampled, filtered), indexed by their position in the data
+    file (``row``). ``scores``/``decisions`` are the base predictions on those rows, computed
+    once. For a binary task ``y`` is 1 for the positive class, 0 otherwise, NaN when missing;
+    ``decisions`` are 1 when ``scores >= threshold``.
+    """
+
+    frame: pd.DataFrame
+    features: list[str]
+    target: str | None
+    protected: list[str]
+    task: Task
+    scores: npt.NDArray[np.float64]
+    decisions: npt.NDArray[Any] | None
+    y: npt.NDArray[Any] | None
+    score_kind: str
+    adapter_spec: AdapterSpec
+    positive_class: Any = 1
+    threshold: float | None = None
+    favorable_decision: int = 1
+    classes: list[Any] | None = None
+    reference: pd.DataFrame | None = None
+    model_info: dict[str, Any] = field(default_factory=dict)
+    input_dtypes: dict[str, str] = field(default_factory=dict)  # model input column -> expected kind
+    rows_in_file: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def predictions_mode(self) -> bool:
+        return self.adapter_spec.format == "predictions"
+
+    @property
+    def labelled(self) -> npt.NDArray[np.bool_]:
+        if self.y is None:
+            return np.zeros(len(self.frame), dtype=bool)
+        if self.task == "multiclass":
+            return pd.notna(self.y)
+        return ~np.isnan(np.asarray(self.y, dtype=np.float64))
+
+
+_ADAPTERS: dict[AdapterSpec, ModelAdapter] = {}
+
+
+def derive_seed(run_seed: int, check_id: str) -> int:
+    """A check's own seed, from the run seed and its id only (never from worker or order)."""
+    digest = hashlib.sha256(f"{run_seed}:{check_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+@dataclass
+class AuditContext:
+    data: AuditData
+    check_id: str
+    seed: int
+    threads: int = 1
+
+    @cached_property
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.data.frame
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.data.frame[self.data.features]
+
+    @property
+    def model(self) -> ModelAdapter:
+        """The model adapter, built once per process from its spec (cached across checks)."""
+        adapter = _ADAPTERS.get(self.data.adapter_spec)
+        if adapter is None:
+            adapter = load_adapter(self.data.adapter_spec)
+            _ADAPTERS[self.data.adapter_spec] = adapter
+        return adapter

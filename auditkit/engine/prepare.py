@@ -1,0 +1,295 @@
+"""From a validated policy to :class:`AuditData`: load data and model, sample, predict once.
+
+Everything here runs before any check: a problem with an input is a ``UserError`` (exit 2)
+raised here, and nothing has been run or written yet.
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditkit.adapters.base import AdapterSpec, ModelAdapter, infer_format, load_adapter, sha256_of
+from auditkit.data.load import read_table
+from auditkit.data.roles import resolve_roles, text_in_numeric
+from auditkit.data.sample import stratified_positions
+from auditkit.engine.context import AuditData
+from auditkit.errors import AuditkitError, DataError, ModelLoadError, PolicyError, Source, UserError
+from auditkit.policy.load import LoadedPolicy
+
+REPORTED_PACKAGES = ("auditkit", "numpy", "pandas", "scikit-learn", "scipy", "onnxruntime", "shap", "lime",
+                     "fairlearn", "skops", "pydantic", "jinja2", "weasyprint", "matplotlib", "pyarrow")
+
+
+@dataclass
+class Prepared:
+    data: AuditData
+    adapter: ModelAdapter
+    inputs: dict[str, Any]  # the results.json "inputs" block
+    seed: int
+
+
+def _same_label(values: pd.Series, label: Any) -> pd.Series:
+    """``values == label``, forgiving the CSV's type (1 vs "1" vs 1.0)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        try:
+            return values.astype(np.float64) == float(label)
+        except (TypeError, ValueError):
+            return pd.Series(False, index=values.index)
+    as_text = values.astype(object).where(values.notna(), None)
+    text = str(label)
+    return as_text.map(lambda v: v is not None and (str(v) == text or _num_equal(v, label)))
+
+
+def _num_equal(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def environment() -> dict[str, Any]:
+    packages = {}
+    for name in REPORTED_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "implementation": sys.implementation.name,
+            "platform": platform.platform(terse=True), "packages": packages}
+
+
+def _display_path(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool = False,
+            threads_per_worker: int = 1) -> Prepared:
+    policy = loaded.policy
+    policy_file = str(loaded.path)
+    run_seed = policy.seed if seed is None else seed
+    model_spec = policy.model
+    fmt = infer_format(model_spec.path, model_spec.format)
+    if fmt == "predictions" and model_spec.score_column is None and model_spec.prediction_column is None:
+        raise PolicyError("format: predictions needs score_column and/or prediction_column",
+                          source=loaded.source("model"))
+
+    # -- data
+    table = read_table(loaded.data_path, policy_file=policy_file, na_values=policy.data.na_values)
+    frame = table.frame
+    rows_in_file = len(frame)
+    notes = list(table.notes)
+    if policy.data.query:
+        try:
+            frame = frame.query(policy.data.query, engine="python")
+        except Exception as exc:
+            raise DataError(f"data.query {policy.data.query!r} cannot be evaluated: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]}", source=loaded.source("data.query")) from None
+        notes.append(f"data.query kept {len(frame):,} of {rows_in_file:,} rows")
+    if len(frame) == 0:
+        where = "after data.query" if policy.data.query else "in the file"
+        raise DataError(f"no rows left {where}: {loaded.data_path}", source=loaded.source("data.path"))
+
+    # -- model
+    adapter_spec = AdapterSpec(
+        format=fmt, path=str(loaded.model_path) if loaded.model_path else None, sha256=model_spec.sha256,
+        trust_pickle=trust_pickle, trusted_types=tuple(model_spec.trusted_types),
+        feature_names=tuple(policy.data.features) if policy.data.features else None,
+        positive_class=model_spec.positive_class, intra_op_threads=threads_per_worker,
+        policy_file=policy_file)
+    adapter = load_adapter(adapter_spec)
+
+    roles = resolve_roles(policy.data, model_spec, list(frame.columns), data_path=str(loaded.data_path),
+                          model_inputs=adapter.input_features, policy_file=policy_file)
+    stray = text_in_numeric(frame, roles.features)
+    if stray is not None:
+        column, text, row = stray
+        raise DataError(f"column '{column}' is numeric but holds text: {text!r} in row {row}",
+                        source=Source(str(loaded.data_path), column),
+                        hint="fix the value, declare it missing with data.na_values, or drop the column")
+    if fmt == "onnx" and getattr(adapter, "matrix_input", False):
+        width = getattr(adapter, "input_width", None)
+        if width is not None and width != len(roles.features):
+            raise ModelLoadError(
+                f"the ONNX model's input takes {width} columns, but {len(roles.features)} features were resolved "
+                f"({', '.join(roles.features[:8])}{', ...' if len(roles.features) > 8 else ''})",
+                source=loaded.source("data.features"),
+                hint="list the model's input columns, in order, under data.features")
+    if fmt != "predictions" and adapter.input_features is None:
+        adapter_spec = replace(adapter_spec, feature_names=tuple(roles.features))
+        adapter.spec = adapter_spec  # type: ignore[attr-defined]
+
+    task = model_spec.task or adapter.task
+    positive_class = model_spec.positive_class
+    if positive_class is None and task == "binary":
+        positive_class = adapter.positive_class_label() if adapter.classes else 1
+    adapter.positive_class = positive_class
+
+    # -- target
+    y: np.ndarray | None = None
+    if roles.target is not None:
+        target = frame[roles.target]
+        present = target.dropna()
+        if len(present) == 0:
+            raise DataError(f"target '{roles.target}' has no values", source=loaded.source("data.target"))
+        if task in ("binary", "multiclass"):
+            distinct = present.astype(str).unique()
+            if len(distinct) < 2:
+                raise DataError(f"target '{roles.target}' has a single class ({distinct[0]}) in the audit data; "
+                                f"a classifier needs at least two", source=loaded.source("data.target"))
+        if task == "binary":
+            is_positive = _same_label(present, positive_class)
+            if not is_positive.any():
+                raise DataError(f"positive_class {positive_class!r} never occurs in target '{roles.target}' "
+                                f"(values: {', '.join(map(str, sorted(distinct)[:10]))})",
+                                source=loaded.source("model.positive_class"))
+            if len(distinct) > 2:
+                raise DataError(f"target '{roles.target}' has {len(distinct)} classes but the task is binary",
+                                source=loaded.source("model.task"))
+        elif task == "regression":
+            if not pd.api.types.is_numeric_dtype(target.dtype):
+                raise DataError(f"target '{roles.target}' must be numeric for a regression", source=loaded.source("data.target"))
+
+    # -- sample
+    if policy.data.sample is not None and policy.data.sample < len(frame):
+        rng = np.random.default_rng(np.random.SeedSequence([run_seed, 0x5A]))
+        strata = frame[roles.target] if (roles.target is not None and task != "regression") else None
+        positions = stratified_positions(strata, len(frame), policy.data.sample, rng)
+        notes.append(f"sampled {len(positions):,} of {len(frame):,} rows (data.sample, stratified by "
+                     f"{roles.target if strata is not None else 'nothing'}, seed {run_seed})")
+        frame = frame.iloc[positions]
+
+    # -- predictions, once
+    threshold = model_spec.threshold
+    decisions: np.ndarray | None
+    if fmt == "predictions":
+        scores, decisions, score_kind, threshold = _recorded_predictions(frame, roles, positive_class, threshold, loaded)
+        adapter.score_kind = score_kind  # type: ignore[misc]
+    else:
+        try:
+            scores = adapter.predict(frame[roles.features])
+        except AuditkitError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(
+                f"the model failed to predict on the audit data: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+                source=loaded.source("model.path")) from None
+        score_kind = adapter.score_kind
+        if task == "binary":
+            if threshold is None:
+                threshold = 0.0 if score_kind == "decision_function" else 0.5
+            decisions = (scores >= threshold).astype(np.int64)
+        elif task == "multiclass":
+            classes = adapter.classes or list(range(scores.shape[1]))
+            decisions = np.asarray(classes, dtype=object)[np.argmax(scores, axis=1)]
+        else:
+            decisions = None
+    n_bad = int(np.size(scores) - np.isfinite(np.asarray(scores, dtype=np.float64)).sum())
+    if n_bad:
+        notes.append(f"{n_bad:,} base scores are not finite numbers")
+
+    if roles.target is not None:
+        target = frame[roles.target]
+        if task == "binary":
+            y = np.where(target.isna(), np.nan, _same_label(target, positive_class).astype(np.float64))
+        elif task == "multiclass":
+            y = target.astype(object).where(target.notna(), None).map(lambda v: None if v is None else str(v)).to_numpy()
+        else:
+            y = target.to_numpy(dtype=np.float64, na_value=np.nan)
+        n_missing = int(target.isna().sum())
+        if n_missing:
+            notes.append(f"{n_missing:,} rows have no value of target '{roles.target}'; label-based figures leave them out")
+
+    favorable = policy.data.favorable_label
+    favorable_decision = 1
+    if favorable is not None and task == "binary":
+        favorable_decision = 1 if (str(favorable) == str(positive_class) or _num_equal(favorable, positive_class)) else 0
+
+    reference = None
+    if loaded.reference_path is not None:
+        reference = read_table(loaded.reference_path, key="data.reference", policy_file=policy_file,
+                               na_values=policy.data.na_values).frame
+
+    data = AuditData(
+        frame=frame, features=roles.features, target=roles.target, protected=roles.protected, task=task,
+        scores=np.asarray(scores, dtype=np.float64), decisions=decisions, y=y, score_kind=score_kind,
+        adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
+        favorable_decision=favorable_decision, classes=adapter.classes, reference=reference,
+        model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes)
+
+    inputs = {
+        "model": {**{k: v for k, v in adapter.describe().items() if k != "input_features"},
+                  "path": _display_path(loaded.model_path), "task": task,
+                  "positive_class": None if positive_class is None else str(positive_class),
+                  "threshold": threshold, "pinned": bool(model_spec.sha256)},
+        "data": {"path": _display_path(loaded.data_path), "sha256": sha256_of(loaded.data_path),
+                 "rows": rows_in_file, "columns": int(table.frame.shape[1]), "rows_used": int(len(frame)),
+                 "target": roles.target, "protected": roles.protected, "features": roles.features,
+                 "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
+                 "favorable_decision": favorable_decision, "query": policy.data.query, "sample": policy.data.sample,
+                 "notes": notes},
+        "reference": ({"path": _display_path(loaded.reference_path), "sha256": sha256_of(loaded.reference_path),
+                       "rows": int(len(reference))} if reference is not None and loaded.reference_path else None),
+        "policy_path": _display_path(loaded.path),
+        "policy_sha256": loaded.sha256,
+        "environment": environment(),
+    }
+    return Prepared(data=data, adapter=adapter, inputs=inputs, seed=run_seed)
+
+
+def _input_kinds(adapter: ModelAdapter) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for name, onnx_type, _ in getattr(adapter, "_inputs", []):
+        if getattr(adapter, "matrix_input", False):
+            for feature in adapter.spec.feature_names or ():  # type: ignore[attr-defined]
+                kinds[feature] = "string" if onnx_type == "tensor(string)" else "numeric"
+        else:
+            kinds[name] = "string" if onnx_type == "tensor(string)" else "numeric"
+    return kinds
+
+
+def _recorded_predictions(frame: pd.DataFrame, roles: Any, positive_class: Any, threshold: float | None,
+                          loaded: LoadedPolicy) -> tuple[np.ndarray, np.ndarray, str, float | None]:
+    """Scores and decisions from the data's own columns (predictions mode)."""
+    scores = None
+    if roles.score_column is not None:
+        column = frame[roles.score_column]
+        numeric = pd.to_numeric(column, errors="coerce")
+        if (numeric.isna() & column.notna()).any():
+            bad = column[numeric.isna() & column.notna()].iloc[0]
+            raise DataError(f"score_column '{roles.score_column}' must be numeric, found {str(bad)!r}",
+                            source=loaded.source("model.score_column"))
+        scores = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    if roles.prediction_column is not None:
+        column = frame[roles.prediction_column]
+        if column.isna().any():
+            raise DataError(f"prediction_column '{roles.prediction_column}' has {int(column.isna().sum())} missing "
+                            "decisions", source=loaded.source("model.prediction_column"))
+        label = 1 if positive_class is None else positive_class
+        decisions = _same_label(column, label).to_numpy().astype(np.int64)
+        if scores is None:
+            return decisions.astype(np.float64), decisions, "label", threshold
+        return scores, decisions, "score", threshold
+    assert scores is not None
+    if threshold is None:
+        finite = scores[np.isfinite(scores)]
+        if len(finite) and (finite.min() < 0 or finite.max() > 1):
+            raise PolicyError(
+                f"score_column '{roles.score_column}' ranges from {finite.min():g} to {finite.max():g}; set "
+                "model.threshold (decision = 1 when score >= threshold) or give model.prediction_column",
+                source=loaded.source("model"))
+        threshold = 0.5
+    decisions = (scores >= threshold).astype(np.int64)
+    return scores, decisions, "score", threshold

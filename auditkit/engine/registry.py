@@ -1,0 +1,174 @@
+"""The one registry: check ``type`` -> implementation, params schema, metrics, docs.
+
+Checks are plain functions marked with :func:`check`; the registry learns them from the
+entry-point group ``auditkit.checks`` (built-ins are declared in pyproject.toml like any
+plugin) and from the modules named in ``AUDITKIT_PLUGINS`` (comma-separated), never from
+import side effects.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from auditkit.errors import did_you_mean
+
+if TYPE_CHECKING:
+    from auditkit.engine.context import AuditContext
+    from auditkit.policy.models import Policy
+    from auditkit.results.model import CheckOutput
+
+ENTRY_POINT_GROUP = "auditkit.checks"
+PLUGINS_ENV = "AUDITKIT_PLUGINS"
+Family = Literal["performance", "data", "explanations", "local", "fairness", "robustness", "influence"]
+_MARK = "__auditkit_check__"
+
+
+class CheckParams(BaseModel):
+    """Base of every check's params model: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class CheckType:
+    """What the registry knows of one check type."""
+
+    type: str
+    family: str
+    func: Callable[["AuditContext", Any], "CheckOutput"]
+    params: type[CheckParams]
+    metrics: tuple[str, ...]  # names; "name[*]" is one per attribute/feature/level
+    needs_model: bool = False  # queries the model beyond the base predictions
+    needs_target: bool = False
+    example: dict[str, Any] = field(default_factory=dict)
+    # (params, policy) -> metric names this configuration produces, for threshold validation
+    produces: Optional[Callable[[Any, "Policy"], list[str]]] = None
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.func) or ""
+        return doc.split("\n\n", 1)[0].replace("\n", " ")
+
+    @property
+    def documentation(self) -> str:
+        return inspect.getdoc(self.func) or ""
+
+    def metric_patterns(self, params: Any = None, policy: "Policy | None" = None) -> list[str]:
+        if self.produces is not None and params is not None and policy is not None:
+            return list(self.produces(params, policy))
+        return list(self.metrics)
+
+
+def check(
+    type: str,
+    *,
+    family: Family,
+    params: type[CheckParams],
+    metrics: list[str],
+    needs_model: bool = False,
+    needs_target: bool = False,
+    example: dict[str, Any] | None = None,
+    produces: Callable[[Any, "Policy"], list[str]] | None = None,
+) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
+    """Mark a function as the implementation of check ``type`` (registered via entry points)."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
+        raise ValueError(f"check type {type!r}: use lower_snake_case")
+    if not (inspect.isclass(params) and issubclass(params, CheckParams)):
+        raise TypeError(f"check {type!r}: params must be a CheckParams subclass, got {params!r}")
+
+    def mark(func: Callable[..., "CheckOutput"]) -> Callable[..., "CheckOutput"]:
+        signature = inspect.signature(func)
+        if len(signature.parameters) != 2:
+            raise TypeError(f"check {type!r}: the function must take (ctx, params), got {signature}")
+        setattr(func, _MARK, CheckType(
+            type=type, family=family, func=func, params=params, metrics=tuple(metrics),
+            needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces,
+        ))
+        return func
+
+    return mark
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._types: dict[str, CheckType] = {}
+
+    def register(self, func: Callable[..., Any]) -> CheckType:
+        spec = getattr(func, _MARK, None)
+        if not isinstance(spec, CheckType):
+            raise TypeError(f"{func!r} is not marked with @check")
+        existing = self._types.get(spec.type)
+        if existing is not None and existing.func is not func:
+            raise ValueError(
+                f"check type {spec.type!r} is registered twice ({existing.func.__module__} and "
+                f"{func.__module__}); registered types: {', '.join(sorted(self._types))}")
+        self._types[spec.type] = spec
+        return spec
+
+    def register_module(self, module: Any) -> None:
+        for value in vars(module).values():
+            if callable(value) and isinstance(getattr(value, _MARK, None), CheckType):
+                self.register(value)
+
+    def get(self, type_name: str) -> CheckType:
+        try:
+            return self._types[type_name]
+        except KeyError:
+            from auditkit.errors import UnknownCheckError
+
+            raise UnknownCheckError(
+                f"unknown check type '{type_name}'; {did_you_mean(type_name, self._types)}") from None
+
+    def __contains__(self, type_name: object) -> bool:
+        return type_name in self._types
+
+    def types(self) -> list[CheckType]:
+        return [self._types[name] for name in sorted(self._types)]
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+
+_REGISTRY: Registry | None = None
+
+
+def _load(registry: Registry) -> None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = ep.load()
+        if inspect.ismodule(loaded):
+            registry.register_module(loaded)
+        else:
+            registry.register(loaded)
+    for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        registry.register_module(importlib.import_module(module_name))
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        registry = Registry()
+        _load(registry)
+        _REGISTRY = registry
+    return _REGISTRY
+
+
+def metric_matches(name: str, pattern: str) -> bool:
+    """``selection_rate_ratio`` and ``selection_rate_ratio[sex]`` both match ``selection_rate_ratio[*]``."""
+    if pattern.endswith("[*]"):
+        stem = pattern[:-3]
+        return name == stem or (name.startswith(stem + "[") and name.endswith("]"))
+    return name == pattern
+
+
+def threshold_applies(threshold_key: str, metric_name: str) -> bool:
+    """A threshold on ``x`` applies to ``x`` and to every ``x[...]``; on ``x[a]`` only to ``x[a]``."""
+    return metric_name == threshold_key or (
+        "[" not in threshold_key and metric_name.startswith(threshold_key + "[") and metric_name.endswith("]"))

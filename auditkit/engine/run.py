@@ -1,0 +1,175 @@
+"""The audit run: validate, prepare once, plan, execute, judge, assemble results."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from auditkit import __version__
+from auditkit.engine.context import derive_seed
+from auditkit.engine.executors import Event, Executor, InlineExecutor, LocalExecutor
+from auditkit.engine.prepare import Prepared, prepare
+from auditkit.engine.registry import get_registry
+from auditkit.engine.worker import CheckTask, TaskOutcome
+from auditkit.errors import OutputError, Source, UserError, did_you_mean
+from auditkit.policy.load import LoadedPolicy
+from auditkit.adapters.predictions import NO_MODEL_REASON
+from auditkit.results.model import CheckOutput, CheckResult, to_jsonable, worst_status
+from auditkit.thresholds import check_status, evaluate, exit_code
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class RunOptions:
+    out: Path | None = None
+    formats: list[str] | None = None
+    workers: int | None = None
+    executor: str = "local"  # local | inline (debugging)
+    only: list[str] = field(default_factory=list)
+    fail_on: str = "fail"
+    seed: int | None = None
+    trust_pickle: bool = False
+    command: str = ""
+
+
+@dataclass
+class AuditRun:
+    results: dict[str, Any]
+    exit_code: int
+    out_dir: Path
+    prepared: Prepared
+
+
+def ensure_writable(directory: Path, *, source: Source | None = None) -> None:
+    """Create the output directory and prove it is writable, before anything runs."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".auditkit-probe-", delete=True):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output directory {directory} is not writable: {exc.strerror or exc}",
+                          source=source) from None
+
+
+def plan(loaded: LoadedPolicy, *, seed: int, only: list[str]) -> list[CheckTask]:
+    ids = [c.check_id for c in loaded.policy.checks]
+    for wanted in only:
+        if wanted not in ids:
+            raise UserError(f"--only {wanted}: no check with that id in the policy; {did_you_mean(wanted, ids)}")
+    tasks = []
+    for spec in loaded.policy.checks:
+        if only and spec.check_id not in only:
+            continue
+        params = loaded.params[spec.check_id]
+        tasks.append(CheckTask(check_id=spec.check_id, type=spec.type, params=params.model_dump(mode="json"),
+                               seed=derive_seed(seed, spec.check_id), timeout_s=spec.timeout_s))
+    return tasks
+
+
+def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared: Prepared) -> CheckResult:
+    """Turn a check's output into a result with findings and a status."""
+    spec = next(c for c in loaded.policy.checks if c.check_id == task.check_id)
+    check_type = get_registry().get(task.type)
+    result = CheckResult(id=task.check_id, type=task.type, family=check_type.family, status="error",
+                         duration_s=outcome.duration_s, params=task.params, seed=task.seed,
+                         description=spec.description or check_type.description)
+    if outcome.output is None:
+        result.error = outcome.error or "the check returned nothing"
+        return result
+    output = outcome.output
+    result.metrics, result.tables, result.plots = output.metrics, output.tables, output.plots
+    result.notes = list(output.notes)
+    if output.skipped is not None:
+        result.status = "skipped"
+        if output.skipped not in result.notes:
+            result.notes.insert(0, output.skipped)
+        return result
+    result.findings = evaluate(output.metrics, spec.thresholds)
+    result.status = check_status(result.findings)
+    return result
+
+
+def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[Event], None] | None = None,
+              on_stage: Callable[[str], None] | None = None) -> AuditRun:
+    """Everything but printing: returns the results (not yet written) and the exit code."""
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc)
+    stage = on_stage or (lambda _message: None)
+    cores = available_cores()
+    workers = options.workers or cores
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    threads = max(1, cores // workers)
+
+    out_dir = loaded.output_dir(options.out)
+    ensure_writable(out_dir, source=loaded.source("report.output_dir"))
+    seed = loaded.policy.seed if options.seed is None else options.seed
+    tasks = plan(loaded, seed=seed, only=options.only)
+
+    stage("loading data and model")
+    prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
+    prepared_s = time.perf_counter() - started
+
+    executor: Executor = InlineExecutor() if options.executor == "inline" else LocalExecutor(workers, threads)
+    stage(f"running {len(tasks)} checks on {workers} worker{'s' if workers != 1 else ''}")
+    events = on_event or (lambda _event: None)
+    workdir = Path(tempfile.mkdtemp(prefix="auditkit-"))
+    checks_started = time.perf_counter()
+    registry = get_registry()
+    # Checks that must query a model cannot run on recorded decisions: skipped, not run.
+    skipped = {t.check_id: TaskOutcome(t.check_id, CheckOutput.skip(NO_MODEL_REASON), None, 0.0) for t in tasks
+               if prepared.data.predictions_mode and registry.get(t.type).needs_model}
+    runnable = [t for t in tasks if t.check_id not in skipped]
+    try:
+        ran = executor.run(runnable, prepared.data, workdir, events) if runnable else []
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    by_id = {**skipped, **{o.check_id: o for o in ran}}
+    outcomes = [by_id[t.check_id] for t in tasks]
+    checks_wall = time.perf_counter() - checks_started
+
+    results_list = [judge(loaded, task, outcome, prepared) for task, outcome in zip(tasks, outcomes)]
+    statuses = [r.status for r in results_list]
+    code = exit_code(statuses, fail_on=options.fail_on)
+    finished_at = datetime.now(timezone.utc)
+    duration = time.perf_counter() - started
+    checks_time = sum(r.duration_s for r in results_list)
+    policy = loaded.policy
+    checks_json = []
+    for result in results_list:
+        notes: list[str] = []
+        item = to_jsonable(result.to_dict(), notes)
+        item["notes"].extend(notes)
+        checks_json.append(item)
+    results: dict[str, Any] = {
+        "schema_version": 1,
+        "auditkit_version": __version__,
+        "policy_name": policy.name,
+        "status": worst_status(statuses),
+        "exit_code": code,
+        "fail_on": options.fail_on,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": finished_at.isoformat(timespec="seconds"),
+        "duration_s": round(duration, 3),
+        "seed": seed,
+        "interrupted": executor.interrupted,
+        "command": options.command,
+        "report": {"title": policy.report.title or policy.name, "organization": policy.report.organization},
+        "engine": {"executor": options.executor, "workers": workers, "threads_per_worker": threads, "cores": cores,
+                   "prepare_s": round(prepared_s, 3), "checks_wall_s": round(checks_wall, 3),
+                   "checks_time_s": round(checks_time, 3)},
+        "inputs": to_jsonable(prepared.inputs),
+        "checks": checks_json,
+    }
+    return AuditRun(results=results, exit_code=code, out_dir=out_dir, prepared=prepared)

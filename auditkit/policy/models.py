@@ -1,0 +1,126 @@
+"""The policy file as typed, frozen models (DESIGN.md, "Policy (contract)").
+
+Plain types only: ``data/`` and ``engine/`` import them. Validation that needs the check
+registry (a check's params, which metrics it produces) lives in ``policy/load.py``.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Label = Union[int, str]
+ReportFormat = Literal["html", "pdf", "json", "junit", "md"]
+ALL_FORMATS: tuple[str, ...] = ("json", "html", "pdf", "junit", "md")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(StrictModel):
+    """The model under audit, or the columns that hold its past outputs."""
+
+    path: Optional[str] = Field(None, description="Model file, relative to the policy file. Not used in predictions mode.")
+    format: Optional[Literal["onnx", "pickle", "joblib", "skops", "predictions"]] = Field(
+        None, description="Inferred from the extension (.onnx, .pkl/.pickle, .joblib, .skops) when absent.")
+    sha256: Optional[str] = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
+                                  description="Pin: the model file must have this SHA-256; required to unpickle without --trust-pickle.")
+    task: Optional[Literal["binary", "multiclass", "regression"]] = Field(
+        None, description="Inferred from the model's outputs when absent.")
+    positive_class: Optional[Label] = Field(None, description="The class whose score is audited (binary). Default 1.")
+    threshold: Optional[float] = Field(
+        None, description="Decision threshold on the audited score: decision = 1 when score >= threshold. "
+                          "Default 0.5 for probabilities, 0 for decision functions.")
+    score_column: Optional[str] = Field(None, description="Predictions mode: the column holding the scores.")
+    prediction_column: Optional[str] = Field(None, description="Predictions mode: the column holding the decisions.")
+    trusted_types: list[str] = Field(default_factory=list,
+                                     description="skops: types to trust beyond skops' defaults, after you have reviewed them.")
+
+    @model_validator(mode="after")
+    def _predictions_need_columns(self) -> "ModelSpec":
+        if self.format == "predictions":
+            if self.score_column is None and self.prediction_column is None:
+                raise ValueError("format: predictions needs score_column and/or prediction_column")
+        elif self.path is None:
+            raise ValueError("path is required (or format: predictions with score_column/prediction_column)")
+        return self
+
+
+class DataSpec(StrictModel):
+    """The audit data and the roles of its columns."""
+
+    path: str = Field(description="CSV or Parquet file, relative to the policy file.")
+    target: Optional[str] = Field(None, description="Observed outcome; optional when only unlabelled checks run.")
+    protected: list[str] = Field(default_factory=list, description="Audited attributes; need not be model inputs.")
+    features: Optional[list[str]] = Field(
+        None, description="Model inputs. Default: the model's own input names, else every column but target, "
+                          "ignore, protected-only and prediction columns.")
+    ignore: list[str] = Field(default_factory=list, description="Columns that play no role (ids, free text).")
+    favorable_label: Optional[Label] = Field(
+        None, description="The decision that benefits the person (default: positive_class).")
+    reference: Optional[str] = Field(None, description="Reference data (e.g. training data): backgrounds, ranges, drift.")
+    sample: Optional[int] = Field(None, ge=1, description="Cap on audit rows: a stratified, seeded sample.")
+    query: Optional[str] = Field(None, description="Keep only the rows this pandas query selects (applied before sampling).")
+    na_values: list[str] = Field(default_factory=list, description="Extra strings read as missing (empty cells always are).")
+
+
+class Threshold(StrictModel):
+    """``{min: x}``, ``{max: x}`` or both."""
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+    severity: Literal["fail", "warn"] = "fail"
+    on: Literal["value", "lower", "upper"] = Field(
+        "value", description="Compare the figure itself, or the lower/upper end of its confidence interval.")
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> "Threshold":
+        if self.min is None and self.max is None:
+            raise ValueError("a threshold needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class CheckSpec(StrictModel):
+    """One entry of ``checks``."""
+
+    id: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                              description="Unique; defaults to the type.")
+    type: str = Field(description="A registered check type (`auditkit checks` lists them).")
+    params: dict[str, Any] = Field(default_factory=dict)
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    timeout_s: float = Field(600.0, gt=0, description="Past it the check ends as `error`; the others go on.")
+    description: Optional[str] = None
+
+    @property
+    def check_id(self) -> str:
+        return self.id or self.type
+
+
+class ReportSpec(StrictModel):
+    title: Optional[str] = None
+    organization: Optional[str] = None
+    formats: list[ReportFormat] = Field(default_factory=lambda: list(ALL_FORMATS))
+    output_dir: Optional[str] = Field(None, description="Relative to the policy file. Default: reports/<policy file name>.")
+
+
+class Policy(StrictModel):
+    version: Literal[1] = Field(description="Policy format version.")
+    name: str = Field(min_length=1)
+    seed: int = Field(0, ge=0, description="Every figure is reproducible from this seed.")
+    model: ModelSpec
+    data: DataSpec
+    checks: list[CheckSpec] = Field(min_length=1)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_ids(cls, checks: list[CheckSpec]) -> list[CheckSpec]:
+        seen: set[str] = set()
+        for check in checks:
+            if check.check_id in seen:
+                raise ValueError(f"duplicate check id '{check.check_id}': give each check its own `id`")
+            seen.add(check.check_id)
+        return checks

@@ -1,0 +1,1 @@
+"""Results: the data every report is drawn from (``results.json`` is the source of truth)."""

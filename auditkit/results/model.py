@@ -1,0 +1,157 @@
+"""The result types, as they are written to ``results.json`` (DESIGN.md, contract).
+
+Checks return a :class:`CheckOutput` (numbers, tables, plot data, notes: never a verdict);
+the engine wraps it into a :class:`CheckResult` with the statuses that ``thresholds.py``
+decides, and the run into an :class:`AuditResult`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+
+Status = Literal["pass", "warn", "fail", "error", "skipped"]
+STATUSES: Final = ("pass", "warn", "fail", "error", "skipped")
+RESULTS_SCHEMA_VERSION: Final = 1
+
+
+@dataclass
+class Metric:
+    """One figure; ``ci`` is a two-sided interval when the figure is an estimate."""
+
+    value: float | None
+    ci: tuple[float, float] | None = None
+    n: int | None = None  # the sample size behind the figure
+    method: str | None = None  # how the interval was made
+    note: str | None = None  # why value is null, or what it is about
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value}
+        if self.ci is not None:
+            out["ci"] = [self.ci[0], self.ci[1]]
+        for key in ("n", "method", "note"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass
+class Plot:
+    """Plot data, drawn by ``charts/`` from results alone."""
+
+    kind: str  # bar | line | hist | ...
+    title: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "title": self.title, "data": self.data}
+
+
+@dataclass
+class CheckOutput:
+    """What a check function returns: data, never a verdict."""
+
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    plots: list[Plot] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # the reason, when the check does not apply
+
+    @classmethod
+    def skip(cls, reason: str) -> "CheckOutput":
+        return cls(skipped=reason, notes=[reason])
+
+
+@dataclass
+class Finding:
+    """One threshold compared with one figure."""
+
+    metric: str
+    value: float | None
+    status: Status
+    severity: Literal["fail", "warn"]
+    min: float | None = None
+    max: float | None = None
+    on: Literal["value", "lower", "upper"] = "value"
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if v is not None}
+        out.setdefault("value", None)
+        return out
+
+
+@dataclass
+class CheckResult:
+    id: str
+    type: str
+    family: str
+    status: Status
+    duration_s: float
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    plots: list[Plot] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "family": self.family,
+            "description": self.description,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 4),
+            "seed": self.seed,
+            "params": self.params,
+            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
+            "findings": [f.to_dict() for f in self.findings],
+            "tables": self.tables,
+            "plots": [p.to_dict() for p in self.plots],
+            "notes": list(self.notes),
+            "error": self.error,
+        }
+
+
+def to_jsonable(obj: Any, notes: list[str] | None = None, where: str = "") -> Any:
+    """Plain JSON values: numpy scalars unwrapped, NaN and infinities turned into ``null``.
+
+    A non-finite number becomes ``null`` and, when ``notes`` is given, a note says where,
+    because the contract forbids NaN in results.json.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v, notes, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, notes, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist(), notes, where)
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        if not math.isfinite(value):
+            if notes is not None:
+                notes.append(f"{where}: {value} is not a finite number; written as null")
+            return None
+        return value
+    if obj is None or isinstance(obj, (str, int)):
+        return obj
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+def worst_status(statuses: list[str]) -> Status:
+    """Audit-level status: fail > error > warn > pass (skipped counts as pass)."""
+    for status in ("fail", "error", "warn"):
+        if status in statuses:
+            return status  # type: ignore[return-value]
+    return "pass"
