@@ -40,7 +40,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Audit a trained model against a YAML policy: explanations, fairness, robustness, "
                        "performance and data checks, with reports for engineers, CI and regulators.")
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error message stays one line (no hard wrap at 80 columns off a TTY), so a path is never split
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -71,7 +72,7 @@ def _guard(func: Callable[[], Any]) -> Any:
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
           version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    _state["debug"] = debug or _state["debug"]
+    _state["debug"] = debug  # set afresh on every invocation (in-process runners reuse this module)
     if version:
         out.print(f"auditkit {__version__}")
         raise typer.Exit(0)

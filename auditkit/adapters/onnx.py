@@ -185,6 +185,9 @@ class OnnxAdapter(ModelAdapter):
             out = out[:, 0]
         if self.score_kind == "probability" and self.classes is None and out.ndim == 2:
             self.classes = list(range(out.shape[1]))
+        if self.score_kind == "probability" and out.size and (np.nanmin(out) < -1e-6 or np.nanmax(out) > 1 + 1e-6):
+            # e.g. a linear SVM's "probabilities" output holds margins: not probabilities
+            self.score_kind = "decision_function"
         return out
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from auditkit.engine.context import AuditData
+from auditkit.engine.registry import get_registry
 from auditkit.engine.worker import CheckTask, TaskOutcome, execute, init_worker, run_in_worker, write_bundle
 
 EventKind = Literal["queued", "started", "finished"]
@@ -93,7 +94,8 @@ class LocalExecutor(Executor):
             os.environ[key] = str(self.threads_per_worker)
         outcomes: dict[str, TaskOutcome] = {}
         pool = ProcessPool(max_workers=min(self.workers, max(1, len(tasks))), context=ctx,
-                           initializer=init_worker, initargs=(self.threads_per_worker, events))
+                           initializer=init_worker,
+                           initargs=(self.threads_per_worker, events, tuple(get_registry().plugin_modules)))
         futures = {}
         started_at: dict[str, float] = {}
         try:

@@ -99,6 +99,7 @@ def check(
 class Registry:
     def __init__(self) -> None:
         self._types: dict[str, CheckType] = {}
+        self.plugin_modules: list[str] = []  # modules registered beyond the entry points, for workers
 
     def register(self, func: Callable[..., Any]) -> CheckType:
         spec = getattr(func, _MARK, None)
@@ -112,7 +113,9 @@ class Registry:
         self._types[spec.type] = spec
         return spec
 
-    def register_module(self, module: Any) -> None:
+    def register_module(self, module: Any, *, plugin: bool = True) -> None:
+        if plugin and module.__name__ not in self.plugin_modules:
+            self.plugin_modules.append(module.__name__)
         for value in vars(module).values():
             if callable(value) and isinstance(getattr(value, _MARK, None), CheckType):
                 self.register(value)
@@ -143,7 +146,7 @@ def _load(registry: Registry) -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         loaded = ep.load()
         if inspect.ismodule(loaded):
-            registry.register_module(loaded)
+            registry.register_module(loaded, plugin=False)
         else:
             registry.register(loaded)
     for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):

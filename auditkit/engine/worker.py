@@ -5,6 +5,7 @@ numpy, pandas, scikit-learn and onnxruntime already imported.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import signal
@@ -64,10 +65,13 @@ def load_bundle(path: str) -> AuditData:
     return data
 
 
-def init_worker(threads: int, events: Any) -> None:
-    """Per-worker setup: Ctrl-C belongs to the parent; cap native thread pools."""
+def init_worker(threads: int, events: Any, plugin_modules: tuple[str, ...] = ()) -> None:
+    """Per-worker setup: Ctrl-C belongs to the parent; cap native thread pools; same plugins."""
     global _EVENTS, _THREADS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    registry = get_registry()
+    for name in plugin_modules:
+        registry.register_module(importlib.import_module(name))
     _EVENTS = events
     _THREADS = threads
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

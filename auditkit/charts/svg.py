@@ -1,0 +1,420 @@
+"""Plot data from results.json drawn as an inline ``<svg>`` string.
+
+The renderers embed the string in the HTML report (and WeasyPrint draws the same markup
+in the PDF), so the output is made to live inside an HTML page:
+
+- no XML prolog, DOCTYPE, ``<metadata>`` or comments, no namespace declarations (the HTML
+  parser puts ``<svg>`` in the SVG namespace; ``href`` replaces ``xlink:href``);
+- no ``<style>`` element: one inside inline SVG would style the whole page;
+- every id that is referenced is prefixed (one prefix per plot) and every other id is
+  dropped, so several charts on one page never clash;
+- text is drawn as paths (``svg.fonttype: path``): WeasyPrint and every browser show the
+  same glyphs whatever fonts the reader has, and no string from the data is left as
+  markup in the SVG; the HTML around the chart carries its title and the data tables;
+- ``text.parse_math`` is off, so a lone ``$`` in a column name is drawn as a dollar;
+- fixed ``svg.hashsalt`` and no date: the same plot gives the same bytes.
+
+Plot kinds are listed in :data:`PLOT_KINDS`; an unknown kind, or a plot with nothing
+drawable, gives ``""`` and the report shows the data tables alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+
+PLOT_KINDS: Final = ("bar", "line", "hist")
+
+#: Width of every chart, in inches: fits the A4 text column of the PDF (170 mm).
+WIDTH_IN: Final = 6.5
+HEIGHT_IN: Final = 3.0
+#: Bars drawn before the chart says how many it left out (the table holds them all).
+MAX_BARS: Final = 60
+#: Points per line series; longer series are thinned evenly for the picture only.
+MAX_POINTS: Final = 2000
+
+# One sober palette: a dark blue for the main series, muted companions after it.
+PALETTE: Final = ("#2b5c8a", "#c07a2c", "#4f7f4f", "#7b5e8f", "#8a8a3c", "#5b6770")
+INK: Final = "#333333"
+MUTED: Final = "#767676"
+THRESHOLD_COLOUR: Final = "#a8322d"
+
+# A value written on a threshold line stays readable.
+_LABEL_BOX: Final = {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+
+_RC: Final[dict[str, Any]] = {
+    "svg.fonttype": "path",
+    "svg.hashsalt": "auditkit",
+    "svg.image_inline": True,
+    "text.parse_math": False,
+    "text.usetex": False,
+    "axes.formatter.use_mathtext": False,
+    "font.family": "DejaVu Sans",  # shipped with matplotlib: the same glyphs everywhere
+    "font.size": 8.5,
+    "axes.labelsize": 8.5,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "axes.edgecolor": "#8c8c8c",
+    "axes.linewidth": 0.6,
+    "axes.labelcolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e2e2e2",
+    "grid.linewidth": 0.6,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "legend.frameon": False,
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "path.simplify": True,
+}
+
+
+def plot_to_svg(plot: dict[str, Any], *, id_prefix: str | None = None) -> str:
+    """Draw one plot of results.json as an inline ``<svg>`` string.
+
+    Parameters
+    ----------
+    plot
+        ``{"kind": ..., "title": ..., "data": {...}}`` as in results.json.
+    id_prefix
+        Prefix of every id in the SVG; give each chart of a page its own. By default a
+        hash of the plot, so the output depends on the plot alone.
+
+    Returns
+    -------
+    str
+        The ``<svg ...>...</svg>`` markup, or ``""`` for an unknown kind or a plot
+        without one drawable value.
+    """
+    if not isinstance(plot, dict):
+        return ""
+    kind = plot.get("kind")
+    data = plot.get("data")
+    drawer = _DRAWERS.get(kind) if isinstance(kind, str) else None
+    if drawer is None or not isinstance(data, dict):
+        return ""
+    if id_prefix is None:
+        canonical = json.dumps(plot, sort_keys=True, default=str, allow_nan=True)
+        id_prefix = "ak" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10] + "-"
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", id_prefix):
+        raise ValueError(f"id_prefix must be a plain identifier, got {id_prefix!r}")
+    with matplotlib.rc_context(_RC):
+        # A Figure with its own canvas, never pyplot: no global figure state, no GUI backend.
+        fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN))
+        ax = fig.add_subplot()
+        try:
+            if not drawer(fig, ax, data):
+                return ""
+            fig.tight_layout(pad=0.4)
+            buf = io.StringIO()
+            FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
+        except (TypeError, ValueError, OverflowError):
+            # Malformed plot data (a string where a number belongs, ragged lists): the
+            # report still shows the tables; a chart is not worth failing the report.
+            return ""
+    title = plot.get("title")
+    return _inline(buf.getvalue(), id_prefix, title if isinstance(title, str) else "")
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None for null, booleans, strings and non-finite numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def _nums(values: Any, n: int) -> list[float | None]:
+    """``n`` cleaned values (padded with None) from a list, or Nones when it is not one."""
+    seq = values if isinstance(values, list) else []
+    out = [_num(v) for v in seq[:n]]
+    return out + [None] * (n - len(out))
+
+
+def _fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e4 and abs(value) < 1e15:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _short(text: Any, limit: int = 28) -> str:
+    out = " ".join(str(text).split())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def _text(data: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return _short(value, 60)
+    return ""
+
+
+def _threshold_bounds(item: Any) -> list[tuple[str, float]]:
+    if not isinstance(item, dict):
+        return []
+    out = []
+    for key in ("min", "max"):
+        value = _num(item.get(key))
+        if value is not None:
+            out.append((key, value))
+    return out
+
+
+# ---------------------------------------------------------------------------- drawers
+
+
+def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    values_in = data.get("values") if isinstance(data.get("values"), list) else []
+    labels_in = data.get("labels") if isinstance(data.get("labels"), list) else []
+    n_all = max(len(values_in), len(labels_in))
+    labels = [str(x) for x in labels_in] + [str(i + 1) for i in range(len(labels_in), n_all)]
+    values = _nums(values_in, n_all)
+    if not any(v is not None for v in values):
+        return False
+    n = min(n_all, MAX_BARS)
+    labels, values = labels[:n], values[:n]
+    lows, highs = _nums(data.get("ci_low"), n), _nums(data.get("ci_high"), n)
+    thresholds = data.get("thresholds")
+    horizontal = bool(data.get("horizontal")) or n > 12 or max(len(s) for s in labels) > 18
+    value_label = _text(data, "ylabel", "y_label")
+    category_label = _text(data, "xlabel", "x_label")
+
+    if horizontal:
+        fig.set_size_inches(WIDTH_IN, min(9.0, max(HEIGHT_IN, 0.24 * n + 0.9)))
+    pos = list(range(n))
+    drawn = [i for i in pos if values[i] is not None]
+    bar = ax.barh if horizontal else ax.bar
+    width = 0.62 if n >= 4 else 0.45
+    bar([pos[i] for i in drawn], [values[i] for i in drawn], width, color=PALETTE[0], zorder=2)
+
+    with_ci = [i for i in drawn if lows[i] is not None and highs[i] is not None]
+    if with_ci:
+        err = [
+            [max(0.0, values[i] - lows[i]) for i in with_ci],  # type: ignore[operator]
+            [max(0.0, highs[i] - values[i]) for i in with_ci],  # type: ignore[operator]
+        ]
+        where = [pos[i] for i in with_ci]
+        centres = [values[i] for i in with_ci]
+        if horizontal:
+            ax.errorbar(centres, where, xerr=err, fmt="none", ecolor=INK, elinewidth=0.9,
+                        capsize=3, zorder=3, label="95% interval")
+        else:
+            ax.errorbar(where, centres, yerr=err, fmt="none", ecolor=INK, elinewidth=0.9,
+                        capsize=3, zorder=3, label="95% interval")
+
+    labelled: set[str] = set()
+
+    def threshold_line(key: str, value: float, span: tuple[float, float] | None) -> None:
+        style = "--" if key == "min" else ":"
+        name = "minimum (threshold)" if key == "min" else "maximum (threshold)"
+        label = None if name in labelled else name
+        labelled.add(name)
+        kwargs = dict(color=THRESHOLD_COLOUR, linestyle=style, linewidth=1.2, zorder=4, label=label)
+        if span is None:
+            (ax.axvline if horizontal else ax.axhline)(value, **kwargs)
+        else:
+            (ax.vlines if horizontal else ax.hlines)(value, span[0], span[1], **kwargs)
+
+    if isinstance(thresholds, dict):
+        for key, value in _threshold_bounds(thresholds):
+            threshold_line(key, value, None)
+    elif isinstance(thresholds, list):
+        for i, item in enumerate(thresholds[:n]):
+            for key, value in _threshold_bounds(item):
+                threshold_line(key, value, (i - width / 2 - 0.1, i + width / 2 + 0.1))
+
+    for i in pos:
+        v = values[i]
+        if v is None:  # a null value is said, not drawn as a zero bar
+            ax.annotate("n/a", (0, i) if horizontal else (i, 0),
+                        xytext=(4, 0) if horizontal else (0, 3), textcoords="offset points",
+                        ha="left" if horizontal else "center",
+                        va="center" if horizontal else "bottom", color=MUTED, fontsize=7)
+        elif n <= 16:
+            # The value is written past the end of the bar or of its interval.
+            sign = 1 if v >= 0 else -1
+            end = highs[i] if sign > 0 else lows[i]
+            tip = v if end is None else (max(end, v) if sign > 0 else min(end, v))
+            if horizontal:
+                ax.annotate(_fmt(v), (tip, i), xytext=(4 * sign, 0), textcoords="offset points",
+                            ha="left" if sign > 0 else "right", va="center", color=INK, fontsize=7,
+                            bbox=_LABEL_BOX, zorder=5)
+            else:
+                ax.annotate(_fmt(v), (i, tip), xytext=(0, 3 * sign), textcoords="offset points",
+                            ha="center", va="bottom" if sign > 0 else "top", color=INK, fontsize=7,
+                            bbox=_LABEL_BOX, zorder=5)
+
+    short = [_short(s) for s in labels]
+    if horizontal:
+        ax.set_yticks(pos, labels=short)
+        ax.set_ylim(n - 0.5, -0.5)  # first label at the top, as in the table
+        ax.grid(axis="y", visible=False)
+        ax.grid(axis="x", visible=True)
+        ax.margins(x=0.1)
+        ax.set_xlabel(value_label)
+        ax.set_ylabel(category_label)
+    else:
+        ax.set_xticks(pos, labels=short)
+        ax.set_xlim(-0.6, n - 0.4)
+        if sum(len(s) + 3 for s in short) > 90:  # about what fits across at 8 pt
+            for tick in ax.get_xticklabels():
+                tick.set_rotation(30)
+                tick.set_ha("right")
+                tick.set_rotation_mode("anchor")
+        ax.grid(axis="x", visible=False)
+        ax.margins(y=0.12)
+        ax.set_ylabel(value_label)
+        ax.set_xlabel(category_label)
+    if n < n_all:
+        fig.text(0.99, 0.01, f"first {n} of {n_all} shown", ha="right", va="bottom",
+                 color=MUTED, fontsize=7)
+    if labelled or with_ci:
+        _legend(ax)
+    return True
+
+
+def _line(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    series = data.get("series")
+    if not isinstance(series, list):
+        return False
+    drew = False
+    named = False
+    for index, item in enumerate(series[: len(PALETTE) * 2]):
+        if not isinstance(item, dict):
+            continue
+        xs_in = item.get("x") if isinstance(item.get("x"), list) else []
+        n = len(xs_in)
+        xs, ys = _nums(xs_in, n), _nums(item.get("y"), n)
+        points = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+        if not points:
+            continue
+        colour = PALETTE[index % len(PALETTE)]
+        lows, highs = _nums(item.get("y_low"), n), _nums(item.get("y_high"), n)
+        band = [(x, lo, hi) for x, lo, hi in zip(xs, lows, highs)
+                if x is not None and lo is not None and hi is not None]
+        if band:
+            ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
+                            color=colour, alpha=0.16, linewidth=0, zorder=1)
+        step = max(1, math.ceil(len(points) / MAX_POINTS))
+        points = points[::step]
+        name = item.get("name")
+        label = _short(name, 40) if isinstance(name, str) and name else None
+        named = named or label is not None
+        style = item.get("style") if item.get("style") in ("dashed", "dotted") else "solid"
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=colour, linewidth=1.6,
+                linestyle=style, marker="o" if len(points) <= 20 else None, markersize=3,
+                label=label, zorder=3)
+        drew = True
+    if not drew:
+        return False
+    thresholds = data.get("thresholds")
+    items = thresholds if isinstance(thresholds, list) else [thresholds]
+    seen: set[str] = set()
+    for item in items:
+        for key, value in _threshold_bounds(item):
+            name = "minimum (threshold)" if key == "min" else "maximum (threshold)"
+            ax.axhline(value, color=THRESHOLD_COLOUR, linestyle="--" if key == "min" else ":",
+                       linewidth=1.2, zorder=4, label=None if name in seen else name)
+            seen.add(name)
+    ax.set_xlabel(_text(data, "x_label", "xlabel"))
+    ax.set_ylabel(_text(data, "y_label", "ylabel"))
+    ax.grid(axis="x", visible=True)
+    if named or seen:
+        _legend(ax)
+    return True
+
+
+def _hist(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    edges_in, counts_in = data.get("edges"), data.get("counts")
+    if not (isinstance(edges_in, list) and isinstance(counts_in, list)):
+        return _bar(fig, ax, {k: v for k, v in data.items() if k not in ("ci_low", "ci_high")})
+    n = min(len(counts_in), max(0, len(edges_in) - 1))
+    edges = _nums(edges_in, n + 1)
+    counts = _nums(counts_in, n)
+    bins = [(edges[i], edges[i + 1], counts[i]) for i in range(n)
+            if edges[i] is not None and edges[i + 1] is not None and counts[i] is not None]
+    if not bins:
+        return False
+    ax.bar([b[0] for b in bins], [b[2] for b in bins], [b[1] - b[0] for b in bins],  # type: ignore[operator]
+           align="edge", color=PALETTE[0], edgecolor="white", linewidth=0.5, zorder=2)
+    ax.grid(axis="x", visible=False)
+    ax.set_xlabel(_text(data, "x_label", "xlabel"))
+    ax.set_ylabel(_text(data, "y_label", "ylabel") or "count")
+    return True
+
+
+def _legend(ax: Axes) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+            # Above the plotting area, never over the data.
+        ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01),
+                  ncol=min(len(handles), 4), borderaxespad=0.0, handlelength=2.2,
+                  columnspacing=1.6)
+
+
+_DRAWERS: Final[dict[str, Callable[[Figure, Axes, dict[str, Any]], bool]]] = {
+    "bar": _bar,
+    "line": _line,
+    "hist": _hist,
+}
+
+
+# ---------------------------------------------------------------------------- inline SVG
+
+_REF_RE: Final = re.compile(r'(?:href="#([^"]+)"|url\(#([^)]+)\))')
+_ID_RE: Final = re.compile(r'\sid="([^"]*)"')
+
+
+def _inline(svg: str, prefix: str, title: str) -> str:
+    start = svg.find("<svg")
+    svg = svg[start:]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<style[^>]*>.*?</style>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<defs>\s*</defs>\s*", "", svg)
+    svg = re.sub(r'\sxmlns(?::\w+)?="[^"]*"', "", svg)
+    svg = svg.replace("xlink:href=", "href=")
+    referenced = {a or b for a, b in _REF_RE.findall(svg)}
+
+    def rename_id(match: re.Match[str]) -> str:
+        ident = match.group(1)
+        return f' id="{prefix}{ident}"' if ident in referenced else ""
+
+    def rename_ref(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return f'href="#{prefix}{match.group(1)}"'
+        return f"url(#{prefix}{match.group(2)})"
+
+    svg = _ID_RE.sub(rename_id, svg)
+    svg = _REF_RE.sub(rename_ref, svg)
+    label = html.escape(title, quote=True)
+    # The dropped <style> set these two for every element; they inherit from the root.
+    root_attrs = (f'<svg class="chart" role="img" aria-label="{label}" '
+                  'style="stroke-linejoin: round; stroke-linecap: butt"')
+    svg = svg.replace("<svg", root_attrs, 1)
+    if title:
+        head_end = svg.index(">") + 1
+        svg = svg[:head_end] + f"\n <title>{html.escape(title, quote=False)}</title>" + svg[head_end:]
+    return svg.rstrip() + "\n"
+

@@ -1,0 +1,501 @@
+"""The report as one self-contained HTML file, drawn from results.json alone.
+
+Everything the page needs is inside it: the stylesheet inline, the charts as inline SVG, no
+script, no URL. The PDF is WeasyPrint's rendering of the same markup (``pdf.py``).
+
+Templates live in the top-level ``templates/`` directory, shipped as the package
+``auditkit.templates``. A check's section is ``sections/<check type>.html.j2`` when that
+file exists, else ``sections/generic.html.j2``; a new check type can add its own section
+(usually ``{% extends "sections/generic.html.j2" %}`` and overriding a block) without
+touching this module.
+
+Every template is autoescaped whatever its file name: column names, category values, notes
+and file names come from the audited data and the policy, and are untrusted.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Final
+
+import jinja2
+from markupsafe import Markup
+
+from auditkit.charts import plot_to_svg
+
+TEMPLATE_PACKAGE: Final = "auditkit.templates"
+REPORT_TEMPLATE: Final = "report.html.j2"
+STYLESHEET: Final = "report.css"
+GENERIC_SECTION: Final = "sections/generic.html.j2"
+#: Rows of one table shown in the report; results.json keeps them all.
+TABLE_ROW_LIMIT: Final = 50
+#: Findings listed per check in the "At a glance" table.
+GLANCE_FINDINGS: Final = 4
+#: Metrics listed per check in the "At a glance" table when it has no findings.
+GLANCE_METRICS: Final = 3
+DASH: Final = "—"
+
+STATUS_ORDER: Final = ("fail", "error", "warn", "pass", "skipped")
+
+#: What each overall status means, as the exit codes of DESIGN.md define them.
+STATUS_MEANING: Final = {
+    "pass": "Every check passed its thresholds.",
+    "warn": "No check failed; at least one raised a warning.",
+    "fail": "At least one check failed its thresholds.",
+    "error": "At least one check could not complete, and none failed.",
+    "skipped": "The check did not apply to this model or data.",
+}
+
+#: The exit codes of DESIGN.md (2, an invalid input, never has a results.json).
+EXIT_CODE_MEANING: Final = {
+    0: "every check passed",
+    1: "at least one check failed",
+    2: "an input was invalid",
+    3: "at least one check could not complete",
+}
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def format_number(value: Any) -> str:
+    """A figure for a reader: 4 significant digits, integers with thousands separators.
+
+    ``None`` (a figure that could not be computed) is an em dash; the report prints the
+    metric's note next to it.
+    """
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not isinstance(value, float):
+        return str(value)
+    if not math.isfinite(value):
+        return DASH
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e15 or magnitude < 1e-4:
+        return f"{value:.4g}"
+    if value.is_integer() or magnitude >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _decimals(value: float) -> int | None:
+    text = f"{value:.4g}"
+    if "e" in text:
+        return None
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def format_ci(ci: Any) -> str:
+    """An interval as ``[low, high]``, both ends with as many decimals (``[0.80, 0.82]``)."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return DASH
+    low, high = ci
+    numbers = [v for v in (low, high) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) == 2 and all(math.isfinite(v) and abs(v) < 1000 for v in numbers):
+        places = [_decimals(float(v)) for v in numbers]
+        if None not in places:
+            digits = max(p for p in places if p is not None)
+            return f"[{low:.{digits}f}, {high:.{digits}f}]"
+    return f"[{format_number(low)}, {format_number(high)}]"
+
+
+def format_threshold(finding: dict[str, Any]) -> str:
+    """``≥ 0.75``, ``≤ 0.1`` or both, from a finding or a threshold."""
+    parts = []
+    if finding.get("min") is not None:
+        parts.append(f"≥ {format_number(finding['min'])}")
+    if finding.get("max") is not None:
+        parts.append(f"≤ {format_number(finding['max'])}")
+    return " and ".join(parts) if parts else DASH
+
+
+def format_param(value: Any, *, top: bool = True) -> str:
+    """A policy parameter as the policy would write it, compactly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):
+        inner = ", ".join(format_param(v, top=False) for v in value)
+        return inner if top else f"[{inner}]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k}: {format_param(v, top=False)}" for k, v in value.items())
+        return f"{{{inner}}}"
+    return str(value)
+
+
+def format_cell(value: Any) -> str:
+    """One cell of a results table."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return format_number(value)
+    if isinstance(value, list):
+        if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
+                                   for v in value):
+            return format_ci(value)
+        return ", ".join(format_cell(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {format_cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def format_duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return DASH
+    if seconds < 60:
+        return f"{seconds:.3g} s" if seconds else "0 s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def format_datetime(text: Any) -> str:
+    """``2026-11-23 10:00 UTC`` from an ISO-8601 string; the string itself when unparsable."""
+    if not isinstance(text, str) or not text:
+        return DASH
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    offset = moment.utcoffset()
+    if offset is not None and offset.total_seconds() == 0:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M UTC%z")
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------- views
+
+
+def report_title(results: dict[str, Any]) -> str:
+    report = results.get("report") if isinstance(results.get("report"), dict) else {}
+    title = report.get("title")
+    return title if isinstance(title, str) and title.strip() else str(results.get("policy_name") or "Model audit")
+
+
+def status_counts(results: dict[str, Any]) -> dict[str, int]:
+    counts = {status: 0 for status in ("pass", "warn", "fail", "error", "skipped")}
+    for check in _checks(results):
+        status = check.get("status")
+        if status in counts:
+            counts[status] += 1
+    return counts
+
+
+def skip_reason(check: dict[str, Any]) -> str:
+    notes = check.get("notes") or []
+    return str(notes[0]) if notes else "not applicable"
+
+
+def key_figures(check: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the "At a glance" table says about a check: its worst findings, else metrics.
+
+    Each item is ``{"name", "value", "threshold", "status", "more"}``; ``more`` counts the
+    figures left out.
+    """
+    findings = [f for f in check.get("findings") or [] if isinstance(f, dict)]
+    if findings:
+        rank = {status: i for i, status in enumerate(STATUS_ORDER)}
+        ordered = sorted(findings, key=lambda f: rank.get(f.get("status"), len(rank)))
+        out = [
+            {
+                "name": str(f.get("metric", "")),
+                "value": format_number(f.get("value")),
+                "threshold": format_threshold(f),
+                "on": f.get("on") if f.get("on") in ("lower", "upper") else None,
+                "status": f.get("status"),
+            }
+            for f in ordered[:GLANCE_FINDINGS]
+        ]
+        if len(ordered) > GLANCE_FINDINGS:
+            out.append({"more": len(ordered) - GLANCE_FINDINGS})
+        return out
+    metrics = check.get("metrics") if isinstance(check.get("metrics"), dict) else {}
+    out = [
+        {"name": str(name), "value": format_number(m.get("value") if isinstance(m, dict) else None),
+         "threshold": None, "on": None, "status": None}
+        for name, m in list(metrics.items())[:GLANCE_METRICS]
+    ]
+    if len(metrics) > GLANCE_METRICS:
+        out.append({"more": len(metrics) - GLANCE_METRICS})
+    return out
+
+
+def metric_rows(check: dict[str, Any]) -> list[dict[str, Any]]:
+    metrics = check.get("metrics") if isinstance(check.get("metrics"), dict) else {}
+    rows = []
+    for name, metric in metrics.items():
+        metric = metric if isinstance(metric, dict) else {"value": metric}
+        detail = [str(metric[k]) for k in ("method", "note") if metric.get(k)]
+        rows.append({
+            "name": str(name),
+            "value": format_number(metric.get("value")),
+            "ci": format_ci(metric["ci"]) if metric.get("ci") is not None else "",
+            "n": format_number(metric["n"]) if metric.get("n") is not None else "",
+            "detail": "; ".join(detail),
+            "null": metric.get("value") is None,
+        })
+    return rows
+
+
+def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
+    """A list of records as columns and formatted cells, at most ``limit`` rows.
+
+    A ``<column>_ci`` interval is shown under its ``<column>`` value rather than in a
+    column of its own.
+    """
+    rows = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    keys: dict[str, None] = {}
+    for record in rows:
+        for key in record:
+            keys.setdefault(str(key), None)
+    merged = {k for k in keys if k.endswith("_ci") and k[:-3] in keys}
+    columns = [k for k in keys if k not in merged]
+    numeric = {
+        c: all(is_number(r.get(c)) or r.get(c) is None for r in rows) and any(is_number(r.get(c)) for r in rows)
+        for c in columns
+    }
+    body = []
+    for record in rows[:limit]:
+        cells = []
+        for column in columns:
+            ci_key = column + "_ci"
+            cells.append({
+                "text": format_cell(record.get(column)),
+                "ci": format_ci(record[ci_key]) if ci_key in merged and record.get(ci_key) is not None else "",
+                "numeric": numeric[column],
+                "null": record.get(column) is None,
+            })
+        body.append(cells)
+    return {
+        "columns": [{"name": c, "numeric": numeric[c]} for c in columns],
+        "rows": body,
+        "total": len(rows),
+        "more": max(0, len(rows) - limit),
+    }
+
+
+def param_items(check: dict[str, Any]) -> list[tuple[str, str]]:
+    params = check.get("params") if isinstance(check.get("params"), dict) else {}
+    return [(str(k), format_param(v)) for k, v in params.items()]
+
+
+_MODEL_FIELDS: Final = (
+    ("path", "File"), ("format", "Format"), ("sha256", "SHA-256"), ("task", "Task"),
+    ("positive_class", "Positive class"), ("threshold", "Decision threshold"), ("kind", "Kind"),
+    ("score_column", "Score column"), ("prediction_column", "Prediction column"),
+)
+_DATA_FIELDS: Final = (
+    ("path", "File"), ("sha256", "SHA-256"), ("rows", "Rows"), ("rows_used", "Rows used"),
+    ("columns", "Columns"), ("target", "Target"), ("protected", "Protected attributes"),
+    ("features", "Features"), ("favorable_label", "Favourable decision"), ("ignore", "Ignored columns"),
+    ("reference", "Reference data"), ("reference_sha256", "Reference SHA-256"),
+    ("reference_rows", "Reference rows"), ("sample", "Row cap"),
+)
+_ENGINE_FIELDS: Final = (
+    ("executor", "Executor"), ("workers", "Workers"), ("threads_per_worker", "Threads per worker"),
+    ("checks_time_s", "Time in checks"), ("overhead_s", "Overhead"),
+)
+_LIST_LIMIT: Final = 40
+
+
+def _field(key: str, label: str, value: Any) -> dict[str, Any]:
+    mono = key.endswith("sha256") or key in ("path", "reference")
+    if isinstance(value, list):
+        shown = ", ".join(format_cell(v) for v in value[:_LIST_LIMIT])
+        if len(value) > _LIST_LIMIT:
+            shown += f" … and {len(value) - _LIST_LIMIT:,} more"
+        text = f"{shown} ({len(value):,})" if len(value) > 3 else shown
+    elif key.endswith("_s") and is_number(value):
+        text = format_duration(value)
+    else:
+        text = format_cell(value)
+    return {"label": label, "value": text or DASH, "mono": mono}
+
+
+def _fields(block: Any, known: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    """Known keys in a fixed order with readable labels, then whatever else the engine wrote."""
+    if not isinstance(block, dict):
+        return []
+    out = [_field(key, label, block[key]) for key, label in known if key in block]
+    names = {key for key, _ in known}
+    for key, value in block.items():
+        if key not in names and not isinstance(value, dict):
+            out.append(_field(str(key), str(key).replace("_", " ").capitalize(), value))
+    return out
+
+
+def inputs_view(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The "What was audited" blocks: model, data, policy and run."""
+    inputs = results.get("inputs") if isinstance(results.get("inputs"), dict) else {}
+    policy = []
+    if inputs.get("policy_path") is not None:
+        policy.append(_field("path", "File", inputs["policy_path"]))
+    policy.append(_field("policy_sha256", "SHA-256", inputs.get("policy_sha256")))
+    policy.append(_field("name", "Name", results.get("policy_name")))
+    run = [
+        _field("seed", "Seed", results.get("seed")),
+        {"label": "Started", "value": format_datetime(results.get("started_at")), "mono": False},
+    ]
+    if results.get("finished_at"):
+        run.append({"label": "Finished", "value": format_datetime(results.get("finished_at")), "mono": False})
+    run.append({"label": "Duration", "value": format_duration(results.get("duration_s")), "mono": False})
+    run.extend(_fields(results.get("engine"), _ENGINE_FIELDS))
+    return [
+        {"title": "Model", "fields": _fields(inputs.get("model"), _MODEL_FIELDS)},
+        {"title": "Data", "fields": _fields(inputs.get("data"), _DATA_FIELDS)},
+        {"title": "Policy", "fields": policy},
+        {"title": "Run", "fields": run},
+    ]
+
+
+def _checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = results.get("checks")
+    return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
+
+
+# ---------------------------------------------------------------------------- templates
+
+
+class _PackageLoader(jinja2.BaseLoader):
+    """Templates from ``auditkit.templates`` (a wheel) or the source tree's ``templates/``."""
+
+    def __init__(self) -> None:
+        try:
+            self.root: Any = resources.files(TEMPLATE_PACKAGE)
+        except ModuleNotFoundError:
+            import auditkit
+
+            self.root = Path(auditkit.__file__).resolve().parent.parent / "templates"
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+        parts = template.split("/")
+        if any(p in ("", ".", "..") or "\\" in p for p in parts):
+            raise jinja2.TemplateNotFound(template)
+        node = self.root
+        for part in parts:
+            node = node.joinpath(part)
+        if not node.is_file():
+            raise jinja2.TemplateNotFound(template)
+        return node.read_text(encoding="utf-8"), None, lambda: True
+
+    def exists(self, template: str) -> bool:
+        try:
+            self.get_source(jinja2.Environment(), template)
+        except jinja2.TemplateNotFound:
+            return False
+        return True
+
+
+_CHECK_TYPE_RE: Final = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    loader = _PackageLoader()
+    env = jinja2.Environment(
+        loader=loader,
+        # True, not select_autoescape(): ".html.j2" is not among its default extensions.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        num=format_number, ci=format_ci, threshold=format_threshold, param=format_param,
+        cell=format_cell, duration=format_duration, datetime=format_datetime,
+    )
+
+    @lru_cache(maxsize=64)
+    def section_template(check_type: Any) -> str:
+        if isinstance(check_type, str) and _CHECK_TYPE_RE.fullmatch(check_type):
+            name = f"sections/{check_type}.html.j2"
+            if loader.exists(name):
+                return name
+        return GENERIC_SECTION
+
+    env.globals.update(
+        section_template=section_template,
+        chart=_chart,
+        badge=badge,
+        table_view=table_view,
+        metric_rows=metric_rows,
+        key_figures=key_figures,
+        param_items=param_items,
+        skip_reason=skip_reason,
+        status_meaning=STATUS_MEANING,
+        exit_code_meaning=EXIT_CODE_MEANING,
+        table_row_limit=TABLE_ROW_LIMIT,
+    )
+    return env
+
+
+def badge(status: Any, small: bool = False) -> Markup:
+    """A status as a coloured word: the colour is never the only signal."""
+    word = str(status)
+    css = word if word in STATUS_ORDER else "unknown"
+    size = " badge-small" if small else ""
+    return Markup('<span class="badge badge-{}{}">{}</span>').format(css, size, word)
+
+
+def _chart(plot: Any, id_prefix: str) -> Markup:
+    try:
+        svg = plot_to_svg(plot, id_prefix=id_prefix)
+    except Exception:  # noqa: BLE001 - a chart never costs the report; its data are in the tables
+        svg = ""
+    # Safe: the SVG's text is drawn as paths and its title is escaped by plot_to_svg.
+    return Markup(svg)
+
+
+def stylesheet() -> str:
+    source, _, _ = environment().loader.get_source(environment(), STYLESHEET)  # type: ignore[union-attr]
+    return source
+
+
+def render_html(results: dict[str, Any]) -> str:
+    """The whole report as one self-contained HTML page (no script, no external URL)."""
+    from auditkit import __version__
+
+    checks = _checks(results)
+    report = results.get("report") if isinstance(results.get("report"), dict) else {}
+    inputs = results.get("inputs") if isinstance(results.get("inputs"), dict) else {}
+    environment_info = inputs.get("environment") if isinstance(inputs.get("environment"), dict) else {}
+    packages = environment_info.get("packages") if isinstance(environment_info.get("packages"), dict) else {}
+    template = environment().get_template(REPORT_TEMPLATE)
+    return template.render(
+        results=results,
+        checks=checks,
+        title=report_title(results),
+        organization=report.get("organization") if isinstance(report.get("organization"), str) else "",
+        counts=status_counts(results),
+        inputs=inputs,
+        inputs_view=inputs_view(results),
+        environment_info=environment_info,
+        packages=sorted((str(k), str(v)) for k, v in packages.items()),
+        renderer_version=__version__,
+        css=Markup(_css_for_style_element(stylesheet())),
+    )
+
+
+def _css_for_style_element(css: str) -> str:
+    # The stylesheet is ours, but a "</style" in it would end the element early.
+    return re.sub(r"</(style)", r"<\\/\1", css, flags=re.I)

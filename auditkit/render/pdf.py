@@ -1,0 +1,114 @@
+"""The report as a paginated PDF: WeasyPrint's rendering of the HTML report.
+
+Same markup as report.html; the print rules of ``templates/report.css`` make the pages (A4,
+a cover, "Page x of y", the title in the header of later pages).
+
+WeasyPrint fetches every URL a page names (images, stylesheets, SVG ``href``), local files
+included, with its default fetcher. The report needs none: everything is inline. So it is
+given :func:`data_only_url_fetcher`, which serves ``data:`` URLs and refuses anything else;
+a crafted label that survived escaping still could not read ``file:///etc/passwd``.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Callable, Final
+from urllib.parse import unquote_to_bytes
+
+PANGO_HINT: Final = (
+    "install Pango (Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0; "
+    "macOS: brew install pango) or leave pdf out of --format"
+)
+
+
+class PdfUnavailable(Exception):
+    """WeasyPrint or the Pango library it needs cannot be loaded: no PDF, other formats go on."""
+
+
+class RefusedURL(ValueError):
+    """The PDF renderer was asked for a URL that is not an embedded ``data:`` asset."""
+
+
+def _import_weasyprint() -> Any:
+    try:
+        import weasyprint
+    except (ImportError, OSError) as exc:
+        # OSError: WeasyPrint is installed but cffi cannot dlopen libpango / libgobject.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PdfUnavailable(
+            f"cannot write the PDF report: WeasyPrint could not be loaded ({reason}); {PANGO_HINT}"
+        ) from exc
+    return weasyprint
+
+
+def decode_data_url(url: str) -> tuple[bytes, str]:
+    """Body and media type of a ``data:`` URL (RFC 2397); :class:`RefusedURL` for any other."""
+    if not isinstance(url, str) or url[:5].lower() != "data:":
+        raise RefusedURL(f"the PDF report reads only embedded data: URLs, not {str(url)[:80]!r}")
+    header, comma, payload = url[5:].partition(",")
+    if not comma:
+        raise RefusedURL("malformed data: URL (no comma)")
+    is_base64 = header.lower().endswith(";base64")
+    media_type = (header[: -len(";base64")] if is_base64 else header).strip() or "text/plain;charset=US-ASCII"
+    body = unquote_to_bytes(payload)
+    if is_base64:
+        try:
+            body = base64.b64decode(body)
+        except binascii.Error as exc:
+            raise RefusedURL(f"malformed base64 in a data: URL ({exc})") from None
+    return body, media_type
+
+
+def data_only_url_fetcher() -> Callable[[str], Any]:
+    """A WeasyPrint URL fetcher that serves ``data:`` URLs and raises :class:`RefusedURL` otherwise.
+
+    The returned object is callable with one URL, as WeasyPrint calls it. WeasyPrint logs a
+    refused resource and renders the page without it.
+    """
+    weasyprint = _import_weasyprint()
+    urls = getattr(weasyprint, "urls", None)
+    base = getattr(urls, "URLFetcher", None)
+    if base is None:
+        # WeasyPrint < 66: a fetcher is a function returning a dict.
+        def legacy_fetcher(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            body, media_type = decode_data_url(url)
+            mime, _, params = media_type.partition(";")
+            charset = None
+            for param in params.split(";"):
+                key, _, value = param.partition("=")
+                if key.strip().lower() == "charset":
+                    charset = value.strip()
+            return {"string": body, "mime_type": mime.strip(), "encoding": charset, "redirected_url": url}
+
+        return legacy_fetcher
+
+    response_type = urls.URLFetcherResponse
+
+    class DataOnlyURLFetcher(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__(allowed_protocols=("data",), allow_redirects=False)
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            body, media_type = decode_data_url(url)
+            return response_type(url, body=body, headers={"Content-Type": media_type})
+
+    return DataOnlyURLFetcher()
+
+
+def html_to_pdf(html: str, *, url_fetcher: Callable[[str], Any] | None = None) -> bytes:
+    """Render report HTML to PDF bytes, fetching nothing but ``data:`` URLs."""
+    weasyprint = _import_weasyprint()
+    fetcher = url_fetcher if url_fetcher is not None else data_only_url_fetcher()
+    # base_url None: a relative URL resolves to nothing, and the fetcher refuses it anyway.
+    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher)
+    pdf = document.write_pdf()
+    assert isinstance(pdf, bytes)
+    return pdf
+
+
+def render_pdf(results: dict[str, Any]) -> bytes:
+    """The report as PDF bytes; :class:`PdfUnavailable` when WeasyPrint/Pango cannot load."""
+    from auditkit.render.html import render_html
+
+    _import_weasyprint()  # fail before the HTML is drawn when the PDF cannot be made
+    return html_to_pdf(render_html(results))
