@@ -78,6 +78,15 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
         raise typer.Exit(0)
 
 
+def _shown(path: Path) -> str:
+    """A path as short as it can be said: relative to the working directory when inside it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 def _split(values: Optional[list[str]]) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
@@ -107,7 +116,7 @@ class Progress:
         for cid in self.ids:
             status = self.state[cid]
             seconds = self.elapsed.get(cid, now - self.started[cid] if cid in self.started else None)
-            table.add_row(cid, self.types[cid], Text(status, style=STATUS_STYLE.get(status, "")),
+            table.add_row(Text(cid), Text(self.types[cid]), Text(status, style=STATUS_STYLE.get(status, "")),
                           f"{seconds:.1f}s" if seconds is not None else "")
         return table
 
@@ -167,7 +176,8 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
     table.add_column("status", width=7)
     table.add_column("key figures", overflow="fold", max_width=44)
     for check in results["checks"]:
-        table.add_row(check["id"], Text(check["status"], style=STATUS_STYLE[check["status"]]), _key_figures(check))
+        table.add_row(Text(check["id"]), Text(check["status"], style=STATUS_STYLE[check["status"]]),
+                      Text(_key_figures(check)))
     console.print(table)
     counts: dict[str, int] = {}
     for check in results["checks"]:
@@ -234,7 +244,7 @@ def run(
             if outcome.error:
                 err.print(Text(f"{fmt}: ", style="bold yellow") + Text(outcome.error))
         written = [o.path.name for o in outcomes.values() if o.path is not None]
-        out.print(Text(f"reports: {audit.out_dir}/ ({', '.join(written)})", style="dim"))
+        out.print(Text(f"reports: {_shown(audit.out_dir)}/ ({', '.join(written)})", style="dim"))
         if audit.results.get("interrupted"):
             err.print("interrupted: the results of the checks that finished are in results.json")
         return audit.exit_code

@@ -382,6 +382,25 @@ _DRAWERS: Final[dict[str, Callable[[Figure, Axes, dict[str, Any]], bool]]] = {
 
 # ---------------------------------------------------------------------------- inline SVG
 
+_STYLE_RE: Final = re.compile(r'\sstyle="([^"]*)"')
+
+
+def _presentation_attributes(match: re.Match[str]) -> str:
+    """``style="fill: #fff; stroke-width: 0.6"`` as ``fill="#fff" stroke-width="0.6"``.
+
+    Inside an HTML page the ``style`` attribute of an SVG element also goes through the
+    page's CSS, where WeasyPrint reports every SVG property as unknown; presentation
+    attributes mean the same to every SVG renderer.
+    """
+    out = []
+    for declaration in match.group(1).split(";"):
+        name, colon, value = declaration.partition(":")
+        name, value = name.strip(), value.strip()
+        if colon and re.fullmatch(r"[a-z-]+", name):
+            out.append(f' {name}="{html.escape(value, quote=True)}"')
+    return "".join(out)
+
+
 _REF_RE: Final = re.compile(r'(?:href="#([^"]+)"|url\(#([^)]+)\))')
 _ID_RE: Final = re.compile(r'\sid="([^"]*)"')
 
@@ -408,10 +427,11 @@ def _inline(svg: str, prefix: str, title: str) -> str:
 
     svg = _ID_RE.sub(rename_id, svg)
     svg = _REF_RE.sub(rename_ref, svg)
+    svg = _STYLE_RE.sub(_presentation_attributes, svg)
     label = html.escape(title, quote=True)
     # The dropped <style> set these two for every element; they inherit from the root.
     root_attrs = (f'<svg class="chart" role="img" aria-label="{label}" '
-                  'style="stroke-linejoin: round; stroke-linecap: butt"')
+                  'stroke-linejoin="round" stroke-linecap="butt"')
     svg = svg.replace("<svg", root_attrs, 1)
     if title:
         head_end = svg.index(">") + 1

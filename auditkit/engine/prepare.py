@@ -99,8 +99,10 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                             f"{' '.join(str(exc).split())[:200]}", source=loaded.source("data.query")) from None
         notes.append(f"data.query kept {len(frame):,} of {rows_in_file:,} rows")
     if len(frame) == 0:
-        where = "after data.query" if policy.data.query else "in the file"
-        raise DataError(f"no rows left {where}: {loaded.data_path}", source=loaded.source("data.path"))
+        if policy.data.query:  # point at the query, the cause, not at the file
+            raise DataError(f"no rows left: data.query {policy.data.query!r} kept 0 of {rows_in_file:,} rows of "
+                            f"{loaded.data_path}", source=loaded.source("data.query"))
+        raise DataError(f"no rows in the file: {loaded.data_path}", source=loaded.source("data.path"))
 
     # -- model
     adapter_spec = AdapterSpec(

@@ -50,6 +50,8 @@ class CheckType:
     example: dict[str, Any] = field(default_factory=dict)
     # (params, policy) -> metric names this configuration produces, for threshold validation
     produces: Optional[Callable[[Any, "Policy"], list[str]]] = None
+    # (finding, check result as in results.json) -> one plain-language sentence, or None
+    reading: Optional[Callable[[dict[str, Any], dict[str, Any]], Optional[str]]] = None
 
     @property
     def description(self) -> str:
@@ -76,6 +78,7 @@ def check(
     needs_target: bool = False,
     example: dict[str, Any] | None = None,
     produces: Callable[[Any, "Policy"], list[str]] | None = None,
+    reading: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None,
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
@@ -89,7 +92,7 @@ def check(
             raise TypeError(f"check {type!r}: the function must take (ctx, params), got {signature}")
         setattr(func, _MARK, CheckType(
             type=type, family=family, func=func, params=params, metrics=tuple(metrics),
-            needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces,
+            needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
         ))
         return func
 

@@ -51,15 +51,36 @@ class AuditRun:
     prepared: Prepared
 
 
+def check_writable(directory: Path, *, source: Source | None = None) -> None:
+    """Prove the output directory can be written, without creating it (nothing is run yet)."""
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"output directory {directory} is not writable: {probe} is not a directory",
+                          source=source)
+    if probe == directory:
+        try:
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".auditkit-probe-", delete=True):
+                pass
+        except OSError as exc:
+            raise OutputError(f"output directory {directory} is not writable: {exc.strerror or exc}",
+                              source=source) from None
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {directory} is not writable: {probe} does not allow it", source=source)
+
+
 def ensure_writable(directory: Path, *, source: Source | None = None) -> None:
-    """Create the output directory and prove it is writable, before anything runs."""
+    """Create the output directory and prove it is writable."""
+    check_writable(directory, source=source)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".auditkit-probe-", delete=True):
-            pass
     except OSError as exc:
-        raise OutputError(f"output directory {directory} is not writable: {exc.strerror or exc}",
+        raise OutputError(f"output directory {directory} cannot be created: {exc.strerror or exc}",
                           source=source) from None
+    check_writable(directory, source=source)
 
 
 def plan(loaded: LoadedPolicy, *, seed: int, only: list[str]) -> list[CheckTask]:
@@ -97,6 +118,14 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
         return result
     result.findings = evaluate(output.metrics, spec.thresholds)
     result.status = check_status(result.findings)
+    if check_type.reading is not None:
+        as_json = to_jsonable(result.to_dict())
+        for finding in result.findings:
+            if finding.status in ("fail", "warn"):
+                try:
+                    finding.reading = check_type.reading(to_jsonable(finding.to_dict()), as_json)
+                except Exception:  # a sentence is a courtesy: never lose a result over it
+                    finding.reading = None
     return result
 
 
@@ -110,16 +139,21 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     workers = options.workers or cores
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    threads = max(1, cores // workers)
+    # One native thread per worker, whatever --workers says: a tree ensemble or a BLAS product
+    # summed over a different number of threads rounds differently, and results must not
+    # depend on the worker count. Parallelism comes from the workers (workers x 1 <= cores
+    # by default).
+    threads = 1
 
     out_dir = loaded.output_dir(options.out)
-    ensure_writable(out_dir, source=loaded.source("report.output_dir"))
+    check_writable(out_dir, source=loaded.source("report.output_dir"))
     seed = loaded.policy.seed if options.seed is None else options.seed
     tasks = plan(loaded, seed=seed, only=options.only)
 
     stage("loading data and model")
     prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
     prepared_s = time.perf_counter() - started
+    ensure_writable(out_dir, source=loaded.source("report.output_dir"))
 
     executor: Executor = InlineExecutor() if options.executor == "inline" else LocalExecutor(workers, threads)
     stage(f"running {len(tasks)} checks on {workers} worker{'s' if workers != 1 else ''}")

@@ -8,6 +8,7 @@ errors. The file size is capped.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -229,6 +230,8 @@ def _errors_from(exc: ValidationError, *, path: Path, root_model: type[BaseModel
             msg = err["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
+            # "a valid dictionary or instance of Threshold": the class name means nothing in a YAML file
+            msg = re.sub(r" or instance of \w+", "", msg)
             message = f"{msg[0].lower() + msg[1:] if msg else msg}"
             if "input" in err and kind not in ("value_error", "assertion_error"):
                 message += f", got {_describe(err['input'])}"
@@ -321,8 +324,9 @@ def load_policy(path: str | Path, *, registry: Registry | None = None) -> Loaded
     if doc is None:
         raise PolicyError("the policy file is empty", source=Source(str(path)))
     if not isinstance(doc, CommentedMap):
+        found = "a list" if isinstance(doc, CommentedSeq) else f"a single value ({_describe(doc)})"
         raise PolicyError(f"the policy must be a mapping of keys (version, name, model, data, checks), "
-                          f"got {type(doc).__name__}", source=Source(str(path), None, 1, 1))
+                          f"got {found}", source=Source(str(path), None, 1, 1))
     positions = _positions(doc)
     plain = _to_plain(doc)
     registry = registry or get_registry()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Final
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from auditkit.charts import plot_to_svg
 
@@ -33,6 +33,8 @@ STYLESHEET: Final = "report.css"
 GENERIC_SECTION: Final = "sections/generic.html.j2"
 #: Rows of one table shown in the report; results.json keeps them all.
 TABLE_ROW_LIMIT: Final = 50
+#: Columns beyond which a table is printed on a landscape page.
+WIDE_TABLE_COLUMNS: Final = 9
 #: Findings listed per check in the "At a glance" table.
 GLANCE_FINDINGS: Final = 4
 #: Metrics listed per check in the "At a glance" table when it has no findings.
@@ -205,6 +207,12 @@ def skip_reason(check: dict[str, Any]) -> str:
     return str(notes[0]) if notes else "not applicable"
 
 
+def error_summary(check: dict[str, Any]) -> str:
+    """The line of a check's error a summary shows: the last one (a traceback's exception)."""
+    lines = [line.strip() for line in str(check.get("error") or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "the check could not complete"
+
+
 def key_figures(check: dict[str, Any]) -> list[dict[str, Any]]:
     """What the "At a glance" table says about a check: its worst findings, else metrics.
 
@@ -290,7 +298,14 @@ def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
         "rows": body,
         "total": len(rows),
         "more": max(0, len(rows) - limit),
+        # The print stylesheet sets a medium table smaller and a wide one on a landscape page.
+        "width": "wide" if len(columns) > WIDE_TABLE_COLUMNS else "medium" if len(columns) > 6 else "narrow",
     }
+
+
+def breakable(name: Any) -> Markup:
+    """A column name that may wrap after its underscores (``true_<wbr>positive_<wbr>rate``)."""
+    return Markup("_<wbr>").join(escape(part) for part in str(name).split("_"))
 
 
 def param_items(check: dict[str, Any]) -> list[tuple[str, str]]:
@@ -323,7 +338,7 @@ def _field(key: str, label: str, value: Any) -> dict[str, Any]:
         shown = ", ".join(format_cell(v) for v in value[:_LIST_LIMIT])
         if len(value) > _LIST_LIMIT:
             shown += f" … and {len(value) - _LIST_LIMIT:,} more"
-        text = f"{shown} ({len(value):,})" if len(value) > 3 else shown
+        text = f"{shown} ({len(value):,} in all)" if len(value) > 3 else shown
     elif key.endswith("_s") and is_number(value):
         text = format_duration(value)
     else:
@@ -378,9 +393,12 @@ def _checks(results: dict[str, Any]) -> list[dict[str, Any]]:
 class _PackageLoader(jinja2.BaseLoader):
     """Templates from ``auditkit.templates`` (a wheel) or the source tree's ``templates/``."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
+        if root is not None:
+            self.root: Any = Path(root)
+            return
         try:
-            self.root: Any = resources.files(TEMPLATE_PACKAGE)
+            self.root = resources.files(TEMPLATE_PACKAGE)
         except ModuleNotFoundError:
             import auditkit
 
@@ -410,7 +428,13 @@ _CHECK_TYPE_RE: Final = re.compile(r"[a-z][a-z0-9_]*")
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    loader = _PackageLoader()
+    """The report's Jinja environment over the shipped templates."""
+    return build_environment()
+
+
+def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
+    """A Jinja environment over ``template_dir`` (default: the shipped templates)."""
+    loader = _PackageLoader(template_dir)
     env = jinja2.Environment(
         loader=loader,
         # True, not select_autoescape(): ".html.j2" is not among its default extensions.
@@ -422,11 +446,11 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(
         num=format_number, ci=format_ci, threshold=format_threshold, param=format_param,
-        cell=format_cell, duration=format_duration, datetime=format_datetime,
+        cell=format_cell, duration=format_duration, datetime=format_datetime, breakable=breakable,
     )
 
-    @lru_cache(maxsize=64)
     def section_template(check_type: Any) -> str:
+        # A check type names a file only when it is a plain identifier (no "../").
         if isinstance(check_type, str) and _CHECK_TYPE_RE.fullmatch(check_type):
             name = f"sections/{check_type}.html.j2"
             if loader.exists(name):
@@ -442,6 +466,7 @@ def environment() -> jinja2.Environment:
         key_figures=key_figures,
         param_items=param_items,
         skip_reason=skip_reason,
+        error_summary=error_summary,
         status_meaning=STATUS_MEANING,
         exit_code_meaning=EXIT_CODE_MEANING,
         table_row_limit=TABLE_ROW_LIMIT,
@@ -466,21 +491,22 @@ def _chart(plot: Any, id_prefix: str) -> Markup:
     return Markup(svg)
 
 
-def stylesheet() -> str:
-    source, _, _ = environment().loader.get_source(environment(), STYLESHEET)  # type: ignore[union-attr]
-    return source
+def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = None) -> str:
+    """The whole report as one self-contained HTML page (no script, no external URL).
 
-
-def render_html(results: dict[str, Any]) -> str:
-    """The whole report as one self-contained HTML page (no script, no external URL)."""
+    ``env`` replaces the shipped templates (see :func:`build_environment`); for tests.
+    """
     from auditkit import __version__
 
+    env = env if env is not None else environment()
+    assert env.loader is not None
+    css, _, _ = env.loader.get_source(env, STYLESHEET)
     checks = _checks(results)
     report = results.get("report") if isinstance(results.get("report"), dict) else {}
     inputs = results.get("inputs") if isinstance(results.get("inputs"), dict) else {}
     environment_info = inputs.get("environment") if isinstance(inputs.get("environment"), dict) else {}
     packages = environment_info.get("packages") if isinstance(environment_info.get("packages"), dict) else {}
-    template = environment().get_template(REPORT_TEMPLATE)
+    template = env.get_template(REPORT_TEMPLATE)
     return template.render(
         results=results,
         checks=checks,
@@ -492,7 +518,7 @@ def render_html(results: dict[str, Any]) -> str:
         environment_info=environment_info,
         packages=sorted((str(k), str(v)) for k, v in packages.items()),
         renderer_version=__version__,
-        css=Markup(_css_for_style_element(stylesheet())),
+        css=Markup(_css_for_style_element(css)),
     )
 
 

@@ -104,9 +104,11 @@ def render_junit(results: dict[str, Any]) -> str:
             failure = ET.SubElement(case, "failure", {"message": _text(message, MESSAGE_LIMIT), "type": "threshold"})
             failure.text = _text("\n".join(failing))
         elif status == "error":
-            reason = check.get("error") or "the check could not complete"
-            first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else "error"
-            error = ET.SubElement(case, "error", {"message": _text(first_line, MESSAGE_LIMIT), "type": "CheckError"})
+            reason = str(check.get("error") or "the check could not complete")
+            # The message is the last line: a traceback's exception, or the whole reason.
+            lines = [line.strip() for line in reason.splitlines() if line.strip()]
+            summary = lines[-1] if lines else "the check could not complete"
+            error = ET.SubElement(case, "error", {"message": _text(summary, MESSAGE_LIMIT), "type": "CheckError"})
             error.text = _text(reason)
         elif status == "skipped":
             notes = check.get("notes") or []

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from auditkit.render.html import (
     STATUS_MEANING,
+    error_summary,
     format_number,
     format_threshold,
     key_figures,
@@ -24,8 +25,10 @@ STATUS_ICON: Final = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "
 CELL_LIMIT: Final = 200
 
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]+")
-# CommonMark lets a backslash escape any ASCII punctuation; these can start markup.
-_MARKDOWN_RE: Final = re.compile(r"([\\`*_\[\]{}()#!|~])")
+# CommonMark lets a backslash escape any ASCII punctuation. These can start markup in the
+# middle of a line: emphasis, code, links (with "[" escaped, "(" and "!" are inert), a cell
+# boundary, strikethrough. Fewer escapes keep the raw text readable in a CI log.
+_MARKDOWN_RE: Final = re.compile(r"([\\`*_\[\]|~])")
 
 
 def escape_md(text: Any, *, limit: int = CELL_LIMIT) -> str:
@@ -55,7 +58,7 @@ def _status(status: Any) -> str:
 def _figures(check: dict[str, Any]) -> str:
     status = check.get("status")
     if status == "error":
-        return "error: " + escape_md(check.get("error") or "the check could not complete", limit=120)
+        return "error: " + escape_md(error_summary(check), limit=120)
     if status == "skipped":
         return "skipped: " + escape_md(skip_reason(check), limit=120)
     parts = []

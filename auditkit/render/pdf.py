@@ -95,13 +95,17 @@ def data_only_url_fetcher() -> Callable[[str], Any]:
     return DataOnlyURLFetcher()
 
 
-def html_to_pdf(html: str, *, url_fetcher: Callable[[str], Any] | None = None) -> bytes:
-    """Render report HTML to PDF bytes, fetching nothing but ``data:`` URLs."""
+def render_document(html: str, *, url_fetcher: Callable[[str], Any] | None = None) -> Any:
+    """Lay report HTML out as a WeasyPrint ``Document`` (its ``pages``, ``write_pdf()``)."""
     weasyprint = _import_weasyprint()
     fetcher = url_fetcher if url_fetcher is not None else data_only_url_fetcher()
     # base_url None: a relative URL resolves to nothing, and the fetcher refuses it anyway.
-    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher)
-    pdf = document.write_pdf()
+    return weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render()
+
+
+def html_to_pdf(html: str, *, url_fetcher: Callable[[str], Any] | None = None) -> bytes:
+    """Render report HTML to PDF bytes, fetching nothing but ``data:`` URLs."""
+    pdf = render_document(html, url_fetcher=url_fetcher).write_pdf()
     assert isinstance(pdf, bytes)
     return pdf
 

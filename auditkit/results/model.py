@@ -76,6 +76,7 @@ class Finding:
     max: float | None = None
     on: Literal["value", "lower", "upper"] = "value"
     message: str = ""
+    reading: str | None = None  # a plain-language sentence for a failing or warning figure
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if v is not None}

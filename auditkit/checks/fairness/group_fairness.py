@@ -1,0 +1,317 @@
+"""``group_fairness``: favourable-decision and error rates per group, their gaps, with intervals."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from pydantic import Field
+from scipy import stats
+
+from auditkit.checks.fairness.groups import Grouping, make_grouping
+from auditkit.checks.fairness.rates import (LABEL_RATES, RATES, cell_counts, rates_from_counts, spread,
+                                            stratified_resamples)
+from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import CheckParams, check
+from auditkit.errors import CheckError
+from auditkit.results.model import CheckOutput, Metric, Plot
+from auditkit.stats import percentile_interval
+
+AGGREGATES = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
+              "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio",
+              "average_odds_difference", "predictive_parity_difference")
+SPREAD_RATES = tuple(r for r in RATES if r != "base_rate") + ("base_rate",)
+METRICS = ([f"{r}_ratio[*]" for r in SPREAD_RATES] + [f"{r}_difference[*]" for r in SPREAD_RATES]
+           + [f"{a}[*]" for a in AGGREGATES] + ["selection_rate_p_value[*]", "groups_compared[*]"])
+PLOTTED = ("selection_rate", "true_positive_rate", "false_positive_rate", "positive_predictive_value")
+
+
+class GroupFairnessParams(CheckParams):
+    attributes: Optional[list[str]] = Field(None, description="Protected attributes; default: data.protected.")
+    intersections: list[list[str]] = Field(default_factory=list, description="Combinations, e.g. [[sex, race]].")
+    reference_group: dict[str, str] = Field(
+        default_factory=dict, description="Per attribute, the group others are compared with (default: min/max).")
+    min_group_size: int = Field(30, ge=1, description="Smaller groups are listed but left out of ratios and differences.")
+    bootstrap: int = Field(1000, ge=0, le=100_000, description="Stratified bootstrap resamples for the intervals.")
+    confidence: float = Field(0.95, gt=0, lt=1)
+    bins: dict[str, list[float]] = Field(default_factory=dict, description="Bin edges for continuous attributes.")
+    calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width score bins for the ECE.")
+
+
+def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
+    """One plain-language sentence for a failing or warning figure."""
+    metric = finding["metric"]
+    if "[" not in metric or finding.get("value") is None:
+        return None
+    name, attribute = metric[:-1].split("[", 1)
+    record = next((r for r in result.get("tables", {}).get("disparities", [])
+                   if r["attribute"] == attribute and r["metric"] == name), None)
+    if record is None:
+        return None
+    ci = record.get("value_ci")
+    ci_text = f" ({result.get('params', {}).get('confidence', 0.95):.0%} CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+    bound = (f"the policy requires at least {finding['min']:.2f}" if finding.get("min") is not None
+             and finding["value"] < finding["min"] else f"the policy allows at most {finding['max']:.2f}")
+    low, high = record.get("low_group"), record.get("high_group")
+    rate = record.get("rate", name).replace("_", " ")
+    if name.endswith("_ratio") and low and high:
+        verb = "received the favourable decision" if rate.startswith("selection rate") or rate.startswith(
+            "demographic parity") else f"had a {rate}"
+        if verb.startswith("received"):
+            return (f"Group '{low}' of {attribute} received the favourable decision at {finding['value']:.2f} times "
+                    f"the rate of group '{high}'{ci_text}; {bound}.")
+        return (f"For {attribute}, group '{low}' had {finding['value']:.2f} times the {rate} of group "
+                f"'{high}'{ci_text}; {bound}.")
+    if low and high:
+        return (f"For {attribute}, the {rate} of group '{high}' exceeds that of group '{low}' by "
+                f"{finding['value']:.2f}{ci_text}; {bound}.")
+    return None
+
+
+@check("group_fairness", family="fairness", params=GroupFairnessParams, metrics=METRICS, reading=_reading,
+       example={"params": {"attributes": ["sex", "race"], "intersections": [["sex", "race"]], "min_group_size": 30},
+                "thresholds": {"selection_rate_ratio": {"min": 0.8}, "equalized_odds_difference": {"max": 0.1}}})
+def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutput:
+    """Rates of the favourable decision and of errors per group, and their gaps across groups.
+
+    Per group (fairlearn's names): ``selection_rate`` (rate of the favourable decision,
+    ``data.favorable_label``), ``base_rate``, ``true_positive_rate``, ``false_positive_rate``,
+    ``false_negative_rate``, ``true_negative_rate``, ``positive_predictive_value``,
+    ``negative_predictive_value``, ``accuracy`` — error rates about the positive class and the
+    target — with ``n`` and ``share``; with probability scores also ``auc``, ``mean_score``,
+    ``observed_rate`` and ``ece`` (expected calibration error). A rate whose denominator is
+    empty is null, never 0.
+
+    Across the groups of each attribute: ``<rate>_ratio[attribute]`` = smallest / largest
+    (1 = parity, in [0, 1]) and ``<rate>_difference[attribute]`` = largest - smallest (0 =
+    parity); with ``params.reference_group`` the worst ratio to, and largest absolute
+    difference from, that group. fairlearn's aggregates: ``demographic_parity_ratio`` /
+    ``_difference`` (= selection rate's), ``equalized_odds_difference`` (the larger of the TPR
+    and FPR differences), ``equalized_odds_ratio`` (the smaller of their ratios),
+    ``equal_opportunity_difference`` / ``_ratio`` (TPR's), ``average_odds_difference`` (mean
+    of the TPR and FPR differences), ``predictive_parity_difference`` (PPV's). The
+    four-fifths rule is ``selection_rate_ratio >= 0.8``. Every ratio and difference has a
+    stratified bootstrap interval (groups resampled separately, sizes kept);
+    ``selection_rate_p_value`` is the chi-square test of independence of group and decision
+    (Fisher's exact test for a 2 x 2 table with an expected count under 5).
+
+    Groups under ``params.min_group_size`` rows are listed but left out of ratios and
+    differences; missing attribute values form the group ``(missing)``.
+
+    References: fairlearn.metrics (MetricFrame, demographic_parity_ratio,
+    equalized_odds_difference); EEOC Uniform Guidelines, 29 CFR 1607.4(D) (four-fifths rule).
+    """
+    data = ctx.data
+    if data.task != "binary" or data.decisions is None:
+        return CheckOutput.skip(f"group_fairness needs binary decisions; this is a {data.task} task")
+    attributes = params.attributes if params.attributes is not None else list(data.protected)
+    if not attributes and not params.intersections:
+        raise CheckError("no protected attribute: set data.protected or params.attributes")
+    groupings = [make_grouping(data.frame, [a], params.bins) for a in attributes]
+    groupings += [make_grouping(data.frame, list(parts), params.bins) for parts in params.intersections]
+
+    decisions = np.asarray(data.decisions, dtype=np.int64)
+    y = None if data.y is None else np.asarray(data.y, dtype=np.float64)
+    probability = data.score_kind == "probability"
+    notes: list[str] = []
+    if y is None:
+        notes.append("no target (data.target): only selection rates are computed; label-based rates are null")
+    metrics: dict[str, Metric] = {}
+    groups_table: list[dict[str, Any]] = []
+    disparities: list[dict[str, Any]] = []
+    plots: list[Plot] = []
+    method = (f"stratified bootstrap by group, {params.bootstrap:,} resamples, {params.confidence:.0%} percentile"
+              if params.bootstrap else None)
+
+    for grouping in groupings:
+        counts = cell_counts(grouping.codes, len(grouping.labels), decisions, y)
+        sizes = counts.sum(axis=1)
+        point = rates_from_counts(counts, data.favorable_decision)
+        if len(grouping.labels) < 2:
+            raise CheckError(f"attribute '{grouping.attribute}' has a single group ({grouping.labels[0]}): "
+                             "there is nothing to compare")
+        included = sizes >= params.min_group_size
+        small = [label for label, ok in zip(grouping.labels, included) if not ok]
+        if small:
+            notes.append(f"{grouping.attribute}: groups under {params.min_group_size} rows are listed but left out "
+                         f"of ratios and differences: {', '.join(small)}")
+        reference = None
+        wanted_reference = params.reference_group.get(grouping.attribute)
+        if wanted_reference is not None:
+            if wanted_reference not in grouping.labels:
+                raise CheckError(f"params.reference_group[{grouping.attribute}] = '{wanted_reference}' is not a group "
+                                 f"of it; groups: {', '.join(grouping.labels)}")
+            reference = grouping.labels.index(wanted_reference)
+        draws = (rates_from_counts(stratified_resamples(counts, params.bootstrap, ctx.rng), data.favorable_decision)
+                 if params.bootstrap else None)
+
+        per_group_ci = {name: np.array([percentile_interval(draws[name][:, g], params.confidence)
+                                        if draws is not None else None for g in range(len(grouping.labels))],
+                                       dtype=object) for name in RATES}
+        extra = _score_figures(grouping, data.scores, y, probability, params.calibration_bins)
+        p_values = _pairwise_p_values(counts, data.favorable_decision, included)
+        for g, label in enumerate(grouping.labels):
+            record: dict[str, Any] = {"attribute": grouping.attribute, "group": label,
+                                      "group_values": list(grouping.values[g]), "n": int(sizes[g]),
+                                      "share": float(sizes[g] / sizes.sum()), "included": bool(included[g])}
+            for name in RATES:
+                value = point[name][g]
+                record[name] = None if not np.isfinite(value) else float(value)
+                ci = per_group_ci[name][g]
+                if ci is not None and record[name] is not None:
+                    record[f"{name}_ci"] = list(ci)
+            record.update(extra[g])
+            record["selection_rate_p_value"] = p_values[g]
+            groups_table.append(record)
+
+        spreads: dict[str, tuple[float, float]] = {}
+        boot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in SPREAD_RATES:
+            ratio, difference = spread(point[name], included, reference)
+            spreads[name] = (float(ratio), float(difference))
+            if draws is not None:
+                boot[name] = spread(draws[name], included, reference)
+        aggregate_point = _aggregates({k: (np.array(v[0]), np.array(v[1])) for k, v in spreads.items()})
+        aggregate_boot = _aggregates(boot) if draws is not None else {}
+        for name in SPREAD_RATES:
+            for kind, index in (("ratio", 0), ("difference", 1)):
+                metric_name = f"{name}_{kind}"
+                _add(metrics, disparities, grouping, metric_name, name, spreads[name][index],
+                     boot[name][index] if draws is not None else None, params, method, y is None and name in LABEL_RATES,
+                     point[name], included, reference)
+        for metric_name, value in aggregate_point.items():
+            source = _AGGREGATE_SOURCE[metric_name]
+            _add(metrics, disparities, grouping, metric_name, source, float(value),
+                 aggregate_boot.get(metric_name), params, method, y is None and metric_name != "demographic_parity_difference"
+                 and metric_name != "demographic_parity_ratio", point[source], included, reference)
+        metrics[f"selection_rate_p_value[{grouping.attribute}]"] = _omnibus(counts, data.favorable_decision, included)
+        metrics[f"groups_compared[{grouping.attribute}]"] = Metric(float(included.sum()), n=int(sizes.sum()))
+        for name in PLOTTED:
+            if y is None and name != "selection_rate":
+                continue
+            rows = [r for r in groups_table if r["attribute"] == grouping.attribute and r.get(name) is not None]
+            plots.append(Plot("bar", f"{name.replace('_', ' ')} by {grouping.attribute}", {
+                "labels": [r["group"] for r in rows], "values": [r[name] for r in rows],
+                "ci_low": [r.get(f"{name}_ci", [None, None])[0] for r in rows],
+                "ci_high": [r.get(f"{name}_ci", [None, None])[1] for r in rows],
+                "included": [r["included"] for r in rows], "ylabel": name.replace("_", " "),
+                "attribute": grouping.attribute, "rate": name, "ratio_metric": f"{name}_ratio[{grouping.attribute}]",
+                "n": int(sizes.sum())}))
+    if method:
+        notes.append(f"intervals: {method} (seeded)")
+    return CheckOutput(metrics=metrics, tables={"groups": groups_table, "disparities": disparities}, plots=plots,
+                       notes=notes)
+
+
+_AGGREGATE_SOURCE = {
+    "demographic_parity_difference": "selection_rate", "demographic_parity_ratio": "selection_rate",
+    "equalized_odds_difference": "true_positive_rate", "equalized_odds_ratio": "true_positive_rate",
+    "equal_opportunity_difference": "true_positive_rate", "equal_opportunity_ratio": "true_positive_rate",
+    "average_odds_difference": "true_positive_rate", "predictive_parity_difference": "positive_predictive_value",
+}
+
+
+def _aggregates(spreads: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    tpr_ratio, tpr_diff = spreads["true_positive_rate"]
+    fpr_ratio, fpr_diff = spreads["false_positive_rate"]
+    with np.errstate(invalid="ignore"):
+        return {
+            "demographic_parity_difference": spreads["selection_rate"][1],
+            "demographic_parity_ratio": spreads["selection_rate"][0],
+            # fairlearn: the worse of the two (NaN if either is undefined)
+            "equalized_odds_difference": np.maximum(tpr_diff, fpr_diff),
+            "equalized_odds_ratio": np.minimum(tpr_ratio, fpr_ratio),
+            "equal_opportunity_difference": tpr_diff,
+            "equal_opportunity_ratio": tpr_ratio,
+            "average_odds_difference": (tpr_diff + fpr_diff) / 2,
+            "predictive_parity_difference": spreads["positive_predictive_value"][1],
+        }
+
+
+def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping: Grouping, metric_name: str,
+         rate: str, value: float, draws: np.ndarray | None, params: GroupFairnessParams, method: str | None,
+         needs_target: bool, per_group: np.ndarray, included: np.ndarray, reference: int | None) -> None:
+    key = f"{metric_name}[{grouping.attribute}]"
+    n = int(len(grouping.codes))
+    if needs_target:
+        metrics[key] = Metric(None, n=n, note="needs the target (data.target), which this audit has not")
+        return
+    if not np.isfinite(value):
+        metrics[key] = Metric(None, n=n, note="undefined: fewer than two included groups have this rate "
+                                              "(a group with no rows in the denominator has no rate)")
+        return
+    ci = percentile_interval(draws, params.confidence) if draws is not None else None
+    metrics[key] = Metric(value, ci=ci, n=n, method=method if ci else None)
+    masked = np.where(included & np.isfinite(per_group), per_group, np.nan)
+    if reference is None and np.isfinite(masked).sum() >= 2:
+        low, high = grouping.labels[int(np.nanargmin(masked))], grouping.labels[int(np.nanargmax(masked))]
+    elif reference is not None:
+        others = masked.copy()
+        others[reference] = np.nan
+        worst = int(np.nanargmax(np.abs(others - masked[reference]))) if np.isfinite(others).any() else reference
+        low, high = (grouping.labels[worst], grouping.labels[reference])
+    else:
+        low = high = None
+    disparities.append({"attribute": grouping.attribute, "metric": metric_name, "rate": rate, "value": value,
+                        **({"value_ci": list(ci)} if ci else {}), "low_group": low, "high_group": high,
+                        "reference_group": grouping.labels[reference] if reference is not None else None,
+                        "groups_compared": int(included.sum())})
+
+
+def _score_figures(grouping: Grouping, scores: np.ndarray, y: np.ndarray | None, probability: bool,
+                   bins: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{} for _ in grouping.labels]
+    if y is None:
+        return out
+    from sklearn.metrics import roc_auc_score
+
+    for g in range(len(grouping.labels)):
+        rows = (grouping.codes == g) & ~np.isnan(y)
+        yy, ss = y[rows], scores[rows]
+        record: dict[str, Any] = {"auc": float(roc_auc_score(yy, ss)) if len(np.unique(yy)) == 2 else None}
+        if probability and len(yy):
+            record["mean_score"] = float(ss.mean())
+            record["observed_rate"] = float(yy.mean())
+            edges = np.linspace(0, 1, bins + 1)
+            which = np.clip(np.digitize(ss, edges[1:-1]), 0, bins - 1)
+            total = np.bincount(which, minlength=bins)
+            gap = np.abs(np.bincount(which, weights=ss, minlength=bins) - np.bincount(which, weights=yy, minlength=bins))
+            record["ece"] = float(gap.sum() / len(yy))  # sum_b n_b/n * |mean score_b - rate_b|
+        out[g] = record
+    return out
+
+
+def _selected_table(counts: np.ndarray, favorable: int) -> np.ndarray:
+    selected = counts[:, 3:].sum(axis=1) if favorable == 1 else counts[:, :3].sum(axis=1)
+    return np.column_stack([selected, counts.sum(axis=1) - selected])
+
+
+def _test(table: np.ndarray) -> tuple[float, str]:
+    if table.shape[0] == 2:
+        expected = stats.contingency.expected_freq(table)
+        if expected.min() < 5:
+            return float(stats.fisher_exact(table).pvalue), "Fisher's exact test"
+    chi2 = stats.chi2_contingency(table, correction=False)
+    return float(chi2.pvalue), "chi-square test of independence"
+
+
+def _omnibus(counts: np.ndarray, favorable: int, included: np.ndarray) -> Metric:
+    table = _selected_table(counts, favorable)[included]
+    if len(table) < 2 or (table.sum(axis=0) == 0).any():
+        return Metric(None, note="no test: fewer than two included groups, or every row has the same decision")
+    p, how = _test(table)
+    return Metric(p, n=int(table.sum()), method=f"{how}, groups x favourable decision")
+
+
+def _pairwise_p_values(counts: np.ndarray, favorable: int, included: np.ndarray) -> list[float | None]:
+    """Each group against the most-selected included group (None for that group itself)."""
+    table = _selected_table(counts, favorable)
+    rates = np.where(included, table[:, 0] / np.maximum(table.sum(axis=1), 1), -1.0)
+    top = int(np.argmax(rates))
+    out: list[float | None] = []
+    for g in range(len(table)):
+        pair = table[[g, top]]
+        if g == top or (pair.sum(axis=0) == 0).any() or pair.sum(axis=1).min() == 0:
+            out.append(None)
+        else:
+            out.append(_test(pair)[0])
+    return out

@@ -1,0 +1,131 @@
+"""``impact_ratio``: the New York City Local Law 144 bias-audit calculation."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+import numpy as np
+from pydantic import Field
+
+from auditkit.checks.fairness.groups import MISSING, make_grouping
+from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import CheckParams, check
+from auditkit.errors import CheckError
+from auditkit.results.model import CheckOutput, Metric, Plot
+
+
+class ImpactRatioParams(CheckParams):
+    attributes: Optional[list[str]] = Field(None, description="Categories to audit, e.g. [sex, race]; default: data.protected.")
+    intersections: Optional[list[list[str]]] = Field(
+        None, description="Default: the intersection of all attributes when there are two or more.")
+    exclude_small: bool = Field(False, description="Leave categories under small_share of the data out of the ratios.")
+    small_share: float = Field(0.02, gt=0, lt=1, description="The 2% rule of the audit rules.")
+    favorable_scores: Optional[Literal["high", "low"]] = Field(
+        None, description="Which side of the median is favourable; default: high when the favourable decision is "
+                          "the positive class, else low (a risk score).")
+
+
+def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
+    metric = finding["metric"]
+    if "[" not in metric or finding.get("value") is None:
+        return None
+    name, attribute = metric[:-1].split("[", 1)
+    column = "impact_ratio" if name == "impact_ratio" else "scoring_impact_ratio"
+    rows = [r for r in result.get("tables", {}).get("categories", [])
+            if r["attribute"] == attribute and not r.get("excluded") and r.get(column) is not None]
+    if not rows:
+        return None
+    worst = min(rows, key=lambda r: r[column])
+    best = max(rows, key=lambda r: r[column])
+    what = "selected" if column == "impact_ratio" else "scored on the favourable side of the median"
+    return (f"Category '{worst['category']}' of {attribute} was {what} at {worst[column]:.2f} times the rate of "
+            f"'{best['category']}' ({worst['n']:,} and {best['n']:,} people); the policy requires at least "
+            f"{finding.get('min', 0):.2f}.")
+
+
+@check("impact_ratio", family="fairness", params=ImpactRatioParams, reading=_reading,
+       metrics=["impact_ratio[*]", "scoring_impact_ratio[*]", "categories_excluded[*]"],
+       example={"params": {"attributes": ["sex", "race"], "exclude_small": True},
+                "thresholds": {"impact_ratio": {"min": 0.8}}})
+def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
+    """Selection rate and impact ratio per category, as NYC Local Law 144 bias audits compute them.
+
+    ``selection_rate`` = share of a category given the favourable decision; ``impact_ratio`` =
+    that rate / the highest selection rate among included categories of the attribute (1 =
+    the most-selected category; lower is worse). With scores: ``scoring_rate`` = share of a
+    category scoring on the favourable side of the whole sample's median (strictly above it
+    for high-is-favourable scores) and its ``scoring_impact_ratio``. Metric
+    ``impact_ratio[attribute]`` is the smallest included impact ratio. With
+    ``params.exclude_small`` categories under 2% of the data are listed but left out of the
+    ratios, as the rules allow; unknown values are listed as ``(missing)`` and left out.
+
+    References: NYC Admin. Code 20-870; Rules of the City of New York, Title 6, 5-300 and 5-301
+    (bias audit calculations).
+    """
+    data = ctx.data
+    if data.decisions is None or data.task != "binary":
+        return CheckOutput.skip(f"impact_ratio needs binary decisions; this is a {data.task} task")
+    attributes = params.attributes if params.attributes is not None else list(data.protected)
+    if not attributes:
+        raise CheckError("no attribute: set data.protected or params.attributes")
+    intersections = params.intersections if params.intersections is not None else (
+        [attributes] if len(attributes) >= 2 else [])
+    favorable = np.asarray(data.decisions) == data.favorable_decision
+    scores = data.scores if data.score_kind not in ("label",) else None
+    notes: list[str] = []
+    if scores is not None:
+        side = params.favorable_scores or ("high" if data.favorable_decision == 1 else "low")
+        median = float(np.nanmedian(scores))
+        favourable_score = scores > median if side == "high" else scores < median
+        notes.append(f"scoring rate: share scoring {'above' if side == 'high' else 'below'} the sample median "
+                     f"score {median:.4g}")
+    n_total = len(favorable)
+    metrics: dict[str, Metric] = {}
+    records: list[dict[str, Any]] = []
+    plots: list[Plot] = []
+    for parts in [[a] for a in attributes] + [list(i) for i in intersections]:
+        grouping = make_grouping(data.frame, parts, {})
+        sizes = np.bincount(grouping.codes, minlength=len(grouping.labels))
+        selected = np.bincount(grouping.codes, weights=favorable.astype(float), minlength=len(grouping.labels))
+        rate = selected / np.maximum(sizes, 1)
+        excluded = np.array([any(v == MISSING for v in values) for values in grouping.values])
+        if params.exclude_small:
+            excluded |= sizes / n_total < params.small_share
+        included = ~excluded & (sizes > 0)
+        if included.sum() == 0:
+            raise CheckError(f"{grouping.attribute}: no category is left once small and unknown ones are excluded")
+        top = rate[included].max()
+        ratios = np.where(included, rate / top if top > 0 else np.nan, np.nan)
+        scoring = scoring_ratio = None
+        if scores is not None:
+            scoring = np.bincount(grouping.codes, weights=favourable_score.astype(float),
+                                  minlength=len(grouping.labels)) / np.maximum(sizes, 1)
+            top_scoring = scoring[included].max()
+            scoring_ratio = np.where(included, scoring / top_scoring if top_scoring > 0 else np.nan, np.nan)
+        for g, label in enumerate(grouping.labels):
+            record: dict[str, Any] = {"attribute": grouping.attribute, "category": label, "n": int(sizes[g]),
+                                      "share": float(sizes[g] / n_total), "selected": int(selected[g]),
+                                      "selection_rate": float(rate[g]),
+                                      "impact_ratio": None if not np.isfinite(ratios[g]) else float(ratios[g]),
+                                      "excluded": bool(excluded[g])}
+            if scoring is not None:
+                record["scoring_rate"] = float(scoring[g])
+                record["scoring_impact_ratio"] = None if not np.isfinite(scoring_ratio[g]) else float(scoring_ratio[g])
+            records.append(record)
+        finite = ratios[np.isfinite(ratios)]
+        metrics[f"impact_ratio[{grouping.attribute}]"] = Metric(
+            float(finite.min()) if finite.size else None, n=int(sizes[included].sum()),
+            note=None if finite.size else "no included category was selected")
+        if scoring_ratio is not None:
+            finite_s = scoring_ratio[np.isfinite(scoring_ratio)]
+            metrics[f"scoring_impact_ratio[{grouping.attribute}]"] = Metric(
+                float(finite_s.min()) if finite_s.size else None, n=int(sizes[included].sum()))
+        metrics[f"categories_excluded[{grouping.attribute}]"] = Metric(float(excluded.sum()), n=int(sizes.sum()))
+        if excluded.any():
+            notes.append(f"{grouping.attribute}: listed but left out of the ratios: "
+                         + ", ".join(f"{l} ({s:,})" for l, s, e in zip(grouping.labels, sizes, excluded) if e))
+        plots.append(Plot("bar", f"Impact ratio by {grouping.attribute}", {
+            "labels": [l for l, ok in zip(grouping.labels, included) if ok],
+            "values": [float(r) for r, ok in zip(ratios, included) if ok],
+            "ylabel": "impact ratio", "thresholds": {"min": 0.8}, "threshold_label": "four-fifths",
+            "attribute": grouping.attribute, "n": int(sizes.sum())}))
+    return CheckOutput(metrics=metrics, tables={"categories": records}, plots=plots, notes=notes)

@@ -1,0 +1,211 @@
+"""render.html: the self-contained HTML report."""
+from __future__ import annotations
+
+import html as html_lib
+import re
+import shutil
+from pathlib import Path
+
+import markupsafe
+import pytest
+
+from auditkit.render.html import (
+    TABLE_ROW_LIMIT,
+    build_environment,
+    environment,
+    format_ci,
+    format_number,
+    format_threshold,
+    render_html,
+)
+
+#: The hostile column name of tests/data/example_results.json.
+EVIL_COLUMN = '=HYPERLINK("http://evil")<script>alert(1)</script>'
+
+
+def visible_text(page: str) -> str:
+    """The page's text with tags removed and entities decoded (roughly what a reader sees)."""
+    page = re.sub(r"<svg.*?</svg>", " ", page, flags=re.S)
+    page = re.sub(r"<style.*?</style>", " ", page, flags=re.S)
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def test_example_report_has_the_contents_in_order(example_results):
+    page = render_html(example_results)
+    text = visible_text(page)
+    headings = ["Credit model audit", "Overall result", "At a glance", "What was audited", "3 Checks",
+                "3.1 discrimination", "3.2 data-quality", "3.3 crashy", "3.4 lofo", "Reproduce this audit"]
+    positions = [text.find(h) for h in headings]
+    assert -1 not in positions, dict(zip(headings, positions))
+    assert positions == sorted(positions)
+
+
+def test_cover_gives_title_organization_status_and_exit_code(example_results):
+    text = visible_text(render_html(example_results))
+    assert "Example Bank" in text
+    assert "FAIL" in text and "At least one check failed its thresholds." in text
+    assert "Exit code 1 (at least one check failed)" in text
+    assert "2026-11-23 10:00 UTC" in text
+
+
+def test_title_falls_back_to_the_policy_name(example_results):
+    del example_results["report"]
+    page = render_html(example_results)
+    assert "<title>Consumer credit scoring model — pre-deployment audit &lt;demo&gt; · audit report</title>" in page
+
+
+def test_findings_metrics_and_reasons_are_shown(example_results):
+    text = visible_text(render_html(example_results))
+    # Findings: value against threshold, on, severity, status word (capitals come from CSS).
+    assert "roc_auc 0.81 ≥ 0.75 value fail pass" in text
+    assert "accuracy 0.76 ≥ 0.8 value warn warn" in text
+    assert "duplicate_rows 150 ≤ 0 value fail fail" in text
+    # Metrics: value, CI with matching decimals, n with separators, method; null with its note.
+    assert "roc_auc 0.81 [0.80, 0.82] 20,150 percentile bootstrap, 1000 resamples" in text
+    assert "log_loss — the model outputs labels only" in text
+    # Error and skip reasons, in the summary and in the sections.
+    assert text.count("timed out after 600 s (timeout_s)") == 2
+    assert text.count("predictions mode: this check needs to query a model") == 2
+    # Summary key figures: the worst finding first.
+    assert "accuracy = 0.76 (threshold ≥ 0.8) warn roc_auc = 0.81 (threshold ≥ 0.75)" in text
+
+
+def test_what_was_audited_lists_inputs_engine_and_hashes(example_results):
+    text = visible_text(render_html(example_results))
+    for expected in ["File sample_models/credit_gbm.onnx", "Format onnx", "SHA-256 " + "ab" * 32,
+                     "Task binary", "Positive class 1", "Decision threshold 0.5",
+                     "Kind onnx: ZipMap probabilities, 10 named inputs", "Rows 20,150", "Rows used 20,150",
+                     "Columns 16", "Target defaulted", "Protected attributes sex, race, age_band",
+                     "Features income, debt_ratio", "File policies/credit_scoring.yaml", "SHA-256 " + "ef" * 32,
+                     "Seed 42", "Executor local", "Workers 2", "Overhead 1.2 s"]:
+        assert expected in text, expected
+
+
+def test_reproduce_section_gives_command_versions_and_hashes(example_results):
+    text = visible_text(render_html(example_results))
+    tail = text[text.index("Reproduce this audit", text.index("3.4 lofo")):]
+    for expected in ["auditkit run policies/credit_scoring.yaml", "auditkit 0.1.0", "Python 3.11.7",
+                     "numpy 2.4.6", "shap 0.51.0", "Seed 42", "cd" * 32]:
+        assert expected in tail, expected
+
+
+def test_untrusted_strings_are_escaped(example_results):
+    example_results["checks"][0]["id"] = "<img src=x onerror=alert(1)>"
+    example_results["checks"][0]["params"] = {"<b>key</b>": "<i>value</i>"}
+    example_results["inputs"]["data"]["path"] = "data/<script>.csv"
+    page = render_html(example_results)
+    assert "<script>" not in page and "<b>" not in page and "<i>" not in page and "<img" not in page
+    assert str(markupsafe.escape(EVIL_COLUMN)) in page  # the column name, shown as text
+    assert "a $lone dollar and &lt;b&gt;markup&lt;/b&gt; from a column name" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;b&gt;key&lt;/b&gt;" in page
+    assert "Consumer credit scoring model — pre-deployment audit &lt;demo&gt;" in page
+
+
+def test_autoescape_is_on_for_every_template():
+    env = environment()
+    assert env.autoescape is True  # not select_autoescape(): it skips ".html.j2"
+    assert env.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
+
+
+def test_page_is_self_contained(example_results):
+    page = render_html(example_results)
+    # The only URL is inside the escaped hostile column name.
+    assert page.count("http://") == 1
+    without_user_text = page.replace(str(markupsafe.escape(EVIL_COLUMN)), "")
+    assert "http://" not in without_user_text and "https://" not in without_user_text
+    assert not re.search(r"\bsrc\s*=", without_user_text)
+    assert "<script" not in page and "<link" not in page and "<iframe" not in page
+    assert "@import" not in page and "url(" not in page.replace("url(#c", "")  # only in-SVG references
+    assert re.search(r'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'', page)
+    # Inline CSS and one inline SVG per plot.
+    assert "<style>" in page and "@page" in page
+    assert page.count("<svg ") == sum(len(c["plots"]) for c in example_results["checks"])
+
+
+def test_element_ids_are_unique(example_results):
+    page = render_html(example_results)
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) > 20
+    assert len(ids) == len(set(ids))
+    for target in re.findall(r'href="#([^"]+)"', page):
+        assert target in ids, target
+
+
+def test_same_results_give_the_same_page(example_results):
+    assert render_html(example_results) == render_html(example_results)
+
+
+def test_zero_checks(empty_results):
+    page = render_html(empty_results)
+    text = visible_text(page)
+    assert "PASS" in text and "Every check passed its thresholds." in text
+    assert "No check was run" in text
+    assert "Exit code 0" in text
+    assert "(predictions in the data)" in text
+
+
+def test_long_tables_are_cut_with_a_pointer_to_results_json(example_results, edit_check):
+    rows = [{"feature": f"f{i}", "mean_abs_shap": 1 / (i + 1), "rank": i + 1} for i in range(120)]
+    results = edit_check(example_results, 1, tables={"importance": rows})
+    page = render_html(results)
+    assert "f49<" in page and "f50<" not in page
+    assert TABLE_ROW_LIMIT == 50
+    assert "70 more rows in results.json" in visible_text(page)
+    assert "checks[1].tables.importance" in page
+
+
+def test_interval_columns_are_shown_under_their_value(example_results, edit_check):
+    rows = [{"group": "F", "selection_rate": 0.41, "selection_rate_ci": [0.39, 0.43], "n": 812}]
+    page = render_html(edit_check(example_results, 1, tables={"groups": rows}))
+    text = visible_text(page)
+    assert "F 0.41 [0.39, 0.43] 812" in text
+    assert ">selection_rate_ci<" not in page
+
+
+def test_unknown_plot_kind_is_said_not_drawn(example_results, edit_check):
+    results = edit_check(example_results, 1, plots=[{"kind": "sankey", "title": "Flows", "data": {}}])
+    text = visible_text(render_html(results))
+    assert "Flows" in text and "is not drawn by this version" in text
+
+
+def test_a_check_type_with_its_own_section_template_uses_it(example_results, tmp_path: Path):
+    shipped = Path(environment().loader.root)  # type: ignore[union-attr]
+    templates = tmp_path / "templates"
+    shutil.copytree(shipped, templates, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    (templates / "sections" / "data_integrity.html.j2").write_text(
+        '{% extends "sections/generic.html.j2" %}'
+        "{% block tables %}<p>custom integrity section for {{ check.id }}</p>{% endblock %}",
+        encoding="utf-8",
+    )
+    page = render_html(example_results, env=build_environment(templates))
+    assert page.count("custom integrity section") == 1
+    assert "custom integrity section for data-quality" in page
+    assert "Table: confusion" in page  # the performance check still uses the generic section
+
+
+def test_a_check_type_cannot_name_a_template_outside_sections(example_results):
+    choose = environment().globals["section_template"]
+    assert choose("../report") == "sections/generic.html.j2"
+    assert choose("performance") == "sections/generic.html.j2"
+    example_results["checks"][0]["type"] = "../../report"
+    assert "3.1" in render_html(example_results)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (None, "—"), (0, "0"), (0.0, "0"), (20150, "20,150"), (150.0, "150"), (0.0074, "0.0074"),
+    (0.123456, "0.1235"), (1234.5678, "1,235"), (-0.25, "-0.25"), (1.5e-6, "1.5e-06"), (True, "yes"),
+])
+def test_format_number(value, text):
+    assert format_number(value) == text
+
+
+def test_format_ci_and_threshold():
+    assert format_ci([0.8, 0.82]) == "[0.80, 0.82]"
+    assert format_ci([0.75, 0.77]) == "[0.75, 0.77]"
+    assert format_ci([None, 0.5]) == "[—, 0.5]"
+    assert format_ci(None) == "—"
+    assert format_threshold({"min": 0.75}) == "≥ 0.75"
+    assert format_threshold({"max": 0.1}) == "≤ 0.1"
+    assert format_threshold({"min": 0.8, "max": 1.25}) == "≥ 0.8 and ≤ 1.25"
+    assert format_threshold({}) == "—"
