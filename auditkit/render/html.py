@@ -54,10 +54,10 @@ STATUS_MEANING: Final = {
 
 #: The exit codes of DESIGN.md (2, an invalid input, never has a results.json).
 EXIT_CODE_MEANING: Final = {
-    0: "every check passed",
-    1: "at least one check failed",
+    0: "passed",
+    1: "failed: a threshold was missed",
     2: "an input was invalid",
-    3: "at least one check could not complete",
+    3: "a check could not complete",
 }
 
 

@@ -86,7 +86,10 @@ def data_only_url_fetcher() -> Callable[[str], Any]:
 
     class DataOnlyURLFetcher(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
-            super().__init__(allowed_protocols=("data",), allow_redirects=False)
+            try:  # belt and braces: fetch() below never reaches urllib anyway
+                super().__init__(allowed_protocols=("data",), allow_redirects=False)
+            except TypeError:  # a WeasyPrint whose URLFetcher takes neither option
+                super().__init__()
 
         def fetch(self, url: str, headers: Any = None) -> Any:
             body, media_type = decode_data_url(url)

@@ -44,7 +44,7 @@ def test_cover_gives_title_organization_status_and_exit_code(example_results):
     text = visible_text(render_html(example_results))
     assert "Example Bank" in text
     assert "FAIL" in text and "At least one check failed its thresholds." in text
-    assert "Exit code 1 (at least one check failed)" in text
+    assert "Exit code 1 (failed: a threshold was missed)" in text
     assert "2026-11-23 10:00 UTC" in text
 
 
@@ -143,6 +143,15 @@ def test_zero_checks(empty_results):
     assert "No check was run" in text
     assert "Exit code 0" in text
     assert "(predictions in the data)" in text
+
+
+def test_a_check_with_only_the_required_keys_renders(empty_results):
+    empty_results["checks"] = [{"id": "bare", "type": "performance", "status": "pass", "duration_s": 0.5,
+                                "metrics": {"x": {"value": 1}}, "findings": [], "tables": {}, "plots": [],
+                                "notes": [], "error": None}]
+    text = visible_text(render_html(empty_results))
+    assert "3.1 bare pass type performance · 0.5 s" in text
+    assert "x = 1" in text  # the glance table falls back on the first metrics
 
 
 def test_long_tables_are_cut_with_a_pointer_to_results_json(example_results, edit_check):
