@@ -202,6 +202,8 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
 
     if horizontal:
         fig.set_size_inches(WIDTH_IN, min(9.0, max(HEIGHT_IN, 0.24 * n + 0.9)))
+    elif n <= 3:
+        fig.set_size_inches(WIDTH_IN, 2.5)  # two or three bars need no full-height figure
     pos = list(range(n))
     drawn = [i for i in pos if values[i] is not None]
     bar = ax.barh if horizontal else ax.bar

@@ -118,6 +118,7 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
         return result
     result.findings = evaluate(output.metrics, spec.thresholds)
     result.status = check_status(result.findings)
+    _draw_thresholds(result)
     if check_type.reading is not None:
         as_json = to_jsonable(result.to_dict())
         for finding in result.findings:
@@ -127,6 +128,28 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
                 except Exception:  # a sentence is a courtesy: never lose a result over it
                     finding.reading = None
     return result
+
+
+def _draw_thresholds(result: CheckResult) -> None:
+    """Turn thresholds on a ratio or difference of rates into lines on the per-group rate chart.
+
+    A ratio threshold ``min: r`` means every included group's rate is at least r x the
+    highest; a difference threshold ``max: d`` means at least the highest minus d.
+    """
+    for plot in result.plots:
+        data = plot.data
+        values = [v for v, ok in zip(data.get("values", []), data.get("included", [])) if ok and v is not None]
+        if not values:
+            continue
+        lines = []
+        for finding in result.findings:
+            if finding.metric == data.get("ratio_metric") and finding.min is not None:
+                lines.append({"min": finding.min * max(values), "label": f"{finding.min:g} x highest"})
+            elif finding.metric == data.get("difference_metric") and finding.max is not None:
+                lines.append({"min": max(values) - finding.max, "label": f"highest - {finding.max:g}"})
+        if lines:
+            data["thresholds"] = lines[0]  # one line per chart: the first threshold that applies
+            data["threshold_label"] = lines[0]["label"]
 
 
 def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[Event], None] | None = None,

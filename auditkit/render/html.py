@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
@@ -35,6 +36,8 @@ GENERIC_SECTION: Final = "sections/generic.html.j2"
 TABLE_ROW_LIMIT: Final = 50
 #: Columns beyond which a table is printed on a landscape page.
 WIDE_TABLE_COLUMNS: Final = 9
+#: Columns of one printed table; a wider one is cut into parts.
+MAX_TABLE_COLUMNS: Final = 13
 #: Findings listed per check in the "At a glance" table.
 GLANCE_FINDINGS: Final = 4
 #: Metrics listed per check in the "At a glance" table when it has no findings.
@@ -104,9 +107,11 @@ def format_ci(ci: Any) -> str:
     low, high = ci
     numbers = [v for v in (low, high) if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(numbers) == 2 and all(math.isfinite(v) and abs(v) < 1000 for v in numbers):
-        places = [_decimals(float(v)) for v in numbers]
-        if None not in places:
-            digits = max(p for p in places if p is not None)
+        # The larger end decides the decimals (4 significant digits), the smaller follows:
+        # [0.80, 0.82], [0.00031, 0.01587].
+        larger = max(numbers, key=abs)
+        digits = _decimals(float(larger)) if larger else 0
+        if digits is not None:
             return f"[{low:.{digits}f}, {high:.{digits}f}]"
     return f"[{format_number(low)}, {format_number(high)}]"
 
@@ -126,7 +131,7 @@ def format_param(value: Any, *, top: bool = True) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
-        return "null"
+        return "not set"
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, list):
@@ -247,28 +252,51 @@ def key_figures(check: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def metric_rows(check: dict[str, Any]) -> list[dict[str, Any]]:
+def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
+    """The metrics table: rows, which optional columns any row fills, and the method most
+    metrics share (said once under the table; a row names its method only when it differs).
+    """
     metrics = check.get("metrics") if isinstance(check.get("metrics"), dict) else {}
+    items = [(str(name), m if isinstance(m, dict) else {"value": m}) for name, m in metrics.items()]
+    methods = Counter(str(m["method"]) for _, m in items if m.get("method"))
+    common, uses = methods.most_common(1)[0] if methods else (None, 0)
+    shared = common if uses >= 2 and uses * 2 >= sum(methods.values()) else None
     rows = []
-    for name, metric in metrics.items():
-        metric = metric if isinstance(metric, dict) else {"value": metric}
-        detail = [str(metric[k]) for k in ("method", "note") if metric.get(k)]
+    for name, metric in items:
+        detail = [str(metric[k]) for k in ("method", "note")
+                  if metric.get(k) and not (k == "method" and str(metric[k]) == shared)]
         rows.append({
-            "name": str(name),
+            "name": name,
             "value": format_number(metric.get("value")),
             "ci": format_ci(metric["ci"]) if metric.get("ci") is not None else "",
             "n": format_number(metric["n"]) if metric.get("n") is not None else "",
             "detail": "; ".join(detail),
             "null": metric.get("value") is None,
         })
-    return rows
+    return {
+        "rows": rows,
+        "has_ci": any(r["ci"] for r in rows),
+        "has_n": any(r["n"] for r in rows),
+        "has_detail": any(r["detail"] for r in rows),
+        "method": shared,
+        "method_for_all": shared is not None and uses == sum(methods.values()),
+    }
+
+
+def _is_identifier(column: str) -> bool:
+    """Integer columns that name a row or a rank: no thousands separator (row 12345)."""
+    return column in _IDENTIFIER_COLUMNS or column.endswith(("_row", "_id", "_index", "_of"))
+
+
+_IDENTIFIER_COLUMNS: Final = frozenset({"row", "rank", "index", "id", "seed", "year"})
 
 
 def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
     """A list of records as columns and formatted cells, at most ``limit`` rows.
 
     A ``<column>_ci`` interval is shown under its ``<column>`` value rather than in a
-    column of its own.
+    column of its own. A table with more than :data:`MAX_TABLE_COLUMNS` columns is cut
+    into ``parts``, each repeating the leading text columns (attribute, group, ...).
     """
     rows = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
     keys: dict[str, None] = {}
@@ -281,25 +309,43 @@ def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
         c: all(is_number(r.get(c)) or r.get(c) is None for r in rows) and any(is_number(r.get(c)) for r in rows)
         for c in columns
     }
-    body = []
-    for record in rows[:limit]:
-        cells = []
-        for column in columns:
-            ci_key = column + "_ci"
-            cells.append({
-                "text": format_cell(record.get(column)),
-                "ci": format_ci(record[ci_key]) if ci_key in merged and record.get(ci_key) is not None else "",
-                "numeric": numeric[column],
-                "null": record.get(column) is None,
-            })
-        body.append(cells)
+
+    def cell(record: dict[str, Any], column: str) -> dict[str, Any]:
+        value = record.get(column)
+        ci_key = column + "_ci"
+        plain = isinstance(value, int) and not isinstance(value, bool) and _is_identifier(column)
+        return {
+            "text": str(value) if plain else format_cell(value),
+            "ci": format_ci(record[ci_key]) if ci_key in merged and record.get(ci_key) is not None else "",
+            "numeric": numeric[column],
+            "null": value is None,
+        }
+
+    shown = rows[:limit]
+    keys_at_front = []
+    for column in columns[:3]:
+        if numeric[column]:
+            break
+        keys_at_front.append(column)
+    rest = columns[len(keys_at_front):]
+    per_part = max(1, MAX_TABLE_COLUMNS - len(keys_at_front))
+    groups = [rest[i:i + per_part] for i in range(0, len(rest), per_part)] if len(columns) > MAX_TABLE_COLUMNS else [rest]
+    parts = []
+    for group in groups:
+        part_columns = keys_at_front + group
+        parts.append({
+            "columns": [{"name": c, "numeric": numeric[c]} for c in part_columns],
+            "rows": [[cell(record, c) for c in part_columns] for record in shown],
+        })
+    widest = max((len(p["columns"]) for p in parts), default=0)
     return {
-        "columns": [{"name": c, "numeric": numeric[c]} for c in columns],
-        "rows": body,
+        "columns": parts[0]["columns"] if len(parts) == 1 else [{"name": c, "numeric": numeric[c]} for c in columns],
+        "rows": parts[0]["rows"] if len(parts) == 1 else [[cell(r, c) for c in columns] for r in shown],
+        "parts": parts,
         "total": len(rows),
         "more": max(0, len(rows) - limit),
         # The print stylesheet sets a medium table smaller and a wide one on a landscape page.
-        "width": "wide" if len(columns) > WIDE_TABLE_COLUMNS else "medium" if len(columns) > 6 else "narrow",
+        "width": "wide" if widest > WIDE_TABLE_COLUMNS else "medium" if widest > 6 else "narrow",
     }
 
 
@@ -462,7 +508,7 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         chart=_chart,
         badge=badge,
         table_view=table_view,
-        metric_rows=metric_rows,
+        metrics_view=metrics_view,
         key_figures=key_figures,
         param_items=param_items,
         skip_reason=skip_reason,

@@ -66,10 +66,11 @@ def _figures(check: dict[str, Any]) -> str:
         if figure.get("more"):
             parts.append(f"and {figure['more']} more")
             continue
-        text = f"{escape_md(figure['name'], limit=60)} = {figure['value']}"
+        bound = f" {figure['on']} CI bound" if figure.get("on") else ""
+        text = f"{escape_md(figure['name'], limit=60)}{bound} = {figure['value']}"
         qualifiers = []
         if figure.get("threshold"):
-            qualifiers.append(figure["threshold"] + (f" on {figure['on']}" if figure.get("on") else ""))
+            qualifiers.append(figure["threshold"])
         if figure.get("status") and figure["status"] != "pass":
             qualifiers.append(escape_md(figure["status"]))
         if qualifiers:

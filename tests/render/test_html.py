@@ -60,9 +60,10 @@ def test_findings_metrics_and_reasons_are_shown(example_results):
     assert "roc_auc 0.81 ≥ 0.75 value fail pass" in text
     assert "accuracy 0.76 ≥ 0.8 value warn warn" in text
     assert "duplicate_rows 150 ≤ 0 value fail fail" in text
-    # Metrics: value, CI with matching decimals, n with separators, method; null with its note.
-    assert "roc_auc 0.81 [0.80, 0.82] 20,150 percentile bootstrap, 1000 resamples" in text
-    assert "log_loss — the model outputs labels only" in text
+    # Metrics: value, CI with matching decimals, n with separators; null with its note; the
+    # interval method, the same for every interval, said once under the table.
+    assert "roc_auc 0.81 [0.80, 0.82] 20,150 accuracy 0.76 [0.75, 0.77] 20,150" in text
+    assert "log_loss — the model outputs labels only Method: percentile bootstrap, 1000 resamples." in text
     # Error and skip reasons, in the summary and in the sections.
     assert text.count("timed out after 600 s (timeout_s)") == 2
     assert text.count("predictions mode: this check needs to query a model") == 2
@@ -164,6 +165,27 @@ def test_long_tables_are_cut_with_a_pointer_to_results_json(example_results, edi
     assert "checks[1].tables.importance" in page
 
 
+def test_metrics_with_different_methods_say_each(example_results, edit_check):
+    metrics = {"a": {"value": 0.5, "ci": [0.4, 0.6], "method": "bootstrap"},
+               "b": {"value": 0.1, "ci": [0.05, 0.15], "method": "Wilson"}}
+    text = visible_text(render_html(edit_check(example_results, 0, metrics=metrics)))
+    assert "a 0.5 [0.4, 0.6] bootstrap b 0.1 [0.05, 0.15] Wilson" in text
+    assert "Method:" not in text
+    metrics["c"] = {"value": 0.2, "ci": [0.1, 0.3], "method": "bootstrap"}
+    text = visible_text(render_html(edit_check(example_results, 0, metrics=metrics)))
+    assert "a 0.5 [0.4, 0.6] b 0.1 [0.05, 0.15] Wilson c 0.2 [0.1, 0.3]" in text
+    assert "Method: bootstrap, unless a row says otherwise." in text
+
+
+def test_very_wide_tables_are_cut_into_parts_repeating_the_key_columns(example_results, edit_check):
+    record = {"attribute": "sex", "group": "F", **{f"rate_{i}": i / 100 for i in range(20)}, "row": 12345}
+    page = render_html(edit_check(example_results, 1, tables={"groups": [record]}))
+    text = visible_text(page)
+    assert "Table: groups (1 of 2)" in text and "Table: groups (2 of 2)" in text
+    assert text.count("attribute group") == 2  # the key columns head both parts
+    assert "12345" in text and "12,345" not in text  # a row number is not a quantity
+
+
 def test_interval_columns_are_shown_under_their_value(example_results, edit_check):
     rows = [{"group": "F", "selection_rate": 0.41, "selection_rate_ci": [0.39, 0.43], "n": 812}]
     page = render_html(edit_check(example_results, 1, tables={"groups": rows}))
@@ -212,6 +234,9 @@ def test_format_number(value, text):
 def test_format_ci_and_threshold():
     assert format_ci([0.8, 0.82]) == "[0.80, 0.82]"
     assert format_ci([0.75, 0.77]) == "[0.75, 0.77]"
+    assert format_ci([0.0003129, 0.0158745]) == "[0.00031, 0.01587]"  # 4 digits on the larger end
+    assert format_ci([0.9732, 0.9981]) == "[0.9732, 0.9981]"
+    assert format_ci([1200, 3000]) == "[1,200, 3,000]"
     assert format_ci([None, 0.5]) == "[—, 0.5]"
     assert format_ci(None) == "—"
     assert format_threshold({"min": 0.75}) == "≥ 0.75"

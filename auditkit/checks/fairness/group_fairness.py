@@ -195,6 +195,7 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
                 "ci_high": [r.get(f"{name}_ci", [None, None])[1] for r in rows],
                 "included": [r["included"] for r in rows], "ylabel": name.replace("_", " "),
                 "attribute": grouping.attribute, "rate": name, "ratio_metric": f"{name}_ratio[{grouping.attribute}]",
+                "difference_metric": f"{name}_difference[{grouping.attribute}]",
                 "n": int(sizes.sum())}))
     if method:
         notes.append(f"intervals: {method} (seeded)")
