@@ -63,6 +63,9 @@ def _guard(func: Callable[[], Any]) -> Any:
         return func()
     except typer.Exit:
         raise
+    except KeyboardInterrupt:
+        err.print("interrupted before any check ran: nothing was written")
+        raise typer.Exit(ExitCode.INCOMPLETE) from None
     except AuditkitError as exc:
         _fail(exc)
     except Exception as exc:  # a bug of ours: still one line unless --debug

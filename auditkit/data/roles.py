@@ -81,6 +81,10 @@ def text_in_numeric(frame: pd.DataFrame, columns: list[str]) -> tuple[str, str, 
         present = series.dropna()
         if len(present) == 0:
             continue
+        # a text column shows itself in its first values; only a mostly-numeric one is parsed in full
+        head = pd.to_numeric(present.iloc[:500], errors="coerce")
+        if head.notna().mean() < 0.9:
+            continue
         parsed = pd.to_numeric(present, errors="coerce")
         ok = parsed.notna()
         if ok.mean() >= 0.95 and not ok.all():

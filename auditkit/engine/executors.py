@@ -18,11 +18,12 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from auditkit.engine.context import AuditData
 from auditkit.engine.registry import get_registry
-from auditkit.engine.worker import CheckTask, TaskOutcome, execute, init_worker, run_in_worker, write_bundle
+from auditkit.engine.worker import (CheckTask, TaskOutcome, execute, init_worker, run_in_worker, warm_up,
+                                   write_bundle)
 
 EventKind = Literal["queued", "started", "finished"]
 
@@ -47,6 +48,12 @@ class Executor(ABC):
     @abstractmethod
     def run(self, tasks: list[CheckTask], data: AuditData, workdir: Path, on_event: OnEvent) -> list[TaskOutcome]:
         ...
+
+    def start(self, n_tasks: int) -> None:
+        """Optional: get workers ready while the parent prepares the data."""
+
+    def close(self) -> None:
+        """Release workers (also when the run never started)."""
 
 
 def _signal_name(code: int) -> str:
@@ -73,6 +80,9 @@ class LocalExecutor(Executor):
     def __init__(self, workers: int, threads_per_worker: int = 1):
         self.workers = max(1, workers)
         self.threads_per_worker = max(1, threads_per_worker)
+        self._pool: Any = None
+        self._events: Any = None
+        self._saved_env: dict[str, str | None] = {}
 
     def _context(self) -> multiprocessing.context.BaseContext:
         # forkserver: workers fork from a clean server process, not from this one (which may hold
@@ -83,19 +93,49 @@ class LocalExecutor(Executor):
             return ctx
         return multiprocessing.get_context("spawn")
 
+    def start(self, n_tasks: int) -> None:
+        """Start the workers now, so that their imports overlap the parent's data loading."""
+        if self._pool is not None:
+            return
+        from pebble import ProcessPool
+
+        ctx = self._context()
+        self._events = ctx.SimpleQueue() if hasattr(ctx, "SimpleQueue") else None
+        self._saved_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        for key in self._saved_env:
+            os.environ[key] = str(self.threads_per_worker)
+        size = min(self.workers, max(1, n_tasks))
+        self._pool = ProcessPool(max_workers=size, context=ctx, initializer=init_worker,
+                                 initargs=(self.threads_per_worker, self._events, tuple(get_registry().plugin_modules)))
+        for _ in range(size):
+            self._pool.schedule(warm_up)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if self.interrupted:
+                pool.stop()
+            else:
+                pool.close()
+            pool.join(timeout=10)
+            if pool.active:
+                pool.stop()
+                pool.join(timeout=5)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
+
     def run(self, tasks: list[CheckTask], data: AuditData, workdir: Path, on_event: OnEvent) -> list[TaskOutcome]:
-        from pebble import ProcessExpired, ProcessPool
+        from pebble import ProcessExpired
 
         bundle = str(write_bundle(data, workdir))
-        ctx = self._context()
-        events = ctx.SimpleQueue() if hasattr(ctx, "SimpleQueue") else None
-        saved_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        for key in saved_env:
-            os.environ[key] = str(self.threads_per_worker)
+        self.start(len(tasks))
+        pool, events = self._pool, self._events
+        assert pool is not None
         outcomes: dict[str, TaskOutcome] = {}
-        pool = ProcessPool(max_workers=min(self.workers, max(1, len(tasks))), context=ctx,
-                           initializer=init_worker,
-                           initargs=(self.threads_per_worker, events, tuple(get_registry().plugin_modules)))
         futures = {}
         started_at: dict[str, float] = {}
         try:
@@ -122,16 +162,7 @@ class LocalExecutor(Executor):
                     outcomes[task.check_id] = outcome
                     on_event(Event("finished", task.check_id, time.time(), outcome))
         finally:
-            pool.close() if not self.interrupted else None
-            pool.join(timeout=10)
-            if pool.active:
-                pool.stop()
-                pool.join(timeout=5)
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            self.close()
         return [outcomes[task.check_id] for task in tasks]
 
     @staticmethod

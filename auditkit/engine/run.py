@@ -173,12 +173,18 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     seed = loaded.policy.seed if options.seed is None else options.seed
     tasks = plan(loaded, seed=seed, only=options.only)
 
-    stage("loading data and model")
-    prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
-    prepared_s = time.perf_counter() - started
-    ensure_writable(out_dir, source=loaded.source("report.output_dir"))
-
     executor: Executor = InlineExecutor() if options.executor == "inline" else LocalExecutor(workers, threads)
+    stage("loading data and model")
+    try:
+        if tasks:
+            executor.start(len(tasks))
+        prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
+        prepared_s = time.perf_counter() - started
+        ensure_writable(out_dir, source=loaded.source("report.output_dir"))
+    except BaseException:
+        executor.close()
+        raise
+
     stage(f"running {len(tasks)} checks on {workers} worker{'s' if workers != 1 else ''}")
     events = on_event or (lambda _event: None)
     workdir = Path(tempfile.mkdtemp(prefix="auditkit-"))

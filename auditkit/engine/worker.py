@@ -103,6 +103,10 @@ def execute(task: CheckTask, data: AuditData, threads: int = 1) -> TaskOutcome:
                            time.perf_counter() - started, traceback.format_exc())
 
 
+def warm_up() -> None:
+    """A no-op task: starting a worker runs the preload and its initializer."""
+
+
 def run_in_worker(task: CheckTask, bundle_path: str) -> TaskOutcome:
     if _EVENTS is not None:
         _EVENTS.put((task.check_id, time.time()))
