@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import json
 from typer.testing import CliRunner
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "sample_models"
-SHARED = ROOT.parent / "shared"
+from support import ROOT, SAMPLES, SHARED, credit_policy, write_policy  # noqa: F401 - re-exported
 
 
 @pytest.fixture(scope="session")
@@ -30,39 +27,6 @@ def seed(request: pytest.FixtureRequest) -> int:
     value = int(os.environ.get("AUDITKIT_TEST_SEED", "12345"))
     print(f"seed {value}: replay with AUDITKIT_TEST_SEED={value} pytest '{request.node.nodeid}'")
     return value
-
-
-def write_policy(directory: Path, policy: dict[str, Any] | str, name: str = "policy.yaml") -> Path:
-    """Write a policy (a dict is dumped as YAML) and return its path."""
-    path = directory / name
-    # JSON is YAML: a dict needs no YAML writer
-    path.write_text(policy if isinstance(policy, str) else json.dumps(policy, indent=2))
-    return path
-
-
-def credit_policy(samples: Path, out_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """A small valid policy on the sample GBM (ONNX), with absolute paths."""
-    policy: dict[str, Any] = {
-        "version": 1,
-        "name": "test audit",
-        "seed": 3,
-        "model": {"path": str(samples / "credit_gbm.onnx"), "task": "binary", "positive_class": 1, "threshold": 0.5},
-        "data": {"path": str(samples / "credit_test.csv"), "target": "defaulted",
-                 "protected": ["sex", "race", "age_band"], "ignore": ["applicant_id", "interest_rate"],
-                 "favorable_label": 0, "sample": 3000},
-        "checks": [
-            {"id": "perf", "type": "performance", "params": {"metrics": ["roc_auc", "accuracy"], "bootstrap": 100},
-             "thresholds": {"roc_auc": {"min": 0.7}}},
-            {"id": "integrity", "type": "data_integrity"},
-        ],
-        "report": {"formats": ["json"], "output_dir": str(out_dir)},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(policy.get(key), dict):
-            policy[key] = {**policy[key], **value}
-        else:
-            policy[key] = value
-    return policy
 
 
 @pytest.fixture

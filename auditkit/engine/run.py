@@ -113,6 +113,7 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
     result.notes = list(output.notes)
     if output.skipped is not None:
         result.status = "skipped"
+        result.skip_reason = output.skipped
         if output.skipped not in result.notes:
             result.notes.insert(0, output.skipped)
         return result

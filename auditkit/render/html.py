@@ -208,6 +208,8 @@ def status_counts(results: dict[str, Any]) -> dict[str, int]:
 
 
 def skip_reason(check: dict[str, Any]) -> str:
+    if check.get("skip_reason"):
+        return str(check["skip_reason"])
     notes = check.get("notes") or []
     return str(notes[0]) if notes else "not applicable"
 
@@ -273,8 +275,11 @@ def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
             "detail": "; ".join(detail),
             "null": metric.get("value") is None,
         })
+    levels = {float(m["level"]) for _, m in items if m.get("ci") is not None and m.get("level") is not None}
+    ci_header = f"{levels.pop():.0%} CI" if len(levels) == 1 else ("CI" if levels else "95% CI")
     return {
         "rows": rows,
+        "ci_header": ci_header,
         "has_ci": any(r["ci"] for r in rows),
         "has_n": any(r["n"] for r in rows),
         "has_detail": any(r["detail"] for r in rows),

@@ -112,7 +112,7 @@ def render_junit(results: dict[str, Any]) -> str:
             error.text = _text(reason)
         elif status == "skipped":
             notes = check.get("notes") or []
-            reason = notes[0] if notes else "not applicable"
+            reason = check.get("skip_reason") or (notes[0] if notes else "not applicable")
             ET.SubElement(case, "skipped", {"message": _text(reason, MESSAGE_LIMIT)})
         if warnings:
             out = ET.SubElement(case, "system-out")

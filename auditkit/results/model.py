@@ -26,11 +26,13 @@ class Metric:
     n: int | None = None  # the sample size behind the figure
     method: str | None = None  # how the interval was made
     note: str | None = None  # why value is null, or what it is about
+    level: float | None = None  # the interval's confidence level (0.95 when a ci is given and this is None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value}
         if self.ci is not None:
             out["ci"] = [self.ci[0], self.ci[1]]
+            out["level"] = self.level if self.level is not None else 0.95
         for key in ("n", "method", "note"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -100,6 +102,7 @@ class CheckResult:
     params: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     description: str = ""
+    skip_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +120,7 @@ class CheckResult:
             "plots": [p.to_dict() for p in self.plots],
             "notes": list(self.notes),
             "error": self.error,
+            "skip_reason": self.skip_reason,
         }
 
 

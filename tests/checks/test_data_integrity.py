@@ -8,7 +8,7 @@ import pytest
 
 from check_support import binary_data, run_check
 
-from conftest import credit_policy, write_policy
+from support import credit_policy, write_policy
 
 
 def test_finds_the_planted_duplicates_and_out_of_range_incomes(samples, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from check_support import binary_data, run_check
 
-from conftest import write_policy
+from support import write_policy
 
 
 def test_proxy_detection_finds_the_planted_zip_region_proxy_for_race(samples):

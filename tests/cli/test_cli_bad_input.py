@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pandas as pd
 import pytest
 
-from conftest import credit_policy, write_policy
+from support import credit_policy, write_policy
 
 LOGREG_FEATURES = ["income", "debt_ratio", "credit_history_years", "n_late_payments", "loan_amount",
                    "employment_years", "n_open_accounts"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from conftest import SHARED, write_policy
+from support import SHARED, write_policy
 
 COMPAS = SHARED / "datasets" / "compas" / "compas-scores-two-years.csv"
 pytestmark = pytest.mark.skipif(not COMPAS.exists(), reason="../shared/datasets/compas is not present "

@@ -13,7 +13,7 @@ import pytest
 
 from tests_support import ENGINE_TESTS, register_faulty_checks
 
-from conftest import credit_policy, write_policy
+from support import credit_policy, write_policy
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from numpy.testing import assert_allclose  # noqa: E402
 
 from check_support import binary_data, run_check  # noqa: E402
-from conftest import write_policy  # noqa: E402
+from support import write_policy  # noqa: E402
 
 # (sex, race, rows, selected). 65 rows; race is unknown for 4 of them; one Asian man (1/65 =
 # 1.5% of the data, under the 2% rule).

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, credit_policy, write_policy
+from support import ROOT, credit_policy, write_policy
 
 from auditkit.errors import PolicyError, UnknownCheckError
 from auditkit.policy.load import LoadedPolicy, load_policy

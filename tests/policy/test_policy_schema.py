@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import ROOT
+from support import ROOT
 
 from auditkit.engine.registry import get_registry
 

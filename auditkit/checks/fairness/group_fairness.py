@@ -241,7 +241,7 @@ def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping
                                               "(a group with no rows in the denominator has no rate)")
         return
     ci = percentile_interval(draws, params.confidence) if draws is not None else None
-    metrics[key] = Metric(value, ci=ci, n=n, method=method if ci else None)
+    metrics[key] = Metric(value, ci=ci, n=n, method=method if ci else None, level=params.confidence if ci else None)
     masked = np.where(included & np.isfinite(per_group), per_group, np.nan)
     if reference is None and np.isfinite(masked).sum() >= 2:
         low, high = grouping.labels[int(np.nanargmin(masked))], grouping.labels[int(np.nanargmax(masked))]

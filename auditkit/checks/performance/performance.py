@@ -127,7 +127,7 @@ def performance(ctx: AuditContext, params: PerformanceParams) -> CheckOutput:
         ci = None
         if draws is not None:
             ci = percentile_interval(draws[:, computable.index(name)], params.confidence)
-        metrics[name] = Metric(value, ci=ci, n=n, method=method if ci else None)
+        metrics[name] = Metric(value, ci=ci, n=n, method=method if ci else None, level=params.confidence if ci else None)
     if params.bootstrap:
         notes.append(f"intervals: {method}, on {n:,} labelled rows (seeded)")
     plots.insert(0, Plot("bar", f"Performance with {params.confidence:.0%} bootstrap intervals", {

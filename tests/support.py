@@ -1,0 +1,42 @@
+"""Helpers shared by the tests (import as `from support import ...`; conftest.py names clash)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_models"
+SHARED = ROOT.parent / "shared"
+
+def write_policy(directory: Path, policy: dict[str, Any] | str, name: str = "policy.yaml") -> Path:
+    """Write a policy (a dict is dumped as YAML) and return its path."""
+    path = directory / name
+    # JSON is YAML: a dict needs no YAML writer
+    path.write_text(policy if isinstance(policy, str) else json.dumps(policy, indent=2))
+    return path
+
+
+def credit_policy(samples: Path, out_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """A small valid policy on the sample GBM (ONNX), with absolute paths."""
+    policy: dict[str, Any] = {
+        "version": 1,
+        "name": "test audit",
+        "seed": 3,
+        "model": {"path": str(samples / "credit_gbm.onnx"), "task": "binary", "positive_class": 1, "threshold": 0.5},
+        "data": {"path": str(samples / "credit_test.csv"), "target": "defaulted",
+                 "protected": ["sex", "race", "age_band"], "ignore": ["applicant_id", "interest_rate"],
+                 "favorable_label": 0, "sample": 3000},
+        "checks": [
+            {"id": "perf", "type": "performance", "params": {"metrics": ["roc_auc", "accuracy"], "bootstrap": 100},
+             "thresholds": {"roc_auc": {"min": 0.7}}},
+            {"id": "integrity", "type": "data_integrity"},
+        ],
+        "report": {"formats": ["json"], "output_dir": str(out_dir)},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(policy.get(key), dict):
+            policy[key] = {**policy[key], **value}
+        else:
+            policy[key] = value
+    return policy

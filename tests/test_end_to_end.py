@@ -1,0 +1,66 @@
+"""The demo audit from the command line, as a user and a CI job see it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from support import ROOT
+
+from auditkit.results.io import validate_results
+
+
+@pytest.fixture(scope="module")
+def demo(samples, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("demo")
+    completed = subprocess.run(
+        [sys.executable, "-m", "auditkit", "run", str(ROOT / "policies" / "credit_scoring.yaml"), "--out", str(out_dir)],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}, cwd=ROOT, timeout=600)
+    return completed, out_dir
+
+
+@pytest.mark.slow
+def test_demo_exits_1_with_the_planted_failures_in_the_terminal(demo):
+    completed, _ = demo
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stdout + completed.stderr
+    out = completed.stdout
+    assert "selection_rate_ratio[race] = 0.74" in out  # the injected disparity (sample_models/README.md)
+    assert "duplicate_rows = 150" in out  # the planted double import
+    assert "audit status: FAIL" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+@pytest.mark.slow
+def test_demo_writes_every_report_and_results_validate_against_the_schema(demo):
+    _, out_dir = demo
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"results.json", "report.html", "report.pdf", "junit.xml", "summary.md"} <= names
+    assert not [n for n in names if n.startswith(".")]  # no temporary file left behind
+    results = json.loads((out_dir / "results.json").read_text())
+    validate_results(results)
+    by_id = {c["id"]: c for c in results["checks"]}
+    assert by_id["approval-parity"]["status"] == "fail"
+    assert by_id["data-quality"]["status"] == "fail"
+    assert by_id["discrimination"]["status"] == "pass"
+    assert by_id["attribute-flips"]["status"] == "skipped"
+    html = (out_dir / "report.html").read_text()
+    assert "Group &#39;Black&#39; of race received the favourable decision at 0.74 times" in html
+    assert "duplicate_rows" in html
+    assert (out_dir / "report.pdf").read_bytes().startswith(b"%PDF")
+    suite = ET.parse(out_dir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and int(suite.get("failures")) == 3 and int(suite.get("tests")) == 5
+    assert "FAIL" in (out_dir / "summary.md").read_text().upper()
+
+
+@pytest.mark.slow
+def test_report_command_re_renders_the_same_html_without_running_checks(demo, tmp_path, cli):
+    _, out_dir = demo
+    result = cli("report", out_dir / "results.json", "--format", "html,md", "--out", tmp_path)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert (tmp_path / "report.html").read_text() == (out_dir / "report.html").read_text()
+    assert not (tmp_path / "results.json").exists()
