@@ -11,7 +11,7 @@ DEMO   := policies/credit_scoring.yaml
 audit: $(STAMP) $(SAMPLES)
 	@$(BIN)/auditkit run $(DEMO); code=$$?; \
 	if [ $$code -eq 1 ]; then \
-	  echo "make audit: exit 1 is expected here: the demo plants a failing check (see sample_models/README.md); reports are in reports/credit_scoring/"; \
+	  echo "make audit: exit 1 is expected: the demo's failures are planted on purpose (see sample_models/README.md); reports are in reports/credit_scoring/"; \
 	elif [ $$code -ne 0 ]; then \
 	  echo "make audit: auditkit exited $$code"; exit $$code; \
 	else \
