@@ -302,16 +302,20 @@ def _line(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
         return False
     drew = False
     named = False
-    for index, item in enumerate(series[: len(PALETTE) * 2]):
-        if not isinstance(item, dict):
-            continue
+    # "thin" series (e.g. ICE curves) are drawn as faint grey lines, any number of them, with
+    # one legend entry; other series take palette colours, at most two rounds of it.
+    thin = [item for item in series if isinstance(item, dict) and item.get("style") == "thin"]
+    other = [item for item in series if isinstance(item, dict) and item.get("style") != "thin"]
+    labelled_thin = False
+    for index, item in enumerate(thin[:200] + other[: len(PALETTE) * 2]):
         xs_in = item.get("x") if isinstance(item.get("x"), list) else []
         n = len(xs_in)
         xs, ys = _nums(xs_in, n), _nums(item.get("y"), n)
         points = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
         if not points:
             continue
-        colour = PALETTE[index % len(PALETTE)]
+        is_thin = item.get("style") == "thin"
+        colour = "#9aa3ad" if is_thin else PALETTE[(index - len(thin[:200])) % len(PALETTE)]
         lows, highs = _nums(item.get("y_low"), n), _nums(item.get("y_high"), n)
         band = [(x, lo, hi) for x, lo, hi in zip(xs, lows, highs)
                 if x is not None and lo is not None and hi is not None]
@@ -322,12 +326,21 @@ def _line(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
         points = points[::step]
         name = item.get("name")
         label = _short(name, 40) if isinstance(name, str) and name else None
+        if is_thin:
+            label, labelled_thin = (None if labelled_thin else label), True
         named = named or label is not None
         style = item.get("style") if item.get("style") in ("dashed", "dotted") else "solid"
-        ax.plot([p[0] for p in points], [p[1] for p in points], color=colour, linewidth=1.6,
-                linestyle=style, marker="o" if len(points) <= 20 else None, markersize=3,
-                label=label, zorder=3)
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=colour,
+                linewidth=0.6 if is_thin else (2.4 if item.get("style") == "bold" else 1.6),
+                alpha=0.55 if is_thin else 1.0, linestyle=style,
+                marker="o" if (len(points) <= 20 and not is_thin) else None, markersize=3,
+                label=label, zorder=2 if is_thin else 3)
         drew = True
+    ticks = data.get("x_ticks")
+    if isinstance(ticks, list) and ticks:
+        ax.set_xticks(range(len(ticks)))
+        ax.set_xticklabels([_short(str(t), 14) for t in ticks], rotation=30 if len(ticks) > 4 else 0, ha="right"
+                           if len(ticks) > 4 else "center")
     if not drew:
         return False
     thresholds = data.get("thresholds")
