@@ -1,0 +1,92 @@
+"""``coefficients``: a linear or logistic model's coefficients, standardised, and odds ratios."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditkit.checks.explain.linear_models import LinearModel, from_onnx, from_sklearn
+from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import CheckParams, check
+from auditkit.results.model import CheckOutput, Metric, Plot
+
+
+class CoefficientsParams(CheckParams):
+    pass
+
+
+def linear_model_of(ctx: AuditContext) -> LinearModel | None:
+    """The audited model as a linear model, or None when it is not one."""
+    model = ctx.model
+    positive = model.positive_index() if model.classes else 1
+    if model.format == "onnx":
+        return from_onnx(Path(model.path or "").read_bytes(), list(ctx.data.features), positive)
+    estimator = getattr(model, "estimator", None)
+    if estimator is None:
+        return None
+    return from_sklearn(estimator, list(ctx.data.features), positive)
+
+
+@check("coefficients", family="explanations", params=CoefficientsParams, needs_model=True,
+       metrics=["coefficient[*]", "standardised_coefficient[*]", "odds_ratio[*]", "intercept"],
+       example={"thresholds": {"odds_ratio[zip_region_R03]": {"max": 1.5}}})
+def coefficients(ctx: AuditContext, params: CoefficientsParams) -> CheckOutput:
+    """Coefficients of a linear or logistic model, their standardised size, and odds ratios.
+
+    ``coefficient[name]`` multiplies the model's input ``name`` (for a pipeline with a scaler,
+    the scaled input; an ONNX Scaler in front of the linear node is folded back into raw
+    units); ``standardised_coefficient`` = coefficient x the input's standard deviation on
+    the audit data (the change in log-odds or output for a one-standard-deviation change);
+    for a logistic model ``odds_ratio`` = exp(coefficient), the factor on the odds per unit.
+    Read from scikit-learn's ``coef_``/``intercept_`` or the ONNX LinearClassifier /
+    LinearRegressor node. Other models are ``skipped``.
+    """
+    linear = linear_model_of(ctx)
+    if linear is None:
+        return CheckOutput.skip(f"the model is not linear ({ctx.model.kind}): it has no coefficients to read")
+    data = ctx.data
+    notes = [f"from {linear.source}; coefficients multiply {linear.space}"]
+    stds = _input_stds(ctx, linear)
+    metrics: dict[str, Metric] = {"intercept": Metric(linear.intercept)}
+    records: list[dict[str, Any]] = []
+    for name, coef, std in zip(linear.names, linear.coef, stds):
+        record: dict[str, Any] = {"name": name, "coefficient": float(coef),
+                                  "input_std": None if std is None else float(std),
+                                  "standardised_coefficient": None if std is None else float(coef * std)}
+        metrics[f"coefficient[{name}]"] = Metric(float(coef))
+        if std is not None:
+            metrics[f"standardised_coefficient[{name}]"] = Metric(float(coef * std), n=len(data.frame))
+        if linear.logistic:
+            record["odds_ratio"] = float(np.exp(coef))
+            metrics[f"odds_ratio[{name}]"] = Metric(float(np.exp(coef)))
+        records.append(record)
+    records.sort(key=lambda r: -abs(r["standardised_coefficient"] if r["standardised_coefficient"] is not None
+                                    else r["coefficient"]))
+    for rank, record in enumerate(records, start=1):
+        record["rank"] = rank
+    plot = Plot("bar", "Standardised coefficients" + (" (log-odds per standard deviation)" if linear.logistic else ""), {
+        "labels": [r["name"] for r in records],
+        "values": [r["standardised_coefficient"] if r["standardised_coefficient"] is not None else r["coefficient"]
+                   for r in records],
+        "ylabel": "per standard deviation", "horizontal": True, "n": len(data.frame)})
+    return CheckOutput(metrics=metrics, tables={"coefficients": records}, plots=[plot], notes=notes)
+
+
+def _input_stds(ctx: AuditContext, linear: LinearModel) -> list[float | None]:
+    """Standard deviation of each input the coefficients multiply, on the audit data."""
+    frame = ctx.data.frame
+    if linear.space == "raw inputs":
+        out: list[float | None] = []
+        for name in linear.names:
+            column = frame[name] if name in frame.columns else None
+            ok = column is not None and pd.api.types.is_numeric_dtype(column.dtype)
+            out.append(float(column.std(ddof=0)) if ok else None)
+        return out
+    estimator = getattr(ctx.model, "estimator", None)
+    if estimator is not None and hasattr(estimator, "steps"):
+        transformed = estimator[:-1].transform(frame[ctx.data.features])
+        transformed = transformed.toarray() if hasattr(transformed, "toarray") else np.asarray(transformed, dtype=float)
+        return [float(v) for v in np.nanstd(transformed, axis=0)]
+    return [None] * len(linear.names)

@@ -1,0 +1,89 @@
+"""Reading coefficients out of linear models: scikit-learn estimators and ONNX linear nodes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class LinearModel:
+    names: list[str]  # one per coefficient (the model's own input space)
+    coef: np.ndarray  # (k,) for the audited output (the positive class's log-odds, or the value)
+    intercept: float
+    logistic: bool  # the output is log-odds
+    space: str  # "raw inputs" or "scaled inputs" (what a coefficient multiplies)
+    source: str
+
+
+def from_sklearn(estimator: Any, feature_names: list[str], positive_index: int) -> LinearModel | None:
+    """From a fitted estimator or a Pipeline whose last step is linear (None when it is not)."""
+    steps = getattr(estimator, "steps", None)
+    final = steps[-1][1] if steps else estimator
+    coef = getattr(final, "coef_", None)
+    if coef is None:
+        return None
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    intercept = np.atleast_1d(np.asarray(getattr(final, "intercept_", 0.0), dtype=np.float64))
+    classes = getattr(final, "classes_", None)
+    logistic = classes is not None
+    row = 0 if coef.shape[0] == 1 else positive_index
+    sign = 1.0
+    if logistic and coef.shape[0] == 1 and positive_index == 0:
+        sign = -1.0  # a binary model's single row is the log-odds of classes_[1]
+    names = list(feature_names)
+    space = "raw inputs"
+    if steps and len(steps) > 1:
+        prep = estimator[:-1]
+        try:
+            names = [str(n) for n in prep.get_feature_names_out(feature_names)]
+        except Exception:  # preprocessing without names: positions only
+            names = [f"x{i}" for i in range(coef.shape[1])]
+        kinds = {type(step).__name__ for _, step in steps[:-1]}
+        space = "scaled inputs" if kinds & {"StandardScaler", "MinMaxScaler", "RobustScaler"} else "transformed inputs"
+    return LinearModel(names=names, coef=sign * coef[row], intercept=float(sign * intercept[min(row, len(intercept) - 1)]),
+                       logistic=logistic, space=space, source=f"scikit-learn {type(final).__name__}")
+
+
+def from_onnx(model_bytes: bytes, feature_names: list[str], positive_index: int) -> LinearModel | None:
+    """From an ONNX LinearClassifier / LinearRegressor, folding a Scaler in front of it into
+    raw-unit coefficients (an Imputer does not change them)."""
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    nodes = {n.op_type: n for n in model.graph.node}
+    node = nodes.get("LinearClassifier") or nodes.get("LinearRegressor")
+    if node is None:
+        return None
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    coefficients = np.asarray(attrs.get("coefficients", []), dtype=np.float64)
+    intercepts = np.asarray(attrs.get("intercepts", [0.0]), dtype=np.float64)
+    k = len(feature_names)
+    if k == 0 or coefficients.size % k:
+        return None
+    rows = coefficients.reshape(-1, k)
+    logistic = node.op_type == "LinearClassifier"
+    post = attrs.get("post_transform", b"NONE")
+    post = post.decode() if isinstance(post, bytes) else str(post)
+    if rows.shape[0] == 1:
+        row, sign = rows[0], (-1.0 if (logistic and positive_index == 0) else 1.0)
+        intercept = intercepts[0]
+    else:
+        row, sign = rows[positive_index], 1.0
+        intercept = intercepts[positive_index]
+        if logistic and rows.shape[0] == 2 and post == "LOGISTIC":
+            # two rows with a logistic link: skl2onnx writes -w, w; the log-odds are the positive row
+            row = rows[positive_index]
+    coef, icpt = sign * row, sign * float(intercept)
+    space = "raw inputs"
+    scaler = nodes.get("Scaler")
+    if scaler is not None and scaler.output[0] == node.input[0]:
+        s_attrs = {a.name: onnx.helper.get_attribute_value(a) for a in scaler.attribute}
+        offset = np.broadcast_to(np.asarray(s_attrs.get("offset", [0.0]), dtype=np.float64), (k,))
+        scale = np.broadcast_to(np.asarray(s_attrs.get("scale", [1.0]), dtype=np.float64), (k,))
+        # w . ((x - offset) * scale) + b  ==  (w * scale) . x + (b - sum(w * scale * offset))
+        icpt = icpt - float(np.sum(coef * scale * offset))
+        coef = coef * scale
+    return LinearModel(names=list(feature_names), coef=coef, intercept=icpt, logistic=logistic and post == "LOGISTIC",
+                       space=space, source=f"ONNX {node.op_type}" + (" after a Scaler (folded)" if scaler is not None else ""))
