@@ -99,6 +99,13 @@ class SklearnAdapter(ModelAdapter):
             self.classes = [c.item() if hasattr(c, "item") else c for c in self.classes]
         from sklearn.base import is_regressor
 
+        def regressor(estimator: Any) -> bool:
+            # a scikit-learn-style object need not inherit BaseEstimator (is_regressor then raises)
+            try:
+                return bool(is_regressor(estimator))
+            except Exception:
+                return getattr(estimator, "_estimator_type", None) == "regressor"
+
         name = type(est).__name__
         if hasattr(est, "steps"):
             name = " > ".join(type(step).__name__ for _, step in est.steps)
@@ -113,7 +120,7 @@ class SklearnAdapter(ModelAdapter):
         if self.classes is not None:
             self.task = "binary" if len(self.classes) == 2 else "multiclass"
         else:
-            self.task = "regression" if (is_regressor(est) or self.score_kind == "value") else "binary"
+            self.task = "regression" if (regressor(est) or self.score_kind == "value") else "binary"
         self.kind = f"{self.format}: {name} via {self._method}"
 
     def _frame(self, X: pd.DataFrame) -> Any:
