@@ -33,7 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-PLOT_KINDS: Final = ("bar", "line", "hist")
+PLOT_KINDS: Final = ("bar", "line", "hist", "heatmap")
 
 #: Width of every chart, in inches: fits the A4 text column of the PDF (170 mm).
 WIDTH_IN: Final = 6.5
@@ -388,7 +388,36 @@ def _legend(ax: Axes) -> None:
                   columnspacing=1.6)
 
 
+def _heatmap(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    """A square matrix (``labels``, ``values`` rows; null cells left blank) with its numbers."""
+    labels = data.get("labels")
+    rows = data.get("values")
+    if not (isinstance(labels, list) and isinstance(rows, list) and labels and len(rows) == len(labels)):
+        return False
+    n = len(labels)
+    matrix = [[_num(v) for v in (row if isinstance(row, list) else [])][:n] for row in rows]
+    if not any(v is not None for row in matrix for v in row):
+        return False
+    grid = [[float("nan") if v is None else v for v in row + [None] * (n - len(row))] for row in matrix]
+    size = min(6.5, 1.2 + 0.55 * n)
+    fig.set_size_inches(size, size * 0.85)
+    image = ax.imshow(grid, cmap="Blues", vmin=0.0, vmax=max(1e-9, max(v for row in matrix for v in row if v is not None)))
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels([_short(str(l), 14) for l in labels], rotation=30, ha="right")
+    ax.set_yticklabels([_short(str(l), 18) for l in labels])
+    ax.grid(False)
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            if v is not None:
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.6 * image.get_clim()[1] else INK)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return True
+
+
 _DRAWERS: Final[dict[str, Callable[[Figure, Axes, dict[str, Any]], bool]]] = {
+    "heatmap": _heatmap,
     "bar": _bar,
     "line": _line,
     "hist": _hist,

@@ -171,3 +171,13 @@ def test_global_matplotlib_settings_are_left_alone():
     before = {k: matplotlib.rcParams[k] for k in ("svg.fonttype", "text.parse_math", "font.size", "svg.hashsalt")}
     plot_to_svg(BAR)
     assert {k: matplotlib.rcParams[k] for k in before} == before
+
+
+def test_heatmap_draws_a_matrix_with_blank_nulls_and_its_numbers():
+    from auditkit.charts.svg import plot_to_svg
+
+    plot = {"kind": "heatmap", "title": "Pairwise H",
+            "data": {"labels": ["x1", "x2", "$x3"], "values": [[None, 0.95, 0.0], [0.95, None, 0.0], [0.0, 0.0, None]]}}
+    svg = plot_to_svg(plot)
+    assert svg.startswith("<svg") and svg == plot_to_svg(plot)  # deterministic
+    assert plot_to_svg({"kind": "heatmap", "title": "", "data": {"labels": ["a"], "values": [[None]]}}) == ""
