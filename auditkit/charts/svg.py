@@ -33,7 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-PLOT_KINDS: Final = ("bar", "line", "hist", "heatmap")
+PLOT_KINDS: Final = ("bar", "line", "hist", "heatmap", "scatter", "beeswarm")
 
 #: Width of every chart, in inches: fits the A4 text column of the PDF (170 mm).
 WIDTH_IN: Final = 6.5
@@ -416,7 +416,68 @@ def _heatmap(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     return True
 
 
+def _scatter(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    """Points (``x``, ``y``); text x values are placed at category positions."""
+    xs_in, ys_in = data.get("x"), data.get("y")
+    if not (isinstance(xs_in, list) and isinstance(ys_in, list)):
+        return False
+    n = min(len(xs_in), len(ys_in))
+    ys = _nums(ys_in, n)
+    if all(isinstance(v, str) for v in xs_in[:n] if v is not None) and any(isinstance(v, str) for v in xs_in[:n]):
+        categories = sorted({v for v in xs_in[:n] if v is not None})
+        xs: list[float | None] = [None if v is None else float(categories.index(v)) for v in xs_in[:n]]
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels([_short(c, 12) for c in categories], rotation=30 if len(categories) > 4 else 0)
+    else:
+        xs = _nums(xs_in, n)
+    points = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+    if not points:
+        return False
+    ax.scatter([p[0] for p in points], [p[1] for p in points], s=6, color=PALETTE[0], alpha=0.6, linewidths=0)
+    ax.axhline(0.0, color=INK, linewidth=0.6)
+    ax.set_xlabel(_text(data, "x_label", "xlabel"))
+    ax.set_ylabel(_text(data, "y_label", "ylabel"))
+    return True
+
+
+def _beeswarm(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    """One row of points per feature: x = SHAP value, colour = the feature's value (low to high)."""
+    rows = data.get("rows")
+    if not isinstance(rows, list) or not rows:
+        return False
+    import numpy as np
+
+    fig.set_size_inches(WIDTH_IN, min(9.0, 0.45 * len(rows) + 1.2))
+    rng = np.random.default_rng(0)  # fixed jitter: the same plot gives the same bytes
+    drew = False
+    for i, row in enumerate(reversed(rows)):
+        shap_values = _nums(row.get("shap"), len(row.get("shap") or []))
+        raw = row.get("value") or []
+        numeric = [v for v in raw if isinstance(v, (int, float))]
+        low, high = (min(numeric), max(numeric)) if numeric else (0.0, 1.0)
+        points = []
+        for k, s in enumerate(shap_values):
+            if s is None:
+                continue
+            v = raw[k] if k < len(raw) else None
+            shade = ((v - low) / (high - low)) if isinstance(v, (int, float)) and high > low else 0.5
+            points.append((s, i + rng.uniform(-0.28, 0.28), shade))
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points], c=[p[2] for p in points], cmap="coolwarm",
+                       vmin=0, vmax=1, s=5, linewidths=0, alpha=0.8)
+            drew = True
+    if not drew:
+        return False
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([_short(str(r.get("feature", "")), 22) for r in reversed(rows)])
+    ax.axvline(0.0, color=INK, linewidth=0.6)
+    ax.set_xlabel(_text(data, "x_label", "xlabel") + "   (colour: blue = low value, red = high)")
+    return True
+
+
 _DRAWERS: Final[dict[str, Callable[[Figure, Axes, dict[str, Any]], bool]]] = {
+    "scatter": _scatter,
+    "beeswarm": _beeswarm,
     "heatmap": _heatmap,
     "bar": _bar,
     "line": _line,

@@ -181,3 +181,17 @@ def test_heatmap_draws_a_matrix_with_blank_nulls_and_its_numbers():
     svg = plot_to_svg(plot)
     assert svg.startswith("<svg") and svg == plot_to_svg(plot)  # deterministic
     assert plot_to_svg({"kind": "heatmap", "title": "", "data": {"labels": ["a"], "values": [[None]]}}) == ""
+
+
+def test_scatter_and_beeswarm_draw_and_are_deterministic():
+    from auditkit.charts.svg import plot_to_svg
+
+    scatter = {"kind": "scatter", "title": "Dependence", "data": {"x": [1, 2, None, 4], "y": [0.1, -0.2, 0.3, None]}}
+    categorical = {"kind": "scatter", "title": "d", "data": {"x": ["a", "b", "a"], "y": [0.1, 0.2, 0.3]}}
+    bees = {"kind": "beeswarm", "title": "b", "data": {"rows": [
+        {"feature": "income", "shap": [0.1, -0.3, 0.2], "value": [10.0, 50.0, 30.0]},
+        {"feature": "purpose", "shap": [0.05, 0.0, None], "value": ["car", "other", "car"]}]}}
+    for plot in (scatter, categorical, bees):
+        svg = plot_to_svg(plot)
+        assert svg.startswith("<svg") and svg == plot_to_svg(plot)
+    assert plot_to_svg({"kind": "beeswarm", "title": "", "data": {"rows": []}}) == ""

@@ -1,0 +1,240 @@
+"""SHAP values in the model's raw-output units, with the exact explainer the model allows.
+
+Choice, in order: exact TreeSHAP (scikit-learn tree ensembles, and ONNX tree-ensemble
+nodes translated into shap's tree format), exact linear SHAP (coefficients x deviation from
+the background mean), else shap's model-agnostic Permutation explainer through the adapter
+(numeric inputs only). Values over a pipeline's transformed columns (one-hot parts) are
+summed back to the original input they come from. Shared by shap_importance and the local
+explanation checks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditkit.adapters.base import ModelAdapter
+from auditkit.errors import CheckError
+
+TREE_TYPES = ("DecisionTree", "RandomForest", "ExtraTrees", "GradientBoosting", "HistGradientBoosting", "XGB", "LGBM")
+
+
+@dataclass
+class ShapResult:
+    values: np.ndarray  # (n, n_features) over the original inputs
+    base_value: float
+    features: list[str]
+    explainer: str  # what was used, named in the result
+    units: str  # "log-odds", "probability", "value"
+    raw_output: np.ndarray  # the model's own raw output for the explained rows (additivity reference)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def additivity_error(self) -> float:
+        """Largest |base + sum of SHAP - raw output| over rows whose raw output is known."""
+        gap = np.abs(self.base_value + self.values.sum(axis=1) - self.raw_output)
+        gap = gap[np.isfinite(gap)]
+        return float(gap.max()) if gap.size else 0.0
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds of probabilities; NaN where a float32 probability is saturated (within 1e-6
+    of 0 or 1), since its log-odds can no longer be read back from it."""
+    q = np.asarray(p, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(q) - np.log1p(-q)
+    return np.where((q > 1e-6) & (q < 1 - 1e-6), out, np.nan)
+
+
+def origin_of(names: list[str], features: list[str]) -> list[int]:
+    """For each transformed column name, the index of the input feature it comes from."""
+    out = []
+    for name in names:
+        bare = name.split("__", 1)[1] if "__" in name else name
+        best = -1
+        for i, feature in enumerate(features):
+            if (bare == feature or bare.startswith(feature + "_")) and (best < 0 or len(feature) > len(features[best])):
+                best = i
+        if best < 0:
+            raise CheckError(f"cannot tell which input the transformed column '{name}' comes from")
+        out.append(best)
+    return out
+
+
+def _group(values: np.ndarray, origins: list[int], n_features: int) -> np.ndarray:
+    grouped = np.zeros((values.shape[0], n_features))
+    for column, origin in enumerate(origins):
+        grouped[:, origin] += values[:, column]
+    return grouped
+
+
+def explain(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+            *, prefer: str = "auto") -> ShapResult:
+    """SHAP values of ``X`` against ``background``, exact where the model allows."""
+    tried: list[str] = []
+    if model.format in ("pickle", "joblib", "skops") and prefer in ("auto", "tree", "linear"):
+        result = _sklearn(model, X, background, features, prefer, tried)
+        if result is not None:
+            return result
+    if model.format == "onnx" and prefer in ("auto", "tree", "linear"):
+        result = _onnx(model, X, background, features, prefer, tried)
+        if result is not None:
+            return result
+    if prefer in ("auto", "permutation"):
+        return _permutation(model, X, background, features, tried)
+    raise CheckError(f"no {prefer} explainer fits {model.kind}; tried: {', '.join(tried) or 'nothing'}")
+
+
+def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str], prefer: str,
+             tried: list[str]) -> ShapResult | None:
+    import shap
+
+    estimator = getattr(model, "estimator")
+    steps = getattr(estimator, "steps", None)
+    final = steps[-1][1] if steps else estimator
+    prep = estimator[:-1] if steps and len(steps) > 1 else None
+    columns = model.input_features or features
+
+    def transform(frame: pd.DataFrame, *, as_float32: bool = False) -> np.ndarray:
+        if prep is None:
+            out = frame[columns].to_numpy(dtype=np.float64)
+        else:
+            out = prep.transform(frame[columns])
+            out = np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
+        # scikit-learn's trees compare float32 features with their thresholds: cast the same
+        # way, or a value within float32 rounding of a threshold takes the other branch
+        return out.astype(np.float32).astype(np.float64) if as_float32 else out
+
+    names = ([str(n) for n in prep.get_feature_names_out(columns)] if prep is not None else list(columns))
+    origins = origin_of(names, list(features))
+    positive = model.positive_index() if model.classes else 0
+    kind = type(final).__name__
+    if prefer in ("auto", "tree") and any(kind.startswith(t) for t in TREE_TYPES):
+        tried.append(f"shap TreeExplainer (interventional) on {kind}")
+        Xt, Bt = transform(X, as_float32=True), transform(background, as_float32=True)
+        explainer = shap.TreeExplainer(final, data=Bt, feature_perturbation="interventional", model_output="raw")
+        raw_values = explainer.shap_values(Xt, check_additivity=False)
+        base = np.atleast_1d(explainer.expected_value)
+        values = np.asarray(raw_values)
+        if values.ndim == 3:  # (n, features, classes)
+            values, base_value = values[:, :, positive], float(base[positive])
+        else:
+            # one output: a binary GBM's log-odds of classes_[1] (negated for classes_[0])
+            sign = -1.0 if (model.classes and len(model.classes) == 2 and positive == 0) else 1.0
+            values, base_value = sign * values, float(sign * base[0])
+        if hasattr(final, "decision_function") and kind.startswith(("GradientBoosting", "HistGradientBoosting")):
+            raw = np.asarray(final.decision_function(Xt), dtype=np.float64)
+            raw = raw if raw.ndim == 1 else raw[:, positive]
+            raw = -raw if (raw.ndim == 1 and model.classes and len(model.classes) == 2 and positive == 0) else raw
+            units = "log-odds" if model.classes else "value"
+        elif model.classes:
+            raw = np.asarray(final.predict_proba(Xt), dtype=np.float64)[:, positive]
+            units = "probability"
+        else:
+            raw = np.asarray(final.predict(Xt), dtype=np.float64)
+            units = "value"
+        return ShapResult(_group(values, origins, len(features)), base_value, list(features),
+                          f"exact TreeSHAP (shap.TreeExplainer, interventional) on {kind}", units, raw)
+    coef = getattr(final, "coef_", None)
+    if prefer in ("auto", "linear") and coef is not None:
+        tried.append(f"exact linear SHAP on {kind}")
+        Xt, Bt = transform(X), transform(background)
+        coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        intercept = np.atleast_1d(np.asarray(getattr(final, "intercept_", 0.0), dtype=np.float64))
+        if coef.shape[0] == 1:
+            sign = -1.0 if (model.classes and positive == 0) else 1.0
+            w, b = sign * coef[0], sign * intercept[0]
+        else:
+            w, b = coef[positive], intercept[positive]
+        mean = Bt.mean(axis=0)
+        values = (Xt - mean) * w  # linear SHAP with independent features: w_j (x_j - E[x_j])
+        base_value = float(b + mean @ w)
+        raw = Xt @ w + b
+        return ShapResult(_group(values, origins, len(features)), base_value, list(features),
+                          f"exact linear SHAP on {kind}", "log-odds" if model.classes else "value", raw)
+    tried.append(f"no exact explainer for scikit-learn {kind}")
+    return None
+
+
+def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str], prefer: str,
+          tried: list[str]) -> ShapResult | None:
+    model_bytes = Path(model.path or "").read_bytes()
+    if prefer in ("auto", "tree"):
+        try:
+            from auditkit.explain import onnx_trees
+        except ImportError:
+            onnx_trees = None
+        if onnx_trees is not None and hasattr(onnx_trees, "explain_adapter"):
+            result = onnx_trees.explain_adapter(model, model_bytes, X, background, features)
+            if result is not None:
+                tried.append("exact TreeSHAP on the ONNX tree ensemble")
+                values, base_value, raw, units, name = result
+                return ShapResult(values, base_value, list(features), name, units, raw)
+        tried.append("ONNX tree-ensemble translation (no tree-ensemble node, or not available)")
+    if prefer in ("auto", "linear"):
+        from auditkit.checks.explain.linear_models import from_onnx
+
+        positive = model.positive_index() if model.classes else 0
+        linear = from_onnx(model_bytes, list(features), positive) if getattr(model, "matrix_input", False) else None
+        if linear is not None:
+            tried.append("exact linear SHAP on the ONNX linear node")
+            fill = _onnx_imputer_values(model_bytes, len(features))
+            Xn = X[features].to_numpy(dtype=np.float64)
+            Bn = background[features].to_numpy(dtype=np.float64)
+            if fill is not None:
+                Xn = np.where(np.isnan(Xn), fill, Xn)
+                Bn = np.where(np.isnan(Bn), fill, Bn)
+            mean = Bn.mean(axis=0)
+            values = (Xn - mean) * linear.coef
+            base_value = float(linear.intercept + mean @ linear.coef)
+            scores = model.predict(X)
+            raw = _logit(scores) if linear.logistic else scores
+            return ShapResult(values, base_value, list(features), f"exact linear SHAP ({linear.source})",
+                              "log-odds" if linear.logistic else "value", raw)
+        tried.append("ONNX linear node (none with a single matrix input)")
+    return None
+
+
+def _onnx_imputer_values(model_bytes: bytes, k: int) -> np.ndarray | None:
+    import onnx
+
+    for node in onnx.load_from_string(model_bytes).graph.node:
+        if node.op_type == "Imputer":
+            for attr in node.attribute:
+                if attr.name == "imputed_value_floats" and len(attr.floats) in (1, k):
+                    return np.broadcast_to(np.asarray(attr.floats, dtype=np.float64), (k,)).copy()
+    return None
+
+
+def _permutation(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                 tried: list[str]) -> ShapResult:
+    import shap
+
+    numeric = all(pd.api.types.is_numeric_dtype(X[f].dtype) for f in features)
+    tried.append("shap Permutation explainer through the adapter (numeric inputs only)")
+    if not numeric:
+        raise CheckError(f"no SHAP explainer fits {model.kind}: not a tree or linear model, and the "
+                         f"model-agnostic fallback needs numeric inputs; tried: {'; '.join(tried)}")
+    logistic = model.task == "binary" and model.score_kind == "probability"
+
+    def f(matrix: np.ndarray) -> np.ndarray:
+        scores = model.predict(pd.DataFrame(matrix, columns=features))
+        if not logistic:
+            return scores
+        q = np.clip(scores, 1e-7, 1 - 1e-7)
+        return np.log(q) - np.log1p(-q)
+
+    masker = shap.maskers.Independent(background[features].to_numpy(dtype=np.float64),
+                                      max_samples=len(background))
+    explainer = shap.explainers.Permutation(f, masker, seed=0)
+    Xn = X[features].to_numpy(dtype=np.float64)
+    explanation = explainer(Xn, max_evals=max(2 * len(features) + 1, 10 * len(features)), silent=True)
+    values = np.asarray(explanation.values, dtype=np.float64)
+    base = np.atleast_1d(explanation.base_values).astype(np.float64)
+    return ShapResult(values, float(base.mean()), list(features),
+                      "shap Permutation explainer (model-agnostic, approximate)",
+                      "log-odds" if logistic else "value", f(Xn) if not logistic else _logit(model.predict(X[features])),
+                      notes=["approximate: sampled permutations through the model adapter"])

@@ -1,0 +1,1 @@
+"""Model explanations computed exactly from the model file (no sampling)."""

@@ -1,0 +1,112 @@
+"""shap_importance: exact explainers, additive in raw units, and the sample model's ground truth."""
+from __future__ import annotations
+
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from check_support import run_check
+from test_explain_model_agnostic import NUMERIC, _data_with_model
+
+FEATURES = NUMERIC + ["home_ownership", "purpose", "zip_region"]
+
+
+@pytest.fixture(scope="module")
+def frame(samples):
+    return pd.read_csv(samples / "credit_test.csv").iloc[:1500]
+
+
+def test_tree_shap_on_the_gbm_pipeline_is_additive_in_log_odds_and_finds_the_ground_truth(samples, frame):
+    data = _data_with_model(samples / "credit_gbm.joblib", frame, FEATURES, "defaulted", fmt="joblib")
+    data.protected = ["race", "sex"]
+    output = run_check("shap_importance", data, {"max_rows": 400, "proxies": ["zip_region"]})
+    assert "exact TreeSHAP" in output.notes[0] and "log-odds" in output.notes[0]
+    # base value + a row's SHAP values = the GBM's decision_function (log-odds), exactly
+    assert output.metrics["additivity_error"].value < 1e-6
+    ranks = {r["feature"]: r["rank"] for r in output.tables["importance"]}
+    # ground truth (sample_models/README.md): income, debt_ratio and late payments drive default;
+    # n_open_accounts has no effect; sex and race are not model inputs (zero importance)
+    assert {ranks["income"], ranks["debt_ratio"], ranks["n_late_payments"]} <= {1, 2, 3, 4}
+    assert ranks["n_open_accounts"] >= len(FEATURES) - 3
+    assert "race" not in ranks and "sex" not in ranks
+    assert output.metrics["protected_share"].value == pytest.approx(
+        next(r["share"] for r in output.tables["importance"] if r["feature"] == "zip_region"))
+    assert output.metrics["protected_share"].value > 0.03  # the proxy carries real weight
+    assert sum(r["share"] for r in output.tables["importance"]) == pytest.approx(1.0)
+
+
+def test_tree_shap_equals_shap_on_the_final_estimator_summed_over_one_hot_columns(samples, frame):
+    import shap
+
+    from auditkit.adapters.base import load_adapter
+    from auditkit.checks.explain.shap_values import explain
+
+    data = _data_with_model(samples / "credit_gbm.joblib", frame, FEATURES, "defaulted", fmt="joblib")
+    model = load_adapter(data.adapter_spec)
+    X, background = frame.iloc[:200], frame.iloc[500:600]
+    ours = explain(model, X, background, FEATURES)
+    pipeline = joblib.load(samples / "credit_gbm.joblib")
+    columns = list(pipeline.feature_names_in_)
+    prep, final = pipeline[:-1], pipeline[-1]
+    Xt = prep.transform(X[columns]).astype(np.float32).astype(np.float64)
+    Bt = prep.transform(background[columns]).astype(np.float32).astype(np.float64)
+    reference = shap.TreeExplainer(final, data=Bt, feature_perturbation="interventional",
+                                   model_output="raw").shap_values(Xt)
+    names = list(prep.get_feature_names_out(columns))
+    for j, feature in enumerate(FEATURES):
+        parts = [i for i, name in enumerate(names) if name.split("__", 1)[1] == feature
+                 or name.split("__", 1)[1].startswith(feature + "_")]
+        assert_allclose(ours.values[:, j], reference[:, parts].sum(axis=1), atol=1e-9)
+
+
+def test_linear_shap_is_the_closed_form_and_matches_shap_linear_explainer(samples, frame):
+    import shap
+
+    data = _data_with_model(samples / "credit_logreg.pkl", frame, NUMERIC, "defaulted")
+    from auditkit.adapters.base import load_adapter
+    from auditkit.checks.explain.shap_values import explain
+
+    model = load_adapter(data.adapter_spec)
+    X, background = frame.iloc[:300], frame.iloc[300:500]
+    ours = explain(model, X, background, NUMERIC)
+    with open(samples / "credit_logreg.pkl", "rb") as handle:
+        pipeline = pickle.load(handle)
+    prep, logistic = pipeline[:-1], pipeline[-1]
+    Xt, Bt = prep.transform(X[NUMERIC]), prep.transform(background[NUMERIC])
+    closed = logistic.coef_[0] * (Xt - Bt.mean(axis=0))  # w_j (x_j - E[x_j])
+    assert_allclose(ours.values, closed, atol=1e-12)
+    reference = shap.LinearExplainer(logistic, shap.maskers.Independent(Bt, max_samples=len(Bt))).shap_values(Xt)
+    assert_allclose(ours.values, reference, atol=1e-9)
+    assert ours.additivity_error < 1e-9
+
+
+def test_onnx_linear_model_shap_matches_the_pickled_twin(samples, frame):
+    onnx_out = run_check("shap_importance", _data_with_model(samples / "credit_logreg.onnx", frame, NUMERIC,
+                                                             "defaulted", fmt="onnx"), {"max_rows": 300})
+    pkl_out = run_check("shap_importance", _data_with_model(samples / "credit_logreg.pkl", frame, NUMERIC,
+                                                            "defaulted"), {"max_rows": 300})
+    ours = {r["feature"]: r["mean_abs_shap"] for r in onnx_out.tables["importance"]}
+    twin = {r["feature"]: r["mean_abs_shap"] for r in pkl_out.tables["importance"]}
+    for feature in NUMERIC:
+        assert ours[feature] == pytest.approx(twin[feature], rel=1e-4)  # float32 coefficients in ONNX
+    assert onnx_out.metrics["additivity_error"].value < 1e-3
+
+
+def test_model_agnostic_fallback_is_named_and_approximately_additive(tmp_path):
+    from function_models import FunctionModel
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.uniform(-1, 1, size=(400, 3)), columns=["x1", "x2", "x3"])
+    path = tmp_path / "f.pkl"
+    path.write_bytes(pickle.dumps(FunctionModel("interaction", ["x1", "x2", "x3"])))
+    data = _data_with_model(path, frame.assign(y=0.0), ["x1", "x2", "x3"], "y", task="regression")
+    output = run_check("shap_importance", data, {"max_rows": 50, "background_size": 50})
+    assert "Permutation" in output.notes[0]
+    # the permutation explainer is exactly efficient (its values sum to f(x) - E f)
+    assert output.metrics["additivity_error"].value < 1e-6
+    shares = {r["feature"]: r["share"] for r in output.tables["importance"]}
+    assert shares["x3"] > shares["x1"]  # x3 acts alone; x1 only through a product with x2
