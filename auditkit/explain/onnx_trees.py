@@ -24,9 +24,17 @@ What "raw score" means, per node layout (``r`` is what the SHAP values add up to
 * multiclass: one raw score per class (SHAP values get a trailing class axis).
 
 Thresholds are compared exactly as onnxruntime compares them: the features are cast to the
-node's input type (float32 for skl2onnx) before SHAP sees them, and strict or reversed
-comparisons are rewritten as ``x <= t'`` with ``t'`` the largest double below ``t``
-(exact, since shap compares in double precision).
+node's input type (float32 for skl2onnx) before SHAP sees them, and every split is
+rewritten as ``x <= t'`` with ``t'`` the largest float32 that keeps the ONNX comparison
+(``x < t`` becomes ``x <= nextafter(t, -inf)``; ``x > t`` swaps the children). Float32 is
+what shap's interventional code stores thresholds and leaf values in (C ``float``), so
+thresholds survive it exactly; for double-typed tree inputs they cannot (a limitation of
+shap), and SHAP values carry float32 rounding (~1e-7 relative) whatever the model.
+
+Not translated (``NotImplementedError`` naming the feature): ``BRANCH_MEMBER`` splits of
+``TreeEnsemble``, ``aggregate_function`` MIN / MAX, binary classifiers with two base
+values, more than one tree-ensemble node, and chains of ``BRANCH_EQ`` / ``BRANCH_NEQ``
+splits whose expansion into ``<=`` splits would exceed ``MAX_EXPANSION`` times the model.
 """
 from __future__ import annotations
 
@@ -390,8 +398,9 @@ def _input_dtype(info: TreeNodeInfo) -> type[np.floating[Any]]:
 class _TreeBuilder:
     """Emits one shap tree (preorder) from one ONNX tree, rewriting every split as ``x <= t``."""
 
-    def __init__(self, forest: _Forest, leaf_values: FloatArray, budget: int):
+    def __init__(self, forest: _Forest, leaf_values: FloatArray, budget: int, input_dtype: type[np.floating[Any]]):
         self.forest = forest
+        self.dtype = input_dtype
         self.leaf_values = leaf_values
         self.budget = budget
         self.left: list[int] = []
@@ -400,6 +409,21 @@ class _TreeBuilder:
         self.feature: list[int] = []
         self.threshold: list[float] = []
         self.value_of: list[int] = []  # ONNX leaf index per shap node (-1 for splits)
+
+    def at_or_below(self, t: float) -> float:
+        """The largest input-dtype value <= t (for float32 inputs: a float32, which shap's
+        interventional code, storing thresholds as C floats, keeps exactly)."""
+        if self.dtype is np.float64:
+            return t
+        f = np.float32(t)
+        return float(np.nextafter(f, np.float32(-np.inf)) if f > t else f)
+
+    def below(self, t: float) -> float:
+        """The largest input-dtype value < t."""
+        if self.dtype is np.float64:
+            return float(np.nextafter(t, -np.inf))
+        f = np.float32(t)
+        return float(np.nextafter(f, np.float32(-np.inf)) if f >= t else f)
 
     def _new(self) -> int:
         if len(self.left) >= self.budget:
@@ -435,14 +459,13 @@ class _TreeBuilder:
             return me
         mode, feat, t = int(f.mode[k]), int(f.feature[k]), float(f.threshold[k])
         yes, no, nan_yes = int(f.true_child[k]), int(f.false_child[k]), bool(f.missing_true[k])
-        # x < t  <=>  x <= (largest double below t): exact, since shap compares in double
-        below_t = float(np.nextafter(t, -np.inf))
+        at_t, below_t = self.at_or_below(t), self.below(t)  # x <= t  <=>  x <= at_t;  x < t  <=>  x <= below_t
         if mode == _LEQ:
-            return self._split(feat, t, yes, no, nan_yes)
+            return self._split(feat, at_t, yes, no, nan_yes)
         if mode == _LT:
             return self._split(feat, below_t, yes, no, nan_yes)
         if mode == _GT:  # x > t  <=>  not x <= t
-            return self._split(feat, t, no, yes, not nan_yes)
+            return self._split(feat, at_t, no, yes, not nan_yes)
         if mode == _GTE:  # x >= t  <=>  not x < t
             return self._split(feat, below_t, no, yes, not nan_yes)
         # x == t  <=>  not x <= below_t  and  x <= t; the "not equal" side is needed twice.
@@ -455,7 +478,7 @@ class _TreeBuilder:
         self.left[me] = self.emit(unequal)
         inner = self._new()
         self.feature[inner] = feat
-        self.threshold[inner] = t
+        self.threshold[inner] = at_t
         self.left[inner] = self.emit(equal)
         self.right[inner] = self.emit(unequal)
         self.default[inner] = self.left[inner] if nan_equal else self.right[inner]
@@ -518,7 +541,7 @@ def translate(model: onnx.ModelProto) -> dict[str, Any]:
     trees = []
     used_nodes = 0
     for root in forest.roots:
-        builder = _TreeBuilder(forest, leaf_values, budget - used_nodes)
+        builder = _TreeBuilder(forest, leaf_values, budget - used_nodes, _input_dtype(info))
         builder.emit(root)
         used_nodes += len(builder.left)
         trees.append(builder.tree(n_outputs))
@@ -809,6 +832,7 @@ def transformed_features(model_bytes: bytes, feeds: Feeds) -> tuple[npt.NDArray[
 
 
 # --------------------------------------------------------------------------- explainer
+_SHAP_MAX_NODES: Final = 32767  # shap/cext/tree_shap.h: `struct Node { short cl, cr, cd, ... }`
 _WORKER: dict[str, Any] = {}
 
 
@@ -890,6 +914,11 @@ class OnnxTreeExplainer:
                 f"{model_path}: the translated trees disagree with onnxruntime on the background "
                 f"(max scaled difference {float(gap.max()):.3g} > {check_tolerance}); this layout of "
                 f"{info.op_type} (post_transform {info.post_transform}) is not supported")
+        largest = max(len(t["children_left"]) for t in self.translated["trees"])
+        if largest > _SHAP_MAX_NODES:
+            raise NotImplementedError(
+                f"{model_path}: a tree has {largest} nodes; shap's interventional TreeSHAP indexes "
+                f"nodes with 16-bit integers (at most {_SHAP_MAX_NODES})")
         self._explainer = _tree_explainer(self.translated, self.background)
         self.expected_value = self._explainer.expected_value
 
