@@ -11,7 +11,6 @@ from typing import Callable
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -58,6 +57,8 @@ class BinaryMetrics:
     """Binary metrics of decisions ``d`` and scores ``p`` against labels ``y`` (all 0/1 but p)."""
 
     def __init__(self, y: FloatArray, d: FloatArray, p: FloatArray):
+        from scipy import sparse
+
         self.y, self.d, self.p = y.astype(np.float64), d.astype(np.float64), p.astype(np.float64)
         self.cells = np.column_stack([self.y * self.d, (1 - self.y) * self.d, self.y * (1 - self.d),
                                       (1 - self.y) * (1 - self.d)])  # tp fp fn tn

@@ -6,7 +6,6 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from scipy import stats
 
 from auditkit.checks.explain.scoring import DEFAULT_METRIC, scorer
 from auditkit.engine.context import AuditContext
@@ -75,6 +74,8 @@ def permutation_importance(ctx: AuditContext, params: PermutationImportanceParam
             shuffled[columns] = X[columns].iloc[order].to_numpy()
             copies.append(shuffled)
     scores = ctx.model.predict(pd.concat(copies, ignore_index=True))
+    from scipy import stats
+
     sign = 1.0 if metric.greater_is_better else -1.0
     records: list[dict[str, Any]] = []
     metrics: dict[str, Metric] = {"baseline_score": Metric(baseline, n=n, note=f"{metric.name} on the unshuffled rows")}

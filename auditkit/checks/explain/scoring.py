@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from sklearn import metrics as skm
 
 from auditkit.engine.context import AuditData
 
@@ -19,6 +18,8 @@ class Scorer:
 
 def scorer(name: str, data: AuditData) -> Scorer:
     """The named metric for this audit's task, computed from the audited scores."""
+    from sklearn import metrics as skm
+
     threshold = data.threshold if data.threshold is not None else 0.5
     classes = [str(c) for c in (data.classes or [])]
 

@@ -5,7 +5,6 @@ from typing import Any, Optional
 
 import numpy as np
 from pydantic import Field
-from scipy import stats
 
 from auditkit.checks.fairness.groups import Grouping, make_grouping
 from auditkit.checks.fairness.rates import (LABEL_RATES, RATES, cell_counts, rates_from_counts, spread,
@@ -287,6 +286,8 @@ def _selected_table(counts: np.ndarray, favorable: int) -> np.ndarray:
 
 
 def _test(table: np.ndarray) -> tuple[float, str]:
+    from scipy import stats
+
     if table.shape[0] == 2:
         expected = stats.contingency.expected_freq(table)
         if expected.min() < 5:
