@@ -82,7 +82,11 @@ class LocalExecutor(Executor):
         self.threads_per_worker = max(1, threads_per_worker)
         self._pool: Any = None
         self._events: Any = None
-        self._saved_env: dict[str, str | None] = {}
+        self._starter: Any = None
+        self._start_error: BaseException | None = None
+        self._saved_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        for key in self._saved_env:  # inherited by the forkserver and so by every worker
+            os.environ[key] = str(self.threads_per_worker)
 
     def _context(self) -> multiprocessing.context.BaseContext:
         # forkserver: workers fork from a clean server process, not from this one (which may hold
@@ -96,23 +100,44 @@ class LocalExecutor(Executor):
         return multiprocessing.get_context("spawn")
 
     def start(self, n_tasks: int) -> None:
-        """Start the workers now, so that their imports overlap the parent's data loading."""
-        if self._pool is not None:
+        """Start the workers in the background, so that their start-up overlaps the parent's
+        data loading (a forkserver answers its first request only once its preload is done)."""
+        if self._pool is not None or self._starter is not None:
             return
+        import threading
+
+        self._starter = threading.Thread(target=self._start_pool, args=(n_tasks,), name="auditkit-pool-start",
+                                         daemon=True)
+        self._starter.start()
+
+    def _start_pool(self, n_tasks: int) -> None:
         from pebble import ProcessPool
 
-        ctx = self._context()
-        self._events = ctx.SimpleQueue() if hasattr(ctx, "SimpleQueue") else None
-        self._saved_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        for key in self._saved_env:
-            os.environ[key] = str(self.threads_per_worker)
-        size = min(self.workers, max(1, n_tasks))
-        self._pool = ProcessPool(max_workers=size, context=ctx, initializer=init_worker,
-                                 initargs=(self.threads_per_worker, self._events, tuple(get_registry().plugin_modules)))
-        for _ in range(size):
-            self._pool.schedule(warm_up)
+        try:
+            ctx = self._context()
+            events = ctx.SimpleQueue() if hasattr(ctx, "SimpleQueue") else None
+            size = min(self.workers, max(1, n_tasks))
+            pool = ProcessPool(max_workers=size, context=ctx, initializer=init_worker,
+                               initargs=(self.threads_per_worker, events, tuple(get_registry().plugin_modules)))
+            for _ in range(size):
+                pool.schedule(warm_up)
+            self._pool, self._events = pool, events
+        except BaseException as exc:  # reported when run() needs the pool
+            self._start_error = exc
+
+    def _ready(self, n_tasks: int) -> None:
+        if self._pool is None and self._starter is None:
+            self.start(n_tasks)
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+        if self._start_error is not None:
+            raise self._start_error
 
     def close(self) -> None:
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
         pool, self._pool = self._pool, None
         if pool is not None:
             if self.interrupted:
@@ -134,7 +159,7 @@ class LocalExecutor(Executor):
         from pebble import ProcessExpired
 
         bundle = str(write_bundle(data, workdir))
-        self.start(len(tasks))
+        self._ready(len(tasks))
         pool, events = self._pool, self._events
         assert pool is not None
         outcomes: dict[str, TaskOutcome] = {}
