@@ -612,15 +612,17 @@ def onnxruntime_raw_scores(model: onnx.ModelProto, X: npt.ArrayLike) -> FloatArr
                 attribute.s = b"NONE"
     elem = onnx.TensorProto.DOUBLE if _input_dtype(info) is np.float64 else onnx.TensorProto.FLOAT
     X = np.asarray(X).astype(np.float64 if elem == onnx.TensorProto.DOUBLE else np.float32)
+    # TreeEnsemble (opset 5) returns its input's type; the older ops always return float
+    score_type = elem if info.op_type == "TreeEnsemble" else onnx.TensorProto.FLOAT
     outputs = []
     for name in node.output:
         if name == info.score_output:
-            outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+            outputs.append(helper.make_tensor_value_info(name, score_type, None))
         else:  # a classifier's label
             label_type = onnx.TensorProto.STRING if "classlabels_strings" in info.attributes else onnx.TensorProto.INT64
             outputs.append(helper.make_tensor_value_info(name, label_type, None))
-    graph = helper.make_graph([node], "tree_only", [helper.make_tensor_value_info(info.input_name, elem, [None, X.shape[1]])],
-                              outputs)
+    inputs = [helper.make_tensor_value_info(info.input_name, elem, [None, X.shape[1]])]
+    graph = helper.make_graph([node], "tree_only", inputs, outputs)
     single = helper.make_model(graph, opset_imports=list(model.opset_import))
     single.ir_version = model.ir_version
     scores = np.asarray(_session(single).run([info.score_output], {info.input_name: X})[0], dtype=np.float64)
@@ -707,6 +709,9 @@ class _TreeInputRunner:
         Propagates per-column provenance through the graph; tensor widths come from running
         every intermediate tensor on two rows of ``feeds``.
         """
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+               for n in self.nodes for a in n.attribute):
+            return None  # control flow (If, Loop, Scan): subgraphs read tensors not listed as inputs
         probe = {}
         for name, value in self._feeds(feeds).items():
             value = np.asarray(value)
@@ -717,7 +722,7 @@ class _TreeInputRunner:
         except Exception:  # a tensor that is not a plain tensor (sequence, map): no inference
             return None
         shapes: dict[str, tuple[int, ...]] = {k: np.asarray(v).shape for k, v in values.items()}
-        constants: dict[str, npt.NDArray[Any]] = {i.name: numpy_helper.to_array(i) for i in self.model.graph.initializer}
+        constants = {i.name: numpy_helper.to_array(i) for i in self.model.graph.initializer}
         sources: dict[str, Sources] = {}
         for name, value in probe.items():
             width = int(np.asarray(value).shape[-1]) if np.asarray(value).ndim > 1 else 1

@@ -163,17 +163,9 @@ def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, featur
           tried: list[str]) -> ShapResult | None:
     model_bytes = Path(model.path or "").read_bytes()
     if prefer in ("auto", "tree"):
-        try:
-            from auditkit.explain import onnx_trees
-        except ImportError:
-            onnx_trees = None
-        if onnx_trees is not None and hasattr(onnx_trees, "explain_adapter"):
-            result = onnx_trees.explain_adapter(model, model_bytes, X, background, features)
-            if result is not None:
-                tried.append("exact TreeSHAP on the ONNX tree ensemble")
-                values, base_value, raw, units, name = result
-                return ShapResult(values, base_value, list(features), name, units, raw)
-        tried.append("ONNX tree-ensemble translation (no tree-ensemble node, or not available)")
+        result = _onnx_trees(model, model_bytes, X, background, features, tried)
+        if result is not None:
+            return result
     if prefer in ("auto", "linear"):
         from auditkit.checks.explain.linear_models import from_onnx
 
@@ -196,6 +188,59 @@ def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, featur
                               "log-odds" if linear.logistic else "value", raw)
         tried.append("ONNX linear node (none with a single matrix input)")
     return None
+
+
+def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, background: pd.DataFrame,
+                features: list[str], tried: list[str]) -> ShapResult | None:
+    """Exact TreeSHAP on an ONNX tree-ensemble node, translated into shap's tree format."""
+    import onnx
+
+    from auditkit.explain.onnx_trees import OnnxTreeExplainer, find_tree_ensemble
+
+    info = find_tree_ensemble(onnx.load_from_string(model_bytes))
+    if info is None:
+        tried.append("ONNX tree-ensemble translation (the graph has no tree-ensemble node)")
+        return None
+    tried.append(f"exact TreeSHAP on the ONNX {info.op_type} node")
+    try:
+        explainer = OnnxTreeExplainer(model.path or "", model.feeds(background))  # type: ignore[attr-defined]
+    except NotImplementedError as exc:
+        tried.append(f"(not translatable: {exc})")
+        return None
+    values, base = explainer.shap_values(model.feeds(X))  # type: ignore[attr-defined]
+    values = np.asarray(values, dtype=np.float64)
+    base_arr = np.atleast_1d(np.asarray(base, dtype=np.float64))
+    positive = model.positive_index() if model.classes else 0
+    if values.ndim == 3:  # one score per class
+        values, base_value = values[:, :, positive], float(base_arr[positive])
+    else:
+        sign = -1.0 if (model.classes and len(model.classes) == 2 and positive == 0) else 1.0
+        values, base_value = sign * values, float(sign * base_arr[0])
+    if getattr(model, "matrix_input", False):
+        if values.shape[1] != len(features):
+            raise CheckError(f"the ONNX trees read {values.shape[1]} columns made from the {len(features)} inputs; "
+                             "they cannot be attributed back to the inputs")
+        grouped = values
+    else:
+        groups = explainer.groups
+        if groups is None:
+            raise CheckError("which input each column the ONNX trees read comes from cannot be told from the graph")
+        by_input = explainer.grouped(values)
+        grouped = np.zeros((len(values), len(features)))
+        for k, name in enumerate(groups):
+            if name in features:
+                grouped[:, features.index(name)] = by_input[:, k]
+    post = str(info.post_transform)
+    scores = model.predict(X)
+    if model.task == "regression":
+        units, raw = "value", scores
+    elif "LOGISTIC" in post:
+        units, raw = "log-odds", _logit(scores)
+    else:
+        units, raw = "probability", scores
+    return ShapResult(grouped, base_value, list(features),
+                      f"exact TreeSHAP (interventional) on the ONNX {info.op_type} node, translated for shap",
+                      units, raw)
 
 
 def _onnx_imputer_values(model_bytes: bytes, k: int) -> np.ndarray | None:
