@@ -372,7 +372,8 @@ _MODEL_FIELDS: Final = (
 _DATA_FIELDS: Final = (
     ("path", "File"), ("sha256", "SHA-256"), ("rows", "Rows"), ("rows_used", "Rows used"),
     ("columns", "Columns"), ("target", "Target"), ("protected", "Protected attributes"),
-    ("features", "Features"), ("favorable_label", "Favourable decision"), ("ignore", "Ignored columns"),
+    ("features", "Features"), ("favorable_label", "Favourable label"), ("favorable_decision", "Favourable decision (0/1)"),
+    ("ignore", "Ignored columns"),
     ("reference", "Reference data"), ("reference_sha256", "Reference SHA-256"),
     ("reference_rows", "Reference rows"), ("sample", "Row cap"),
 )
