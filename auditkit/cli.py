@@ -39,7 +39,8 @@ STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Audit a trained model against a YAML policy: explanations, fairness, robustness, "
                        "performance and data checks, with reports for engineers, CI and regulators.")
-out = Console(highlight=False)
+# Off a terminal (CI logs, pipes) long messages and paths stay on one line rather than being cut
+out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
 # soft_wrap: an error message stays one line (no hard wrap at 80 columns off a TTY), so a path is never split
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _state = {"debug": False}

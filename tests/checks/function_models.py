@@ -22,4 +22,7 @@ class FunctionModel:
             return x["x1"] + 10 * (x["x1"] - x["x2"]) ** 2
         if self.name == "interaction":  # f = x1 x2 + x3
             return x["x1"] * x["x2"] + x["x3"]
+        if self.name == "exponential":  # f = exp(x1): overflows to inf for large inputs
+            with np.errstate(over="ignore"):
+                return np.exp(x["x1"])
         raise ValueError(self.name)
