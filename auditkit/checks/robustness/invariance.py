@@ -35,7 +35,7 @@ class InvarianceParams(CheckParams):
 
 @check("invariance", family="robustness", params=InvarianceParams, needs_model=True,
        metrics=["violation_rate[*]", "max_violation_rate"],
-       example={"params": {"invariant": ["applicant_id"], "monotone": {"income": "decreasing"}},
+       example={"params": {"invariant": ["zip_region"], "monotone": {"income": "decreasing"}},
                 "thresholds": {"violation_rate": {"max": 0.0}}})
 def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
     """Declared metamorphic relations: what must not change the decision, or must move the score one way.
