@@ -7,7 +7,6 @@ Exit codes (DESIGN.md): 0 every check passed (warnings allowed unless --fail-on 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time

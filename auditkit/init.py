@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
 from auditkit.adapters.base import AdapterSpec, infer_format, load_adapter
 from auditkit.data.load import read_table

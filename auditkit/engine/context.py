@@ -86,6 +86,22 @@ class AuditContext:
     def X(self) -> pd.DataFrame:
         return self.data.frame[self.data.features]
 
+    def sample_positions(self, max_rows: int, notes: list[str], *, what: str = "on a seeded sample of") -> npt.NDArray[np.int64]:
+        """Positions of every audit row, or of a seeded sample of ``max_rows`` (said in ``notes``)."""
+        n = len(self.data.frame)
+        if n <= max_rows:
+            return np.arange(n)
+        notes.append(f"{what} {max_rows:,} of {n:,} rows")
+        return np.sort(self.rng.choice(n, max_rows, replace=False))
+
+    def require_features(self, names: list[str]) -> None:
+        """Raise CheckError naming any of ``names`` that is not a model input."""
+        unknown = [name for name in names if name not in self.data.features]
+        if unknown:
+            from auditkit.errors import CheckError
+
+            raise CheckError(f"not model features: {sorted(set(unknown))}; features: {', '.join(self.data.features)}")
+
     @property
     def model(self) -> ModelAdapter:
         """The model adapter, built once per process from its spec (cached across checks)."""

@@ -5,7 +5,6 @@ raised here, and nothing has been run or written yet.
 """
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from auditkit.data.load import read_table
 from auditkit.data.roles import resolve_roles, text_in_numeric
 from auditkit.data.sample import stratified_positions
 from auditkit.engine.context import AuditData
-from auditkit.errors import AuditkitError, DataError, ModelLoadError, PolicyError, Source, UserError
+from auditkit.errors import AuditkitError, DataError, ModelLoadError, PolicyError, Source
 from auditkit.policy.load import LoadedPolicy
 
 REPORTED_PACKAGES = ("auditkit", "numpy", "pandas", "scikit-learn", "scipy", "onnxruntime", "shap", "lime",

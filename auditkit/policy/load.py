@@ -21,7 +21,7 @@ from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 
 from auditkit.engine.registry import CheckParams, Registry, get_registry, metric_matches
 from auditkit.errors import PolicyError, Source, UnknownCheckError, did_you_mean
-from auditkit.policy.models import CheckSpec, Policy
+from auditkit.policy.models import Policy
 
 MAX_POLICY_BYTES = 1_000_000
 

@@ -104,10 +104,7 @@ def ale(ctx: AuditContext, params: AleParams) -> CheckOutput:
             raise CheckError(f"'{f}' is categorical: ALE needs its categories in order, e.g. "
                              f"params.order: {{{f}: [low, middle, high]}}")
     notes: list[str] = []
-    rows = np.arange(len(frame))
-    if len(frame) > params.max_rows:
-        rows = np.sort(ctx.rng.choice(len(frame), params.max_rows, replace=False))
-        notes.append(f"on a seeded sample of {params.max_rows:,} of {len(frame):,} rows")
+    rows = ctx.sample_positions(params.max_rows, notes)
     X = frame.iloc[rows][data.features].reset_index(drop=True)
     metrics: dict[str, Metric] = {}
     curves: list[dict[str, Any]] = []

@@ -79,10 +79,7 @@ def partial_dependence(ctx: AuditContext, params: PartialDependenceParams) -> Ch
             raise CheckError(f"params.monotone[{feature}]: '{feature}' is categorical; a direction needs an order")
     frame = data.frame
     notes: list[str] = []
-    rows = np.arange(len(frame))
-    if len(frame) > params.max_rows:
-        rows = np.sort(ctx.rng.choice(len(frame), params.max_rows, replace=False))
-        notes.append(f"ICE curves of a seeded sample of {params.max_rows:,} of {len(frame):,} rows")
+    rows = ctx.sample_positions(params.max_rows, notes, what="ICE curves of a seeded sample of")
     X = frame.iloc[rows][data.features].reset_index(drop=True)
     n = len(X)
     metrics: dict[str, Metric] = {}

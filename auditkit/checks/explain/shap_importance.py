@@ -63,10 +63,7 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
         return CheckOutput.skip("shap_importance explains one score; this is a multiclass task")
     frame = data.frame
     notes: list[str] = []
-    rows = np.arange(len(frame))
-    if len(frame) > params.max_rows:
-        rows = np.sort(ctx.rng.choice(len(frame), params.max_rows, replace=False))
-        notes.append(f"explained a seeded sample of {params.max_rows:,} of {len(frame):,} rows")
+    rows = ctx.sample_positions(params.max_rows, notes, what="explained a seeded sample of")
     X = frame.iloc[rows][data.features]
     background, described = background_rows(ctx, params.background_size)
     notes.append(f"background: {described}")

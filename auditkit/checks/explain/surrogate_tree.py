@@ -76,10 +76,7 @@ def surrogate_tree(ctx: AuditContext, params: SurrogateTreeParams) -> CheckOutpu
         return CheckOutput.skip("surrogate_tree imitates one score; this is a multiclass task")
     frame = data.frame
     notes: list[str] = []
-    positions = np.arange(len(frame))
-    if len(frame) > params.max_rows:
-        positions = np.sort(ctx.rng.choice(len(frame), params.max_rows, replace=False))
-        notes.append(f"on a seeded sample of {params.max_rows:,} of {len(frame):,} rows")
+    positions = ctx.sample_positions(params.max_rows, notes)
     X = _encode(frame.iloc[positions], data.features)
     scores = data.scores[positions]
     seed = int(ctx.rng.integers(2**31 - 1))

@@ -50,10 +50,7 @@ def counterfactual_fairness(ctx: AuditContext, params: CounterfactualFairnessPar
         return CheckOutput(skipped=f"no protected attribute is a model input ({', '.join(not_inputs)}): "
                                    "a counterfactual flip would report a meaningless zero", notes=notes)
     frame = data.frame
-    positions = np.arange(len(frame))
-    if len(frame) > params.max_rows:
-        positions = np.sort(ctx.rng.choice(len(frame), params.max_rows, replace=False))
-        notes.append(f"on a seeded sample of {params.max_rows:,} of {len(frame):,} rows")
+    positions = ctx.sample_positions(params.max_rows, notes)
     base = frame.iloc[positions]
     X = base[data.features]
     base_scores = data.scores[positions]

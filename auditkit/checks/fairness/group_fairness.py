@@ -273,7 +273,6 @@ def _score_figures(grouping: Grouping, scores: np.ndarray, y: np.ndarray | None,
             record["observed_rate"] = float(yy.mean())
             edges = np.linspace(0, 1, bins + 1)
             which = np.clip(np.digitize(ss, edges[1:-1]), 0, bins - 1)
-            total = np.bincount(which, minlength=bins)
             gap = np.abs(np.bincount(which, weights=ss, minlength=bins) - np.bincount(which, weights=yy, minlength=bins))
             record["ece"] = float(gap.sum() / len(yy))  # sum_b n_b/n * |mean score_b - rate_b|
         out[g] = record

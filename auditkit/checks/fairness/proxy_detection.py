@@ -122,10 +122,7 @@ def proxy_detection(ctx: AuditContext, params: ProxyDetectionParams) -> CheckOut
         raise CheckError("no candidate feature to test")
     frame = data.frame
     notes: list[str] = []
-    if len(frame) > params.max_rows:
-        rows = np.sort(ctx.rng.choice(len(frame), params.max_rows, replace=False))
-        frame = frame.iloc[rows]
-        notes.append(f"on a seeded sample of {params.max_rows:,} of {len(data.frame):,} rows")
+    frame = frame.iloc[ctx.sample_positions(params.max_rows, notes)]
     seed = int(ctx.rng.integers(2**31 - 1))
     metrics: dict[str, Metric] = {}
     records: list[dict[str, Any]] = []

@@ -9,7 +9,6 @@ from pydantic import Field
 from auditkit.checks.robustness.probes import is_numeric, probe, record, sample_rows
 from auditkit.engine.context import AuditContext
 from auditkit.engine.registry import CheckParams, check
-from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 
@@ -34,9 +33,7 @@ def missing_values(ctx: AuditContext, params: MissingValuesParams) -> CheckOutpu
     """
     data = ctx.data
     features = params.features if params.features is not None else list(data.features)
-    unknown = [f for f in features if f not in data.features]
-    if unknown:
-        raise CheckError(f"not model features: {unknown}")
+    ctx.require_features(features)
     notes: list[str] = []
     X, _, base_scores, base_decisions = sample_rows(ctx, params.max_rows, notes)
     records: list[dict[str, Any]] = []

@@ -45,10 +45,7 @@ def sample_rows(ctx: AuditContext, max_rows: int,
     """A seeded sample of audit rows (features only, 0..n-1 index), their file row numbers,
     base scores and decisions."""
     data = ctx.data
-    positions = np.arange(len(data.frame))
-    if len(positions) > max_rows:
-        positions = np.sort(ctx.rng.choice(len(positions), max_rows, replace=False))
-        notes.append(f"on a seeded sample of {max_rows:,} of {len(data.frame):,} rows")
+    positions = ctx.sample_positions(max_rows, notes)
     X = data.frame.iloc[positions][data.features]
     rows = X.index.to_numpy()
     decisions = None if data.decisions is None else np.asarray(data.decisions)[positions]
