@@ -93,9 +93,9 @@ class LocalExecutor(Executor):
         # onnxruntime or OpenMP threads that a plain fork would copy in a broken state).
         if sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("forkserver")
-            # imported once by the server, then shared by every forked worker
-            ctx.set_forkserver_preload(["auditkit.engine.worker", "onnxruntime", "scipy.stats", "sklearn.metrics",
-                                        "sklearn.ensemble", "sklearn.tree"])
+            # imported once by the server, then shared by every forked worker; scikit-learn and
+            # scipy are left to the checks that need them (their import would delay every run)
+            ctx.set_forkserver_preload(["auditkit.engine.worker", "onnxruntime"])
             return ctx
         return multiprocessing.get_context("spawn")
 
