@@ -1,0 +1,194 @@
+"""``adversarial``: the smallest change of mutable numeric inputs that flips a decision (black box)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from auditkit.checks.fairness.groups import make_grouping
+from auditkit.checks.robustness.probes import is_numeric
+from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import CheckParams, check
+from auditkit.errors import CheckError
+from auditkit.results.model import CheckOutput, Metric, Plot
+
+EXAMPLES_LISTED = 50
+
+
+class AdversarialParams(CheckParams):
+    max_rows: int = Field(200, ge=5, description="Seeded sample of rows to attack.")
+    features: Optional[list[str]] = Field(None, description="Mutable numeric features; default: every numeric "
+                                                            "model input that is not protected or immutable.")
+    immutable: list[str] = Field(default_factory=list, description="Inputs the search must not change.")
+    epsilon: float = Field(0.1, gt=0, le=1, description="Budget, in units of each feature's observed range.")
+    candidates: int = Field(20, ge=1, le=200, description="Nearest opposite-decision rows tried as starting points.")
+    binary_steps: int = Field(12, ge=4, le=40, description="Bisection steps towards the decision boundary.")
+    refine_rounds: int = Field(3, ge=0, le=20, description="Rounds of per-feature shrinking after the bisection.")
+
+
+def _bisect(ctx: AuditContext, base: pd.DataFrame, start: np.ndarray, end: np.ndarray, columns: list[str],
+            flipped_decision: np.ndarray, steps: int, threshold: float) -> np.ndarray:
+    """For each row, the point on start -> end closest to start that still has the flipped decision."""
+    low, high = np.zeros(len(start)), np.ones(len(start))
+    for _ in range(steps):
+        mid = (low + high) / 2
+        probe = base.copy()
+        probe[columns] = start + mid[:, None] * (end - start)
+        decisions = (ctx.model.predict(probe) >= threshold).astype(np.int64)
+        ok = decisions == flipped_decision
+        high = np.where(ok, mid, high)
+        low = np.where(ok, low, mid)
+    return start + high[:, None] * (end - start)
+
+
+@check("adversarial", family="robustness", params=AdversarialParams, needs_model=True,
+       metrics=["success_rate_linf", "success_rate_l2", "median_perturbation_linf", "median_perturbation_l2",
+                "queries_per_row", "median_perturbation_ratio[*]"],
+       example={"params": {"epsilon": 0.05, "max_rows": 100}, "thresholds": {"success_rate_linf": {"max": 0.1}}})
+def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
+    """Black-box, decision-based search for the smallest flip of each sampled decision.
+
+    Over the mutable numeric features, each scaled by its observed range (so a perturbation of
+    0.1 is a tenth of a feature's range), and staying inside the observed ranges: start from
+    the nearest rows with the other decision, bisect towards the row to the decision boundary,
+    then shrink feature by feature while the decision stays flipped (all candidates of all
+    rows predicted in batches). Every example reported is re-predicted to confirm the flip.
+    ``success_rate_linf`` / ``_l2`` = share of rows flipped within ``params.epsilon`` in the
+    L-inf / L2 norm (lower = more robust); ``median_perturbation_linf`` / ``_l2`` = median of
+    the smallest flip found (rows without one count as infinitely far; null when most are);
+    ``queries_per_row`` = model rows predicted per attacked row. By protected group:
+    ``median_perturbation_ratio[attribute]`` = smallest group median / largest (1 = every
+    group is as hard to flip; lower = some group is easier to flip). The search is an upper
+    bound on the true minimal perturbation.
+    """
+    data = ctx.data
+    if data.task != "binary" or data.decisions is None:
+        return CheckOutput.skip(f"adversarial flips binary decisions; this is a {data.task} task")
+    frame = data.frame
+    immutable = set(params.immutable) | set(data.protected)
+    unknown = [c for c in params.immutable if c not in frame.columns]
+    if unknown:
+        raise CheckError(f"params.immutable names columns that are not in the data: {unknown}")
+    if params.features is not None:
+        ctx.require_features(params.features)
+        bad = [f for f in params.features if not is_numeric(frame[f])]
+        if bad:
+            raise CheckError(f"adversarial perturbs numeric features only; categorical: {bad}")
+        columns = [f for f in params.features if f not in immutable]
+    else:
+        columns = [f for f in data.features if is_numeric(frame[f]) and f not in immutable]
+    if not columns:
+        raise CheckError("no mutable numeric feature to perturb")
+    notes: list[str] = []
+    positions = ctx.sample_positions(params.max_rows, notes)
+    low = frame[columns].min().to_numpy(dtype=np.float64)
+    high = frame[columns].max().to_numpy(dtype=np.float64)
+    scale = np.where(high > low, high - low, 1.0)
+    attacked = frame.iloc[positions][data.features].reset_index(drop=True)
+    complete = attacked[columns].notna().all(axis=1).to_numpy()
+    if not complete.all():
+        notes.append(f"{int((~complete).sum())} sampled rows with a missing mutable feature are not attacked")
+    attacked, positions = attacked[complete].reset_index(drop=True), positions[complete]
+    n = len(attacked)
+    threshold = float(data.threshold if data.threshold is not None else 0.5)
+    decisions = np.asarray(data.decisions)[positions]
+    flipped = 1 - decisions
+    start_queries = ctx.model.rows_predicted
+    x0 = attacked[columns].to_numpy(dtype=np.float64)
+
+    # 1. starting points: the nearest opposite-decision rows of the data (in range by construction)
+    pool = frame[frame[columns].notna().all(axis=1)]
+    pool_decisions = np.asarray(data.decisions)[frame.index.get_indexer(pool.index)]
+    pool_values = pool[columns].to_numpy(dtype=np.float64)
+    start = np.full_like(x0, np.nan)
+    for decision in (0, 1):
+        rows = np.flatnonzero(flipped == decision)
+        others = pool_values[pool_decisions == decision]
+        if len(rows) == 0 or len(others) == 0:
+            continue
+        k = min(params.candidates, len(others))
+        distance = (((x0[rows, None, :] - others[None, :, :]) / scale) ** 2).sum(axis=2)
+        nearest = np.argsort(distance, axis=1)[:, :k]
+        tries = attacked.iloc[np.repeat(rows, k)].reset_index(drop=True)
+        tries[columns] = others[nearest.ravel()]
+        ok = ((ctx.model.predict(tries) >= threshold).astype(np.int64) == decision).reshape(len(rows), k)
+        for i, row in enumerate(rows):
+            hits = np.flatnonzero(ok[i])
+            if len(hits):
+                start[row] = others[nearest[i, hits[0]]]
+    found = ~np.isnan(start).any(axis=1)
+
+    # 2. bisect to the boundary, 3. shrink feature by feature, bisect again
+    adv = x0.copy()
+    if found.any():
+        base = attacked[found].reset_index(drop=True)
+        point = _bisect(ctx, base, x0[found], start[found], columns, flipped[found], params.binary_steps, threshold)
+        for _ in range(params.refine_rounds):
+            for j in range(len(columns)):
+                trial = point.copy()
+                trial[:, j] = x0[found][:, j] + 0.5 * (point[:, j] - x0[found][:, j])
+                probe = base.copy()
+                probe[columns] = trial
+                ok = (ctx.model.predict(probe) >= threshold).astype(np.int64) == flipped[found]
+                point = np.where(ok[:, None], trial, point)
+            point = _bisect(ctx, base, x0[found], point, columns, flipped[found], max(4, params.binary_steps // 2),
+                            threshold)
+        adv[found] = point
+    # verify every example once more, as reported
+    check_frame = attacked.copy()
+    check_frame[columns] = adv
+    final = (ctx.model.predict(check_frame) >= threshold).astype(np.int64)
+    found &= final == flipped
+    queries = ctx.model.rows_predicted - start_queries
+    delta = (adv - x0) / scale
+    linf = np.where(found, np.abs(delta).max(axis=1), np.inf)
+    l2 = np.where(found, np.sqrt((delta ** 2).sum(axis=1)), np.inf)
+
+    def median(values: np.ndarray) -> float | None:
+        value = float(np.median(values)) if len(values) else None
+        return value if value is not None and np.isfinite(value) else None
+
+    metrics: dict[str, Metric] = {
+        "success_rate_linf": Metric(float(np.mean(linf <= params.epsilon)), n=n, note=f"budget {params.epsilon:g}"),
+        "success_rate_l2": Metric(float(np.mean(l2 <= params.epsilon)), n=n, note=f"budget {params.epsilon:g}"),
+        "median_perturbation_linf": Metric(median(linf), n=n, note="in units of each feature's range"),
+        "median_perturbation_l2": Metric(median(l2), n=n, note="in units of each feature's range"),
+        "queries_per_row": Metric(queries / n if n else None, n=n),
+    }
+    groups: list[dict[str, Any]] = []
+    for attribute in data.protected:
+        grouping = make_grouping(frame.iloc[positions], [attribute], {})
+        medians = []
+        for g, label in enumerate(grouping.labels):
+            members = grouping.codes == g
+            m = median(l2[members])
+            groups.append({"attribute": attribute, "group": label, "n": int(members.sum()),
+                           "success_rate_l2": float(np.mean(l2[members] <= params.epsilon)),
+                           "median_perturbation_l2": m})
+            if m is not None and members.sum() >= 5:
+                medians.append(m)
+        metrics[f"median_perturbation_ratio[{attribute}]"] = Metric(
+            min(medians) / max(medians) if len(medians) >= 2 and max(medians) > 0 else None, n=n,
+            note="groups of 5 or more attacked rows")
+    examples = []
+    order = np.argsort(l2)
+    for i in order[:EXAMPLES_LISTED]:
+        if not found[i]:
+            break
+        changes = {c: [float(x0[i, j]), float(adv[i, j])] for j, c in enumerate(columns) if adv[i, j] != x0[i, j]}
+        examples.append({"row": int(frame.index[positions[i]]), "decision_before": int(decisions[i]),
+                         "decision_after": int(final[i]), "linf": float(linf[i]), "l2": float(l2[i]),
+                         "changes": changes})
+    budgets = np.linspace(0, max(params.epsilon * 3, 0.05), 16)
+    plot = Plot("line", "Share of decisions flipped within a budget", {
+        "series": [{"name": "L-inf", "x": [float(b) for b in budgets], "y": [float(np.mean(linf <= b)) for b in budgets]},
+                   {"name": "L2", "x": [float(b) for b in budgets], "y": [float(np.mean(l2 <= b)) for b in budgets]}],
+        "x_label": "budget (share of each feature's range)", "y_label": "share of rows flipped", "n": n,
+        "thresholds": {"max": params.epsilon}})
+    notes.append(f"mutable features: {', '.join(columns)}; {queries:,} model rows predicted")
+    tables: dict[str, list[dict[str, Any]]] = {"examples": examples}
+    if groups:
+        tables["by_group"] = groups
+    return CheckOutput(metrics=metrics, tables=tables, plots=[plot], notes=notes)
