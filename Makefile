@@ -36,7 +36,8 @@ $(SAMPLES): sample_models/build.py $(STAMP)
 	$(BIN)/python sample_models/build.py
 
 bench: $(STAMP) $(SAMPLES)
-	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit $$?; done
 
 clean:
 	rm -rf reports .pytest_cache
