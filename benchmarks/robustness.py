@@ -135,8 +135,9 @@ def adversarial_against_art(n_rows: int = 200) -> None:
     attacked = sorted({e["row"] for e in ours.tables["examples"]})  # rows for the sanity print only
     low = frame[numeric].min().to_numpy(float)
     scale = (frame[numeric].max() - frame[numeric].min()).to_numpy(float)
-    rng = np.random.default_rng(1)
-    rows = np.sort(rng.choice(len(frame), n_rows, replace=False))
+    # the same rows as the check: run_check(seed=1) draws its sample first from default_rng(1)
+    rows = np.sort(np.random.default_rng(1).choice(len(frame), n_rows, replace=False))
+    assert set(attacked) <= set(rows.tolist()), "the two attacks must see the same rows"
     x = ((frame[numeric].to_numpy(float)[rows] - low) / scale).astype(np.float32)
     queries = {"rows": 0}
 
