@@ -33,7 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-PLOT_KINDS: Final = ("bar", "line", "hist", "heatmap", "scatter", "beeswarm")
+PLOT_KINDS: Final = ("bar", "line", "hist", "heatmap", "scatter", "beeswarm", "waterfall")
 
 #: Width of every chart, in inches: fits the A4 text column of the PDF (170 mm).
 WIDTH_IN: Final = 6.5
@@ -475,6 +475,63 @@ def _beeswarm(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     return True
 
 
+def _waterfall(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    """One row's additive explanation: from ``base`` (the expected raw output) each feature's
+    contribution moves the running total, largest at the top, ending at the row's raw output.
+    With ``side_values`` (e.g. LIME's weights for the same features) a second panel on the
+    right draws them as bars against the same feature rows, so the two can be read across."""
+    labels_in = data.get("labels") if isinstance(data.get("labels"), list) else []
+    values = _nums(data.get("values"), len(labels_in))
+    base = _num(data.get("base"))
+    if base is None or not labels_in or all(v is None for v in values):
+        return False
+    labels = [_short(str(x), 30) for x in labels_in]
+    n = len(labels)
+    side = _nums(data.get("side_values"), n) if isinstance(data.get("side_values"), list) else None
+    fig.set_size_inches(WIDTH_IN, min(9.0, 0.3 * (n + 2) + 1.0))
+    if side is not None:
+        fig.clear()  # (a gridspec with its own wspace would defeat tight_layout)
+        ax, side_ax = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": (3, 2)})
+    increase, decrease = PALETTE[1], PALETTE[0]
+    total = base
+    rows = list(range(1, n + 1))  # row 0 is the base, row n + 1 the output
+    for i, v in zip(rows, values):
+        if v is None:
+            continue
+        ax.barh(i, v, left=total, height=0.62, color=increase if v >= 0 else decrease, zorder=2)
+        ax.annotate(("+" if v >= 0 else "") + _fmt(v), (total + v if v >= 0 else total + v, i),
+                    xytext=(4 if v >= 0 else -4, 0), textcoords="offset points",
+                    ha="left" if v >= 0 else "right", va="center", fontsize=7, color=INK, bbox=_LABEL_BOX, zorder=5)
+        ax.plot([total + v, total + v], [i + 0.31, i + 0.69], color=MUTED, linewidth=0.6, zorder=1)  # to the next bar
+        total += v
+    output = _num(data.get("output"))
+    final = total if output is None else output
+    ax.axvline(base, color=MUTED, linewidth=0.8, linestyle=":", zorder=1)
+    ax.axvline(final, color=INK, linewidth=0.8, zorder=1)
+    threshold = _num(data.get("threshold"))
+    if threshold is not None:
+        ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.1, zorder=4,
+                   label=str(data.get("threshold_label") or "decision threshold"))
+        _legend(ax)
+    ticks = [0] + rows + [n + 1]
+    tick_labels = [f"base {_fmt(base)}"] + labels + [f"output {_fmt(final)}"]
+    ax.set_yticks(ticks, labels=tick_labels)
+    ax.set_ylim(n + 1.6, -0.6)
+    ax.grid(axis="y", visible=False)
+    ax.margins(x=0.15)
+    ax.set_xlabel(_text(data, "xlabel", "x_label"))
+    if side is not None:
+        drawn = [(i, v) for i, v in zip(rows, side) if v is not None]
+        side_ax.barh([i for i, _ in drawn], [v for _, v in drawn], height=0.62,
+                     color=[increase if v >= 0 else decrease for _, v in drawn], alpha=0.75, zorder=2)
+        side_ax.axvline(0.0, color=INK, linewidth=0.6)
+        side_ax.tick_params(axis="y", left=False, labelleft=False)
+        side_ax.grid(axis="y", visible=False)
+        side_ax.margins(x=0.15)
+        side_ax.set_xlabel(_text(data, "side_label"))
+    return True
+
+
 _DRAWERS: Final[dict[str, Callable[[Figure, Axes, dict[str, Any]], bool]]] = {
     "scatter": _scatter,
     "beeswarm": _beeswarm,
@@ -482,6 +539,7 @@ _DRAWERS: Final[dict[str, Callable[[Figure, Axes, dict[str, Any]], bool]]] = {
     "bar": _bar,
     "line": _line,
     "hist": _hist,
+    "waterfall": _waterfall,
 }
 
 

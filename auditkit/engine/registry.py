@@ -52,6 +52,10 @@ class CheckType:
     produces: Optional[Callable[[Any, "Policy"], list[str]]] = None
     # (finding, check result as in results.json) -> one plain-language sentence, or None
     reading: Optional[Callable[[dict[str, Any], dict[str, Any]], Optional[str]]] = None
+    # (params, data) -> None, run in the parent before any check starts: raise CheckError
+    # (naming the params key as ``params.<key>: ...``) for params that do not fit the data,
+    # so a bad row id or column exits 2 with nothing run instead of ending as ``error``
+    validate: Optional[Callable[[Any, Any], None]] = None
 
     @property
     def description(self) -> str:
@@ -79,6 +83,7 @@ def check(
     example: dict[str, Any] | None = None,
     produces: Callable[[Any, "Policy"], list[str]] | None = None,
     reading: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None,
+    validate: Callable[[Any, Any], None] | None = None,
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
@@ -93,6 +98,7 @@ def check(
         setattr(func, _MARK, CheckType(
             type=type, family=family, func=func, params=params, metrics=tuple(metrics),
             needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
+            validate=validate,
         ))
         return func
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -16,7 +17,7 @@ from auditkit.engine.executors import Event, Executor, InlineExecutor, LocalExec
 from auditkit.engine.prepare import Prepared, prepare
 from auditkit.engine.registry import get_registry
 from auditkit.engine.worker import CheckTask, TaskOutcome
-from auditkit.errors import OutputError, Source, UserError, did_you_mean
+from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserError, did_you_mean
 from auditkit.policy.load import LoadedPolicy
 from auditkit.adapters.predictions import NO_MODEL_REASON
 from auditkit.results.model import CheckOutput, CheckResult, to_jsonable, worst_status
@@ -96,6 +97,26 @@ def plan(loaded: LoadedPolicy, *, seed: int, only: list[str]) -> list[CheckTask]
         tasks.append(CheckTask(check_id=spec.check_id, type=spec.type, params=params.model_dump(mode="json"),
                                seed=derive_seed(seed, spec.check_id), timeout_s=spec.timeout_s))
     return tasks
+
+
+def validate_against_data(loaded: LoadedPolicy, tasks: list[CheckTask], prepared: Prepared) -> None:
+    """Params that name rows or columns are checked against the loaded data before any check
+    runs: a bad one is an input error (exit 2, nothing run), not a check that ends as error."""
+    registry = get_registry()
+    index = {c.check_id: i for i, c in enumerate(loaded.policy.checks)}
+    for task in tasks:
+        check_type = registry.get(task.type)
+        if check_type.validate is None or (prepared.data.predictions_mode and check_type.needs_model):
+            continue
+        try:
+            check_type.validate(loaded.params[task.check_id], prepared.data)
+        except CheckError as exc:
+            key = f"checks[{index[task.check_id]}].params"
+            match = re.match(r"params\.([A-Za-z_][A-Za-z0-9_]*)", exc.message)
+            if match and f"{key}.{match.group(1)}" in loaded.positions:
+                key = f"{key}.{match.group(1)}"
+            raise PolicyError(f"check '{task.check_id}' ({task.type}): {exc.message}", source=loaded.source(key),
+                              hint=exc.hint) from None
 
 
 def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared: Prepared) -> CheckResult:
@@ -182,6 +203,7 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
         prepared_s = time.perf_counter() - started
         ensure_writable(out_dir, source=loaded.source("report.output_dir"))
+        validate_against_data(loaded, tasks, prepared)
     except BaseException:
         executor.close()
         raise

@@ -27,6 +27,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from auditkit.charts import plot_to_svg
+from auditkit.render.case_files import case_files
 
 TEMPLATE_PACKAGE: Final = "auditkit.templates"
 REPORT_TEMPLATE: Final = "report.html.j2"
@@ -562,6 +563,7 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
     return template.render(
         results=results,
         checks=checks,
+        cases=case_files(results, checks),
         title=report_title(results),
         organization=report.get("organization") if isinstance(report.get("organization"), str) else "",
         counts=status_counts(results),

@@ -9,6 +9,8 @@ explanation checks.
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,12 +127,16 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
             sign = -1.0 if (model.classes and len(model.classes) == 2 and positive == 0) else 1.0
             values, base_value = sign * values, float(sign * base[0])
         if hasattr(final, "decision_function") and kind.startswith(("GradientBoosting", "HistGradientBoosting")):
-            raw = np.asarray(final.decision_function(Xt), dtype=np.float64)
+            with warnings.catch_warnings():  # Xt is the float32-cast array on purpose, without names
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                raw = np.asarray(final.decision_function(Xt), dtype=np.float64)
             raw = raw if raw.ndim == 1 else raw[:, positive]
             raw = -raw if (raw.ndim == 1 and model.classes and len(model.classes) == 2 and positive == 0) else raw
             units = "log-odds" if model.classes else "value"
         elif model.classes:
-            raw = np.asarray(final.predict_proba(Xt), dtype=np.float64)[:, positive]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                raw = np.asarray(final.predict_proba(Xt), dtype=np.float64)[:, positive]
             units = "probability"
         else:
             raw = np.asarray(final.predict(Xt), dtype=np.float64)

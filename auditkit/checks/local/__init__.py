@@ -1,0 +1,1 @@
+"""Local explanations and recourse: why was this decision made, and what would change it."""

@@ -1,0 +1,284 @@
+"""``local_explanations``: why was THIS decision made — SHAP and LIME per row, their agreement, reason codes."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from auditkit.checks.explain.shap_importance import background_rows
+from auditkit.checks.explain.shap_values import explain
+from auditkit.checks.local.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import CheckParams, check
+from auditkit.results.model import CheckOutput, Metric, Plot
+
+
+class LocalExplanationsParams(RowSelectionParams):
+    top_k: int = Field(4, ge=1, le=20, description="Reason codes per row, and the k of the top-k agreement.")
+    lime_samples: int = Field(5_000, ge=100, le=100_000, description="LIME's perturbed samples per row.")
+    background_size: int = Field(200, ge=1, le=5_000, description="Rows behind SHAP's expectation and LIME's "
+                                                                  "sampling statistics (as shap_importance).")
+    waterfalls: int = Field(10, ge=0, le=200, description="Rows drawn as a waterfall chart (all rows are in the "
+                                                          "tables and the case files).")
+
+
+def _select(ctx: AuditContext, params: RowSelectionParams) -> np.ndarray:
+    """Positions (into the audit frame) of the rows to explain (see auditkit/checks/local/rows.py)."""
+    return select_positions(ctx.data, params, ctx.rng)
+
+
+def _percentile_text(column: pd.Series, value: Any) -> str:
+    present = column.dropna()
+    if pd.isna(value):
+        return "missing"
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        below = float((present < value).mean())
+        if below >= 0.5:
+            return f"higher than {_floor_percent(below)} of the audited cases"
+        return f"lower than {_floor_percent(float((present > value).mean()))} of the audited cases"
+    return f"shared by {float((present.astype(str) == str(value)).mean()):.0%} of the audited cases"
+
+
+def _floor_percent(share: float) -> str:
+    """Rounded down, so that "higher than 100%" is never written for a share below 1."""
+    return f"{math.floor(share * 100)}%"
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _validate(params: LocalExplanationsParams, data: Any) -> None:
+    validate_selection(params, data)
+
+
+def _raw_threshold(threshold: float | None, units: str) -> float | None:
+    """The decision threshold in the units SHAP explains (log-odds for probabilities)."""
+    if threshold is None:
+        return None
+    if units == "log-odds":
+        if not 0 < threshold < 1:
+            return None
+        return float(np.log(threshold) - np.log1p(-threshold))
+    return float(threshold)
+
+
+@check("local_explanations", family="local", params=LocalExplanationsParams, needs_model=True,
+       metrics=["lime_fidelity", "lime_fidelity_min", "shap_lime_agreement", "top_k_overlap", "sign_agreement",
+                "reason_code_coverage", "additivity_error"],
+       example={"params": {"query": "decision == 1", "sample": 5, "lime_samples": 2000},
+                "thresholds": {"shap_lime_agreement": {"min": 0.5}, "lime_fidelity_min": {"min": 0.1, "severity": "warn"}}},
+       validate=_validate)
+def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> CheckOutput:
+    """Per-row SHAP values and LIME weights, how well they agree, and reason codes.
+
+    Rows: ``params.rows`` (file row numbers), or ``params.query`` (a pandas query with
+    ``score`` and ``decision`` columns; a seeded sample of ``params.sample`` of its rows when
+    it selects more), or a seeded sample of ``params.sample`` rows stratified by decision.
+    SHAP: the same explainer and background as ``shap_importance``, in raw-output units, so
+    ``base_value`` + a row's ``shap`` values = its raw score (``additivity_error`` is the
+    largest gap). LIME: the ``lime`` package's tabular explainer (quartile-discretised,
+    seeded once with the check's seed and run over the rows in order, exactly as its
+    documentation's loop does; ``params.lime_samples`` samples per row) on the same raw
+    output, sampling around the background's statistics; its local fit R^2 is
+    ``lime_fidelity`` (median over rows; ``_min`` the worst). ``shap_lime_agreement`` =
+    median over rows of the Spearman correlation of |SHAP| and |LIME weight| across features
+    (1 = the two rank the features alike; a low figure means the explanations of single
+    decisions should not be trusted without a second look). ``top_k_overlap`` = median share
+    of the top-k features they share; ``sign_agreement`` = mean share of SHAP's top-k
+    features to which LIME gives the same sign. Reason codes: for each row with the unfavourable
+    decision, the top-k features whose SHAP value pushed it towards that decision, as
+    sentences with the row's value and its percentile among the audit rows;
+    ``reason_code_coverage`` = share of those rows that received at least one.
+
+    References: Ribeiro, Singh and Guestrin (2016), "Why should I trust you?" (LIME); Lundberg
+    and Lee (2017), A unified approach to interpreting model predictions (SHAP).
+    """
+    from lime.lime_tabular import LimeTabularExplainer
+    from scipy.stats import spearmanr
+
+    data = ctx.data
+    if data.task == "multiclass":
+        return CheckOutput.skip("local_explanations explains one score; this is a multiclass task")
+    positions = _select(ctx, params)
+    features = list(data.features)
+    X = data.frame.iloc[positions][features]
+    background, described = background_rows(ctx, params.background_size)
+    shap_result = explain(ctx.model, X, background, features)
+    notes = [f"SHAP: {shap_result.explainer}; units: {shap_result.units}; background: {described}",
+             f"LIME: lime {_lime_version()} LimeTabularExplainer (regression on the raw output, quartile "
+             f"discretisation, {params.lime_samples:,} samples per row, statistics of the same background)"]
+    notes.extend(shap_result.notes)
+
+    encoder = _Encoder(data.frame, features)
+    logistic = shap_result.units == "log-odds"
+
+    def predict(matrix: np.ndarray) -> np.ndarray:
+        scores = ctx.model.predict(encoder.decode(matrix))
+        if logistic:
+            q = np.clip(scores, 1e-7, 1 - 1e-7)
+            return np.log(q) - np.log1p(-q)
+        return scores
+
+    seed = int(ctx.rng.integers(2**31 - 1))
+    explainer = LimeTabularExplainer(encoder.encode(background), mode="regression", feature_names=features,
+                                     categorical_features=encoder.categorical, discretize_continuous=True,
+                                     random_state=seed)
+    unfavourable = 1 - data.favorable_decision
+    towards_one = 1.0 if unfavourable == 1 else -1.0  # a positive SHAP value pushes towards decision 1
+    decisions = np.asarray(data.decisions)[positions] if data.decisions is not None else None
+    explanations, attributions, reasons = [], [], []
+    fidelities, agreements, overlaps, sign_agreements = [], [], [], []
+    weights_by_row = []
+    covered = needing = 0
+    encoded_rows = encoder.encode(X)
+    k = min(params.top_k, len(features))
+    for r, position in enumerate(positions):
+        row_id = int(data.frame.index[position])
+        lime_exp = explainer.explain_instance(encoded_rows[r], predict, num_features=len(features),
+                                              num_samples=params.lime_samples)
+        # In regression mode lime stores the fit under label 1 and its negation under label 0
+        weights = np.zeros(len(features))
+        for index, weight in lime_exp.local_exp[1]:
+            weights[index] = weight
+        weights_by_row.append(weights)
+        fidelity = float(lime_exp.score)
+        shap_row = shap_result.values[r]
+        agreement = float(spearmanr(np.abs(shap_row), np.abs(weights)).statistic) \
+            if np.ptp(np.abs(shap_row)) > 0 and np.ptp(np.abs(weights)) > 0 else float("nan")
+        top_shap = np.argsort(-np.abs(shap_row), kind="stable")[:k]
+        overlap = len(set(top_shap) & set(np.argsort(-np.abs(weights), kind="stable")[:k])) / k
+        signs_agree = float(np.mean(np.sign(shap_row[top_shap]) == np.sign(weights[top_shap])))
+        fidelities.append(fidelity)
+        agreements.append(agreement)
+        overlaps.append(overlap)
+        sign_agreements.append(signs_agree)
+        decision = None if decisions is None else int(decisions[r])
+        explanations.append({"row": row_id, "score": float(data.scores[position]), "decision": decision,
+                             "base_value": shap_result.base_value,
+                             "raw_output": _finite_or_none(shap_result.raw_output[r]),
+                             "lime_fidelity": fidelity, "lime_intercept": float(lime_exp.intercept[1]),
+                             "shap_lime_agreement": None if np.isnan(agreement) else agreement,
+                             "top_k_overlap": overlap, "sign_agreement": signs_agree})
+        order = np.argsort(-np.abs(shap_row), kind="stable")
+        for rank, j in enumerate(order, start=1):
+            value = X.iloc[r][features[j]]
+            attributions.append({"row": row_id, "feature": features[j], "value": _plain(value),
+                                 "shap": float(shap_row[j]), "lime_weight": float(weights[j]), "rank": rank})
+        if decision is not None and decision == unfavourable:
+            needing += 1
+            pushing = [j for j in order if towards_one * shap_row[j] > 0][:k]
+            covered += bool(pushing)
+            for rank, j in enumerate(pushing, start=1):
+                value = X.iloc[r][features[j]]
+                reasons.append({"row": row_id, "rank": rank, "feature": features[j], "value": _plain(value),
+                                "shap": float(shap_row[j]),
+                                "text": f"{features[j]} = {_format(value)}, "
+                                        f"{_percentile_text(data.frame[features[j]], value)}"})
+    finite = [a for a in agreements if np.isfinite(a)]
+    n = len(positions)
+    metrics = {
+        "lime_fidelity": Metric(float(np.median(fidelities)), n=n, note="median local R^2 of LIME's fit"),
+        "lime_fidelity_min": Metric(float(np.min(fidelities)), n=n, note="the worst row's local R^2"),
+        "shap_lime_agreement": Metric(float(np.median(finite)) if finite else None, n=len(finite),
+                                      note="median Spearman correlation of |SHAP| and |LIME weight|"
+                                      if finite else "no row had features of differing importance"),
+        "top_k_overlap": Metric(float(np.median(overlaps)), n=n, note=f"top {k} features"),
+        "sign_agreement": Metric(float(np.mean(sign_agreements)), n=n,
+                                 note=f"share of SHAP's top {k} features to which LIME gives the same sign"),
+        "reason_code_coverage": Metric(covered / needing if needing else None, n=needing,
+                                       note="rows with the unfavourable decision given at least one reason"
+                                       if needing else "no explained row had the unfavourable decision"),
+        "additivity_error": Metric(shap_result.additivity_error, n=n,
+                                   note="largest |base + sum of SHAP - raw output|"),
+    }
+    threshold = _raw_threshold(data.threshold, shap_result.units)
+    plots = [_waterfall(explanations[r], shap_result.values[r], weights_by_row[r], X.iloc[r], features,
+                        shap_result.units, threshold) for r in range(min(n, params.waterfalls))]
+    if n > params.waterfalls:
+        notes.append(f"waterfall charts for the first {params.waterfalls} of {n} rows (params.waterfalls); "
+                     f"every row is in the tables")
+    return CheckOutput(metrics=metrics, tables={"explanations": explanations, "attributions": attributions,
+                                                "reasons": reasons}, plots=plots, notes=notes)
+
+
+WATERFALL_FEATURES = 10
+
+
+def _waterfall(explanation: dict[str, Any], shap_row: np.ndarray, lime_row: np.ndarray, values: pd.Series,
+               features: list[str], units: str, threshold: float | None) -> Plot:
+    order = np.argsort(-np.abs(shap_row), kind="stable")
+    shown, rest = order[:WATERFALL_FEATURES], order[WATERFALL_FEATURES:]
+    labels = [f"{features[j]} = {_format(values[features[j]])}" for j in shown]
+    contributions = [float(shap_row[j]) for j in shown]
+    side = [float(lime_row[j]) for j in shown]
+    if len(rest):
+        labels.append(f"{len(rest)} other features")
+        contributions.append(float(shap_row[rest].sum()))
+        side.append(float(lime_row[rest].sum()))
+    decision = explanation["decision"]
+    title = (f"Row {explanation['row']}: score {explanation['score']:.3g}"
+             + ("" if decision is None else f", decision {decision}")
+             + f" — SHAP waterfall ({units}) and LIME weights")
+    data: dict[str, Any] = {"labels": labels, "values": contributions, "base": explanation["base_value"],
+                            "output": explanation["raw_output"], "side_values": side,
+                            "xlabel": f"model output ({units})", "side_label": "LIME weight", "row": explanation["row"]}
+    if threshold is not None:
+        data["threshold"] = threshold
+        data["threshold_label"] = "decision threshold"
+    return Plot("waterfall", title, data)
+
+
+class _Encoder:
+    """LIME samples numbers: categories become codes, decoded again before the model sees them."""
+
+    def __init__(self, frame: pd.DataFrame, features: list[str]):
+        self.features = features
+        self.categorical = [i for i, f in enumerate(features) if not _is_numeric(frame[f])]
+        self.categories = {i: sorted(frame[features[i]].dropna().astype(str).unique()) for i in self.categorical}
+        self.medians = {f: float(frame[f].median()) for i, f in enumerate(features) if i not in self.categories}
+        self.dtypes = {f: frame[f].dtype for f in features}
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(frame), len(self.features)))
+        for i, f in enumerate(self.features):
+            if i in self.categories:
+                lookup = {c: k for k, c in enumerate(self.categories[i])}
+                out[:, i] = [lookup.get(str(v), 0) for v in frame[f]]
+            else:
+                out[:, i] = frame[f].astype(np.float64).fillna(self.medians[f]).to_numpy()
+        return out
+
+    def decode(self, matrix: np.ndarray) -> pd.DataFrame:
+        frame = pd.DataFrame(matrix, columns=self.features)
+        for i, values in self.categories.items():
+            codes = np.clip(np.rint(matrix[:, i]).astype(int), 0, len(values) - 1)
+            frame[self.features[i]] = np.asarray(values, dtype=object)[codes]
+        return frame
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
+def _plain(value: Any) -> Any:
+    if pd.isna(value):
+        return None
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return value
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _lime_version() -> str:
+    from importlib.metadata import version
+
+    return version("lime")
