@@ -352,6 +352,21 @@ def _line(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
             ax.axhline(value, color=THRESHOLD_COLOUR, linestyle="--" if key == "min" else ":",
                        linewidth=1.2, zorder=4, label=None if name in seen else name)
             seen.add(name)
+    # a reference line that is not a threshold of the policy (e.g. the model's decision threshold)
+    hline = data.get("hline")
+    if isinstance(hline, dict) and _num(hline.get("y")) is not None:
+        name = str(hline.get("label") or "reference")
+        ax.axhline(_num(hline.get("y")), color=MUTED, linestyle="--", linewidth=1.0, zorder=1, label=name)
+        seen.add(name)
+    # points of interest on the curves (e.g. the row's own value), drawn as rings
+    markers = data.get("markers")
+    if isinstance(markers, list):
+        points = [(_num(m.get("x")), _num(m.get("y"))) for m in markers if isinstance(m, dict)]
+        points = [(x, y) for x, y in points if x is not None and y is not None]
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points], s=36, facecolors="none", edgecolors=INK,
+                       linewidths=1.0, zorder=5, label=str(data.get("markers_label") or "the row's own value"))
+            seen.add("markers")
     ax.set_xlabel(_text(data, "x_label", "xlabel"))
     ax.set_ylabel(_text(data, "y_label", "ylabel"))
     ax.grid(axis="x", visible=True)
