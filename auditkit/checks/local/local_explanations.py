@@ -12,6 +12,7 @@ from auditkit.checks.explain.shap_importance import background_rows
 from auditkit.checks.explain.shap_values import explain
 from auditkit.checks.local.rows import RowSelectionParams, select_positions, validate_selection
 from auditkit.engine.context import AuditContext
+from auditkit.explain.lime_tabular import explain_rows, lime_explainer
 from auditkit.engine.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
 
@@ -99,7 +100,6 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     References: Ribeiro, Singh and Guestrin (2016), "Why should I trust you?" (LIME); Lundberg
     and Lee (2017), A unified approach to interpreting model predictions (SHAP).
     """
-    from lime.lime_tabular import LimeTabularExplainer
     from scipy.stats import spearmanr
 
     data = ctx.data
@@ -110,8 +110,9 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     X = data.frame.iloc[positions][features]
     background, described = background_rows(ctx, params.background_size)
     shap_result = explain(ctx.model, X, background, features)
+    seed = int(ctx.rng.integers(2**31 - 1))
     notes = [f"SHAP: {shap_result.explainer}; units: {shap_result.units}; background: {described}",
-             f"LIME: lime {_lime_version()} LimeTabularExplainer (regression on the raw output, quartile "
+             f"LIME: lime {_lime_version()} LimeTabularExplainer (random_state {seed}; regression on the raw output, quartile "
              f"discretisation, {params.lime_samples:,} samples per row, statistics of the same background)"]
     notes.extend(shap_result.notes)
 
@@ -125,10 +126,7 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
             return np.log(q) - np.log1p(-q)
         return scores
 
-    seed = int(ctx.rng.integers(2**31 - 1))
-    explainer = LimeTabularExplainer(encoder.encode(background), mode="regression", feature_names=features,
-                                     categorical_features=encoder.categorical, discretize_continuous=True,
-                                     random_state=seed)
+    explainer = lime_explainer(encoder.encode(background), features, encoder.categorical, seed)
     unfavourable = 1 - data.favorable_decision
     towards_one = 1.0 if unfavourable == 1 else -1.0  # a positive SHAP value pushes towards decision 1
     decisions = np.asarray(data.decisions)[positions] if data.decisions is not None else None
@@ -136,18 +134,14 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     fidelities, agreements, overlaps, sign_agreements = [], [], [], []
     weights_by_row = []
     covered = needing = 0
-    encoded_rows = encoder.encode(X)
+    lime_rows = explain_rows(explainer, encoder.encode(X), predict, num_samples=params.lime_samples)
     k = min(params.top_k, len(features))
     for r, position in enumerate(positions):
         row_id = int(data.frame.index[position])
-        lime_exp = explainer.explain_instance(encoded_rows[r], predict, num_features=len(features),
-                                              num_samples=params.lime_samples)
-        # In regression mode lime stores the fit under label 1 and its negation under label 0
-        weights = np.zeros(len(features))
-        for index, weight in lime_exp.local_exp[1]:
-            weights[index] = weight
+        lime_row = lime_rows[r]
+        weights = lime_row.weights
         weights_by_row.append(weights)
-        fidelity = float(lime_exp.score)
+        fidelity = lime_row.fidelity
         shap_row = shap_result.values[r]
         agreement = float(spearmanr(np.abs(shap_row), np.abs(weights)).statistic) \
             if np.ptp(np.abs(shap_row)) > 0 and np.ptp(np.abs(weights)) > 0 else float("nan")
@@ -162,7 +156,7 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
         explanations.append({"row": row_id, "score": float(data.scores[position]), "decision": decision,
                              "base_value": shap_result.base_value,
                              "raw_output": _finite_or_none(shap_result.raw_output[r]),
-                             "lime_fidelity": fidelity, "lime_intercept": float(lime_exp.intercept[1]),
+                             "lime_fidelity": fidelity, "lime_intercept": lime_row.intercept,
                              "shap_lime_agreement": None if np.isnan(agreement) else agreement,
                              "top_k_overlap": overlap, "sign_agreement": signs_agree})
         order = np.argsort(-np.abs(shap_row), kind="stable")
