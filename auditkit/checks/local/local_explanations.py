@@ -31,16 +31,30 @@ def _select(ctx: AuditContext, params: RowSelectionParams) -> np.ndarray:
     return select_positions(ctx.data, params, ctx.rng)
 
 
-def _percentile_text(column: pd.Series, value: Any) -> str:
-    present = column.dropna()
-    if pd.isna(value):
-        return "missing"
-    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        below = float((present < value).mean())
-        if below >= 0.5:
-            return f"higher than {_floor_percent(below)} of the audited cases"
-        return f"lower than {_floor_percent(float((present > value).mean()))} of the audited cases"
-    return f"shared by {float((present.astype(str) == str(value)).mean()):.0%} of the audited cases"
+class _Standing:
+    """Where a value stands among the audited cases (columns sorted once, looked up per reason)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self._sorted: dict[str, np.ndarray] = {}
+        self._shares: dict[str, pd.Series] = {}
+
+    def text(self, feature: str, value: Any) -> str:
+        if pd.isna(value):
+            return "missing"
+        column = self.frame[feature]
+        if _is_numeric(column):
+            if feature not in self._sorted:
+                self._sorted[feature] = np.sort(column.dropna().to_numpy(dtype=np.float64))
+            ordered = self._sorted[feature]
+            below = np.searchsorted(ordered, float(value), side="left") / len(ordered)
+            if below >= 0.5:
+                return f"higher than {_floor_percent(below)} of the audited cases"
+            above = 1 - np.searchsorted(ordered, float(value), side="right") / len(ordered)
+            return f"lower than {_floor_percent(above)} of the audited cases"
+        if feature not in self._shares:
+            self._shares[feature] = column.dropna().astype(str).value_counts(normalize=True)
+        return f"shared by {float(self._shares[feature].get(str(value), 0.0)):.0%} of the audited cases"
 
 
 def _floor_percent(share: float) -> str:
@@ -136,9 +150,11 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     covered = needing = 0
     lime_rows = explain_rows(explainer, encoder.encode(X), predict, num_samples=params.lime_samples)
     k = min(params.top_k, len(features))
+    standing = _Standing(data.frame)
     for r, position in enumerate(positions):
         row_id = int(data.frame.index[position])
         lime_row = lime_rows[r]
+        row_values = X.iloc[r]
         weights = lime_row.weights
         weights_by_row.append(weights)
         fidelity = lime_row.fidelity
@@ -161,7 +177,7 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
                              "top_k_overlap": overlap, "sign_agreement": signs_agree})
         order = np.argsort(-np.abs(shap_row), kind="stable")
         for rank, j in enumerate(order, start=1):
-            value = X.iloc[r][features[j]]
+            value = row_values[features[j]]
             attributions.append({"row": row_id, "feature": features[j], "value": _plain(value),
                                  "shap": float(shap_row[j]), "lime_weight": float(weights[j]), "rank": rank})
         if decision is not None and decision == unfavourable:
@@ -169,11 +185,11 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
             pushing = [j for j in order if towards_one * shap_row[j] > 0][:k]
             covered += bool(pushing)
             for rank, j in enumerate(pushing, start=1):
-                value = X.iloc[r][features[j]]
+                value = row_values[features[j]]
                 reasons.append({"row": row_id, "rank": rank, "feature": features[j], "value": _plain(value),
                                 "shap": float(shap_row[j]),
                                 "text": f"{features[j]} = {_format(value)}, "
-                                        f"{_percentile_text(data.frame[features[j]], value)}"})
+                                        f"{standing.text(features[j], value)}"})
     finite = [a for a in agreements if np.isfinite(a)]
     n = len(positions)
     metrics = {
