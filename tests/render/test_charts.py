@@ -195,3 +195,25 @@ def test_scatter_and_beeswarm_draw_and_are_deterministic():
         svg = plot_to_svg(plot)
         assert svg.startswith("<svg") and svg == plot_to_svg(plot)
     assert plot_to_svg({"kind": "beeswarm", "title": "", "data": {"rows": []}}) == ""
+
+
+def test_waterfall_draws_with_and_without_lime_beside_it_and_needs_a_base():
+    from auditkit.charts.svg import plot_to_svg
+
+    data = {"labels": ["income = 12240", "debt_ratio = 0.43", "3 other features"], "values": [1.8, -0.4, 0.05],
+            "base": -1.3, "output": 0.15, "threshold": 0.0, "xlabel": "log-odds", "row": 7}
+    alone = plot_to_svg({"kind": "waterfall", "title": "w", "data": data})
+    beside = plot_to_svg({"kind": "waterfall", "title": "w", "data": {**data, "side_values": [1.2, -0.3, None]}})
+    assert alone.startswith("<svg") and beside.startswith("<svg") and alone != beside
+    assert beside == plot_to_svg({"kind": "waterfall", "title": "w", "data": {**data, "side_values": [1.2, -0.3, None]}})
+    assert plot_to_svg({"kind": "waterfall", "title": "w", "data": {**data, "base": None}}) == ""
+
+
+def test_a_line_chart_marks_points_and_draws_a_reference_line():
+    from auditkit.charts.svg import plot_to_svg
+
+    line = {"series": [{"name": "income", "x": [0, 50, 100], "y": [0.8, 0.5, 0.2]}]}
+    plain = plot_to_svg({"kind": "line", "title": "p", "data": line})
+    marked = plot_to_svg({"kind": "line", "title": "p", "data": {**line, "markers": [{"x": 50, "y": 0.5}],
+                                                                 "hline": {"y": 0.5, "label": "decision threshold"}}})
+    assert plain.startswith("<svg") and marked.startswith("<svg") and marked != plain
