@@ -58,7 +58,7 @@ def validate_selection(params: RowSelectionParams, data: AuditData) -> None:
         missing = [r for r in params.rows if r not in index]
         if missing:
             shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
-            raise CheckError(f"params.rows: row {shown} is not among the audit rows (row numbers are 0-based "
+            raise CheckError(f"params.rows: {'row ' + shown + ' is' if len(missing) == 1 else 'rows ' + shown + ' are'} not among the audit rows (row numbers are 0-based "
                              f"positions in the data file; the audit has {len(index):,} rows, numbered "
                              f"{index.min()}..{index.max()}{' with gaps after data.sample or data.query' if len(index) <= index.max() else ''})")
     if params.rows is not None and params.query is not None:

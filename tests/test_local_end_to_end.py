@@ -1,0 +1,91 @@
+"""The local checks end to end through the CLI: ONNX, pickle and skops models give the same
+kind of answer (and the ONNX and joblib copies of one model the same numbers); in predictions
+mode they are skipped with the reason."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import credit_policy, write_policy
+
+ROWS = [5, 17, 230]
+NUMERIC = ["income", "debt_ratio", "credit_history_years", "n_late_payments", "loan_amount", "employment_years",
+           "n_open_accounts"]
+
+
+def _local_checks(features: list[str]) -> list[dict]:
+    return [
+        {"id": "why", "type": "local_explanations", "params": {"rows": ROWS, "lime_samples": 800}},
+        {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": ROWS, "features": features[:2], "grid_size": 8}},
+    ]
+
+
+MODELS = {
+    "onnx": ({"path": "credit_gbm.onnx"}, None),
+    "joblib": ({"path": "credit_gbm.joblib"}, None),
+    "pickle": ({"path": "credit_logreg.pkl"}, NUMERIC),
+    "skops": ({"path": "credit_rf.skops", "trusted_types": ["numpy.dtype", "sklearn.tree._tree.Tree"]}, None),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(samples, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from auditkit.cli import app
+
+    def cli(*args):
+        return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    out = {}
+    for name, (model, features) in MODELS.items():
+        directory = tmp_path_factory.mktemp(name)
+        manifest = json.loads((samples / "manifest.json").read_text())
+        model = {**model, "path": str(samples / model["path"])}
+        if name in ("joblib", "pickle"):
+            model["sha256"] = manifest[model["path"].rsplit("/", 1)[-1]]["sha256"]
+        data = {"sample": None, **({"features": features} if features else {})}
+        policy = credit_policy(samples, directory / "out", model=model, data=data,
+                               checks=_local_checks(features or ["income", "debt_ratio"]))
+        result = cli("run", write_policy(directory, policy))
+        assert result.exit_code == 0, result.stdout + result.stderr
+        out[name] = {c["id"]: c for c in json.loads((directory / "out" / "results.json").read_text())["checks"]}
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_format_explains_the_same_rows_additively(runs, name):
+    why = runs[name]["why"]
+    assert why["status"] == "pass"
+    assert [e["row"] for e in why["tables"]["explanations"]] == ROWS
+    assert why["metrics"]["additivity_error"]["value"] < 1e-4
+    assert {p["kind"] for p in why["plots"]} == {"waterfall"}
+    assert runs[name]["what-if"]["status"] == "pass"
+
+
+@pytest.mark.slow
+def test_the_onnx_and_joblib_copies_of_one_model_give_the_same_shap_values(runs):
+    def shap(name):
+        return {(a["row"], a["feature"]): a["shap"] for a in runs[name]["why"]["tables"]["attributions"]}
+
+    onnx, joblib = shap("onnx"), shap("joblib")
+    assert onnx.keys() == joblib.keys()
+    assert max(abs(onnx[k] - joblib[k]) for k in onnx) < 1e-4  # float32 thresholds in ONNX
+
+
+def test_predictions_mode_skips_the_local_checks_with_the_reason(samples, tmp_path, cli):
+    out_dir = tmp_path / "out"
+    policy = write_policy(tmp_path, {
+        "version": 1, "name": "vendor decisions",
+        "model": {"format": "predictions", "score_column": "assessment_score", "prediction_column": "advanced"},
+        "data": {"path": str(samples / "hiring_decisions.csv"), "target": "performed_well",
+                 "protected": ["sex", "race", "age_band"], "ignore": ["candidate_id"], "favorable_label": 1},
+        "checks": [{"id": "why", "type": "local_explanations", "params": {"rows": [1, 2]}},
+                   {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": [1, 2]}}],
+        "report": {"formats": ["json"], "output_dir": str(out_dir)}})
+    result = cli("run", policy)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    for check in json.loads((out_dir / "results.json").read_text())["checks"]:
+        assert check["status"] == "skipped" and "no model to query" in check["notes"][0]
