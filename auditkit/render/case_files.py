@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 LOCAL_TYPES = ("local_explanations", "counterfactuals", "anchors", "ceteris_paribus")
+#: Pages of case files at most; the rest are in results.json.
+MAX_CASES = 25
 
 
 def _records(check: dict[str, Any], table: str) -> list[dict[str, Any]]:
@@ -36,6 +38,10 @@ def decision_meaning(decision: Any, results: dict[str, Any]) -> str | None:
 
 def case_files(results: dict[str, Any], checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One case per explained row, in row order: what each local check found for it.
+
+    The explained rows are those of the ``local_explanations`` checks when there is one (the
+    other local checks add what they found for those rows), else every row a local check
+    covers. The report draws the first :data:`MAX_CASES` of them.
 
     ``checks`` are the report's checks in order (their 1-based position numbers the figures).
     """
@@ -86,7 +92,11 @@ def case_files(results: dict[str, Any], checks: list[dict[str, Any]]) -> list[di
                 c = case(row)
                 c["profiles"] += [{**source, "plot": p, "plot_index": i} for i, p in _plots_for(check, row)]
                 c["sources"].append(source)
-    ordered = [cases[k] for k in sorted(cases, key=lambda r: (0, r, "") if isinstance(r, (int, float)) else (1, 0, str(r)))]
+    # The rows a local_explanations check explains are the audit's case files; the other local
+    # checks may cover many more rows (e.g. recourse over a sample) and only add to those.
+    explained = [row for row, c in cases.items() if c["explanation"] is not None]
+    keys = explained if explained else list(cases)
+    ordered = [cases[k] for k in sorted(keys, key=lambda r: (0, r, "") if isinstance(r, (int, float)) else (1, 0, str(r)))]
     for c in ordered:
         c["meaning"] = decision_meaning(c["decision"], results)
     return ordered

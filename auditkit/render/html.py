@@ -27,7 +27,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from auditkit.charts import plot_to_svg
-from auditkit.render.case_files import case_files
+from auditkit.render.case_files import MAX_CASES, case_files
 
 TEMPLATE_PACKAGE: Final = "auditkit.templates"
 REPORT_TEMPLATE: Final = "report.html.j2"
@@ -523,6 +523,7 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         status_meaning=STATUS_MEANING,
         exit_code_meaning=EXIT_CODE_MEANING,
         table_row_limit=TABLE_ROW_LIMIT,
+        max_cases=MAX_CASES,
     )
     return env
 

@@ -42,23 +42,31 @@ def _results(example_results):
 def test_each_explained_row_gets_one_case_gathering_every_local_check(example_results):
     results = _results(example_results)
     cases = case_files(results, results["checks"])
-    assert [c["row"] for c in cases] == [12, 40]
+    assert [c["row"] for c in cases] == [12]  # the explained row; row 40 only had a counterfactual search
     twelve = cases[0]
     assert twelve["meaning"] == "unfavourable" and twelve["score"] == 0.81
     assert [r["feature"] for r in twelve["reasons"]] == ["income"]
     assert twelve["counterfactuals"][0]["changes"] == [{"feature": "income", "before": 9000, "after": 15500}]
     assert twelve["anchors"][0]["record"]["precision"] == 0.97
     assert {s["id"] for s in twelve["sources"]} == {"why", "recourse", "rules"}
+    without_explanations = [c for c in results["checks"] if c["type"] != "local_explanations"]
+    cases = case_files(results, without_explanations)
+    assert [c["row"] for c in cases] == [12, 40]  # no explained rows: every row a local check covers
     assert cases[1]["counterfactuals"][0]["record"]["found"] is False
 
 
 def test_case_pages_are_rendered_with_escaped_text_and_linked_from_the_contents(example_results):
-    page = render_html(_results(example_results))
+    results = _results(example_results)
+    results["checks"] = [c for c in results["checks"] if c["type"] != "local_explanations"] + \
+        [c for c in results["checks"] if c["type"] == "local_explanations"]
+    results["checks"][-1]["tables"]["explanations"].append({**results["checks"][-1]["tables"]["explanations"][0],
+                                                            "row": 40})
+    page = render_html(results)
     assert 'id="case-files"' in page and 'id="case-12"' in page and 'id="case-40"' in page
     assert 'href="#case-files"' in page
     assert EVIL not in page and "&lt;script&gt;" in page
     case12 = page[page.index('id="case-12"'):page.index('id="case-40"')]
-    assert "Principal reasons" in case12 and "15,500" in case12 or "15500" in case12
+    assert "Principal reasons" in case12 and ("15,500" in case12 or "15500" in case12)
     assert "IF income &lt;= 20,000 THEN decision 1" in case12
     assert "No actionable change" in page[page.index('id="case-40"'):]
 
