@@ -18,6 +18,7 @@ def _local_checks(features: list[str]) -> list[dict]:
     return [
         {"id": "why", "type": "local_explanations", "params": {"rows": ROWS, "lime_samples": 800}},
         {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": ROWS, "features": features[:2], "grid_size": 8}},
+        {"id": "rules", "type": "anchors", "params": {"rows": ROWS, "max_samples": 6000, "batch_size": 100}},
     ]
 
 
@@ -63,6 +64,9 @@ def test_every_model_format_explains_the_same_rows_additively(runs, name):
     assert why["metrics"]["additivity_error"]["value"] < 1e-4
     assert {p["kind"] for p in why["plots"]} == {"waterfall"}
     assert runs[name]["what-if"]["status"] == "pass"
+    anchors = runs[name]["rules"]
+    assert anchors["status"] == "pass" and [a["row"] for a in anchors["tables"]["anchors"]] == ROWS
+    assert all(0 <= a["precision"] <= 1 and 0 <= a["coverage"] <= 1 for a in anchors["tables"]["anchors"])
 
 
 @pytest.mark.slow
@@ -83,7 +87,8 @@ def test_predictions_mode_skips_the_local_checks_with_the_reason(samples, tmp_pa
         "data": {"path": str(samples / "hiring_decisions.csv"), "target": "performed_well",
                  "protected": ["sex", "race", "age_band"], "ignore": ["candidate_id"], "favorable_label": 1},
         "checks": [{"id": "why", "type": "local_explanations", "params": {"rows": [1, 2]}},
-                   {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": [1, 2]}}],
+                   {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": [1, 2]}},
+                   {"id": "rules", "type": "anchors", "params": {"rows": [1, 2]}}],
         "report": {"formats": ["json"], "output_dir": str(out_dir)}})
     result = cli("run", policy)
     assert result.exit_code == 0, result.stdout + result.stderr
