@@ -62,6 +62,22 @@ def test_demo_writes_every_report_and_results_validate_against_the_schema(demo):
     assert "FAIL" in (out_dir / "summary.md").read_text().upper()
 
 
+
+@pytest.mark.slow
+def test_demo_report_has_a_case_file_per_explained_applicant(demo):
+    _, out_dir = demo
+    results = json.loads((out_dir / "results.json").read_text())
+    by_id = {c["id"]: c for c in results["checks"]}
+    assert by_id["declined-recourse"]["status"] == "pass"  # every declined applicant has a verified recourse
+    assert by_id["recourse-burden"]["status"] == "warn"  # recourse costs some race group more
+    html = (out_dir / "report.html").read_text()
+    for row in (6, 21, 74):
+        case = html[html.index(f'id="case-{row}"'):]
+        case = case[: case.find("</article>")]
+        assert "Principal reasons for the decision" in case and "What would change the decision" in case
+        assert "A rule that holds around this case" in case
+
+
 @pytest.mark.slow
 def test_report_command_re_renders_the_same_html_without_running_checks(demo, tmp_path, cli):
     _, out_dir = demo

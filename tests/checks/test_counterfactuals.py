@@ -129,6 +129,28 @@ def test_recourse_burden_is_compared_between_groups(logistic):
     found = [r for r in output.tables["counterfactuals"] if r["found"]]
     assert output.metrics["recourse_rate"].value == pytest.approx(len(found) / 80)
     assert sum(g["n"] for g in groups.values()) == 80
+    # the interval resamples rows within each group: it brackets the figure, and with two
+    # groups it matches a plain per-group bootstrap of the two mean distances
+    low, high = output.metrics["recourse_burden_ratio[group]"].ci
+    assert low <= ratio <= high < 1.0
+
+
+def test_burden_interval_matches_a_plain_bootstrap_of_two_group_means():
+    from auditkit.checks.local.counterfactuals import _ratio_intervals
+
+    rng = np.random.default_rng(0)
+    a, b = rng.exponential(1.0, 60), rng.exponential(2.0, 40)
+    distance = np.concatenate([a, b])
+    found = np.ones(100, dtype=bool)
+    groups = [np.arange(100) < 60, np.arange(100) >= 60]
+    _, (low, high) = _ratio_intervals(groups, found, distance, np.random.default_rng(1), 4000)
+    plain = np.random.default_rng(2)
+    ratios = []
+    for _ in range(4000):
+        ma, mb = plain.choice(a, 60).mean(), plain.choice(b, 40).mean()
+        ratios.append(min(ma, mb) / max(ma, mb))
+    ref_low, ref_high = np.quantile(ratios, [0.025, 0.975])
+    assert low == pytest.approx(ref_low, abs=0.03) and high == pytest.approx(ref_high, abs=0.03)
 
 
 # ------------------------------------------------------------------ a mixed-type GBM, properties

@@ -65,6 +65,8 @@ class CounterfactualsParams(CheckParams):
     max_rounds: int = Field(20, ge=1, le=60, description="Growing-spheres rounds (radius x1.5 each, from 0.1).")
     min_group_size: int = Field(5, ge=1, description="Groups with fewer explained rows are listed but left out of "
                                                      "the ratios.")
+    bootstrap: int = Field(1000, ge=0, le=20_000, description="Resamples (within each group) behind the 95% "
+                                                              "intervals of the ratios between groups; 0 for none.")
     bins: dict[str, list[float]] = Field(default_factory=dict, description="Bin edges for continuous protected "
                                                                            "attributes.")
 
@@ -561,6 +563,12 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
     metric, value = finding["metric"], finding.get("value")
     if value is None:
         return None
+    # the figure itself, with its interval (a finding `on` a bound carries the bound as value)
+    figure = (result.get("metrics", {}).get(metric) or {})
+    ci = figure.get("ci")
+    if figure.get("value") is not None:
+        value = figure["value"]
+    interval = f", 95% CI {ci[0]:.2f}-{ci[1]:.2f}" if isinstance(ci, (list, tuple)) and len(ci) == 2 else ""
     if metric == "recourse_rate":
         return (f"For {1 - value:.0%} of the explained unfavourable decisions, no change of the mutable features "
                 f"within the observed ranges turns the decision around.")
@@ -576,12 +584,12 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
         low, high = ranked[0], ranked[-1]
         return (f"Declined applicants in group '{low['group']}' of {attribute} can change the decision in "
                 f"{low['recourse_rate']:.0%} of cases, against {high['recourse_rate']:.0%} in group "
-                f"'{high['group']}' (ratio {value:.2f}).")
+                f"'{high['group']}' (ratio {value:.2f}{interval}).")
     if name == "recourse_burden_ratio" and len(ranked) >= 2:
         low, high = ranked[0], ranked[-1]
         return (f"To turn the decision around, group '{high['group']}' of {attribute} needs a change of "
                 f"{high['mean_distance']:.2f} on average (distance in MADs plus changed categories), group "
-                f"'{low['group']}' {low['mean_distance']:.2f} (ratio {value:.2f}): recourse costs some groups more.")
+                f"'{low['group']}' {low['mean_distance']:.2f} (ratio {value:.2f}{interval}): recourse costs some groups more.")
     return None
 
 
@@ -620,7 +628,10 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
     ``recourse_rate_ratio[attribute]`` = lowest group recourse rate / highest, and
     ``recourse_burden_ratio[attribute]`` = smallest group mean distance / largest; both in
     [0, 1], 1 = every group equal, lower = recourse rarer or costlier for some group (a group
-    without any counterfactual counts in the rate ratio only).
+    without any counterfactual counts in the rate ratio only). Both carry a 95% percentile
+    bootstrap interval (``params.bootstrap`` resamples of the explained rows within each
+    group; the search is not re-run): with small groups the interval is wide, and a
+    threshold with ``on: upper`` flags only a gap the sample supports.
     Table ``counterfactuals``: ``row``, ``found``, ``score_before``, ``score_after``,
     ``changes`` (``{feature: [from, to]}``), ``n_changed``, ``distance``; table ``groups``:
     ``attribute``, ``group``, ``n``, ``recourse_rate``, ``mean_distance``, ``median_changed``.
@@ -729,7 +740,7 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
                 metrics[f"{name}[{attribute}]"] = Metric(None, n=0, note="no row explained")
             continue
         grouping = make_grouping(explained, [attribute], params.bins)
-        rates, burdens, labels, means = [], [], [], []
+        rates, burdens, labels, means, included = [], [], [], [], []
         for g, label in enumerate(grouping.labels):
             members = grouping.codes == g
             size = int(members.sum())
@@ -740,6 +751,7 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
                            "mean_distance": mean, "median_changed": _median(n_changed[hit].astype(np.float64))})
             if size >= params.min_group_size:
                 rates.append(rate)
+                included.append(members)
                 if mean is not None:
                     burdens.append(mean)
             labels.append(label)
@@ -757,8 +769,16 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
             burden, burden_note = None, "every counterfactual has distance 0"
         else:
             burden, burden_note = min(burdens) / max(burdens), "smallest group mean distance / largest"
-        metrics[f"recourse_rate_ratio[{attribute}]"] = Metric(rate_ratio, n=n, note=rate_note)
-        metrics[f"recourse_burden_ratio[{attribute}]"] = Metric(burden, n=int(found.sum()), note=burden_note)
+        rate_ci = burden_ci = None
+        if params.bootstrap and len(included) >= 2 and (rate_ratio is not None or burden is not None):
+            rate_ci, burden_ci = _ratio_intervals(included, found, distance, ctx.rng, params.bootstrap)
+        method = f"stratified bootstrap within groups, {params.bootstrap} resamples, percentile"
+        metrics[f"recourse_rate_ratio[{attribute}]"] = Metric(
+            rate_ratio, n=n, note=rate_note, ci=rate_ci if rate_ratio is not None else None,
+            method=method if rate_ci is not None and rate_ratio is not None else None)
+        metrics[f"recourse_burden_ratio[{attribute}]"] = Metric(
+            burden, n=int(found.sum()), note=burden_note, ci=burden_ci if burden is not None else None,
+            method=method if burden_ci is not None and burden is not None else None)
         if len(plots) < 3 and any(m is not None for m in means):
             plots.append(Plot("bar", f"Recourse burden by {attribute}: mean distance of the counterfactual", {
                 "labels": labels, "values": means, "ylabel": "mean distance (MADs + categories)", "n": n}))
@@ -788,3 +808,28 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
     if groups:
         tables["groups"] = groups
     return CheckOutput(metrics=metrics, tables=tables, plots=plots, notes=notes)
+
+
+def _ratio_intervals(groups: list[np.ndarray], found: np.ndarray, distance: np.ndarray, rng: np.random.Generator,
+                     resamples: int) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """95% percentile intervals of the recourse-rate ratio and the burden ratio (lowest group
+    figure over highest), resampling the explained rows within each group (group sizes fixed)."""
+    from auditkit.stats import percentile_interval, resample_counts
+
+    rates, burdens = [], []
+    for members in groups:
+        hit = found[members].astype(np.float64)
+        dist = np.where(found[members], distance[members], 0.0).astype(np.float64)
+        counts = resample_counts(rng, int(members.sum()), resamples)  # (resamples, group size)
+        drawn = counts @ hit
+        rates.append(drawn / counts.sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            burdens.append(np.where(drawn > 0, (counts @ dist) / drawn, np.nan))
+    rate = np.vstack(rates)
+    burden = np.vstack(burdens)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate_ratio = np.where(rate.max(axis=0) > 0, rate.min(axis=0) / rate.max(axis=0), np.nan)
+        complete = np.isfinite(burden).all(axis=0)
+        burden_ratio = np.where(complete & (np.nanmax(burden, axis=0) > 0),
+                                np.nanmin(burden, axis=0) / np.nanmax(burden, axis=0), np.nan)
+    return percentile_interval(rate_ratio), percentile_interval(burden_ratio)
