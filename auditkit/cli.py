@@ -314,19 +314,19 @@ def checks_command(
             table.add_column("family", style="dim")
             table.add_column("what it measures", overflow="fold")
             for record in records:
-                table.add_row(record["type"], record["family"], record["description"])
+                table.add_row(record["type"], record["family"], Text(record["description"]))
             out.print(table)
             out.print(Text("auditkit checks TYPE shows parameters, metrics and an example", style="dim"))
             return
         t = types[0]
         out.print(Text(f"{t.type}", style="bold") + Text(f"  ({t.family})", style="dim"))
-        out.print(t.documentation)
+        out.print(Text(t.documentation))  # Text, not markup: "[from, to]" and "metric[attribute]" stay
         out.print(Text("\nparameters", style="bold"))
         for field in records[0]["params"]:
             default = "required" if field["required"] else f"default {field['default']!r}"
-            out.print(f"  {field['name']}: {field['type']} ({default})  {field['description']}")
+            out.print(Text(f"  {field['name']}: {field['type']} ({default})  {field['description']}"))
         out.print(Text("\nmetrics", style="bold"))
-        out.print("  " + ", ".join(t.metrics))
+        out.print(Text("  " + ", ".join(t.metrics)))
         out.print(Text("\nexample", style="bold"))
         from io import StringIO
 

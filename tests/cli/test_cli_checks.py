@@ -92,3 +92,10 @@ def test_checks_json_with_a_misspelt_type_exits_2_and_prints_no_json(cli):
     assert result.exit_code == 2
     assert "did you mean 'performance'?" in result.stderr
     assert result.stdout == ""
+
+
+def test_checks_type_prints_bracketed_text_of_the_documentation_verbatim(cli):
+    # rich would swallow "[from, to]" and "[attribute]" as markup
+    result = cli("checks", "counterfactuals")
+    assert result.exit_code == 0
+    assert "recourse_burden_ratio[attribute]" in result.stdout and "[from, to]" in result.stdout
