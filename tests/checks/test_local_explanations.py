@@ -113,12 +113,24 @@ def test_reason_codes_name_the_features_pushing_towards_the_unfavourable_decisio
         assert list(part.sort_values("rank")["feature"]) == list(pushing.index[:2])
         for _, reason in part.iterrows():
             value = X.iloc[row][reason["feature"]]
-            below = (X[reason["feature"]] < value).mean()
-            expected = (f"higher than {int(np.floor(below * 100))}%" if below >= 0.5
-                        else f"lower than {int(np.floor((X[reason['feature']] > value).mean() * 100))}%")
+            below, above = (X[reason["feature"]] < value).mean(), (X[reason["feature"]] > value).mean()
+            expected = (f"higher than {int(np.floor(below * 100))}%" if below >= above
+                        else f"lower than {int(np.floor(above * 100))}%")
             assert reason["text"].startswith(f"{reason['feature']} = ") and expected in reason["text"]
     assert output.metrics["reason_code_coverage"].value == 1.0
     assert output.metrics["reason_code_coverage"].n == len(declined)
+
+
+def test_a_tied_value_is_placed_on_the_side_with_more_cases_beyond_it():
+    from auditkit.checks.local.local_explanations import _Standing
+
+    frame = pd.DataFrame({"late": [0] * 45 + [1] * 39 + [2] * 10 + [5] * 6, "kind": ["a"] * 30 + ["b"] * 70})
+    standing = _Standing(frame)
+    assert standing.text("late", 1) == "higher than 45% of the audited cases"  # not "lower than 16%"
+    assert standing.text("late", 0) == "lower than 55% of the audited cases"
+    assert standing.text("late", 5) == "higher than 94% of the audited cases"
+    assert standing.text("kind", "a") == "shared by 30% of the audited cases"
+    assert standing.text("late", float("nan")) == "missing"
 
 
 def test_a_query_selects_rows_and_a_larger_result_is_sampled_with_the_seed(gbm):

@@ -47,10 +47,12 @@ class _Standing:
             if feature not in self._sorted:
                 self._sorted[feature] = np.sort(column.dropna().to_numpy(dtype=np.float64))
             ordered = self._sorted[feature]
+            # the side with more cases strictly beyond the value: with ties (counts, flags) "higher
+            # than 45%" says more about n_late_payments = 1 than "lower than 16%"
             below = np.searchsorted(ordered, float(value), side="left") / len(ordered)
-            if below >= 0.5:
-                return f"higher than {_floor_percent(below)} of the audited cases"
             above = 1 - np.searchsorted(ordered, float(value), side="right") / len(ordered)
+            if below >= above:
+                return f"higher than {_floor_percent(below)} of the audited cases"
             return f"lower than {_floor_percent(above)} of the audited cases"
         if feature not in self._shares:
             self._shares[feature] = column.dropna().astype(str).value_counts(normalize=True)
