@@ -113,6 +113,10 @@ def format_ci(ci: Any) -> str:
         larger = max(numbers, key=abs)
         digits = _decimals(float(larger)) if larger else 0
         if digits is not None:
+            digits = max(digits, _decimals(float(min(numbers, key=abs))) or 0) if digits == 0 else digits
+            # two different ends never print alike: [0.958, 0.99999] is not "[1, 1]"
+            while low != high and f"{low:.{digits}f}" == f"{high:.{digits}f}" and digits < 8:
+                digits += 1
             return f"[{low:.{digits}f}, {high:.{digits}f}]"
     return f"[{format_number(low)}, {format_number(high)}]"
 

@@ -236,6 +236,8 @@ def test_format_ci_and_threshold():
     assert format_ci([0.75, 0.77]) == "[0.75, 0.77]"
     assert format_ci([0.0003129, 0.0158745]) == "[0.00031, 0.01587]"  # 4 digits on the larger end
     assert format_ci([0.9732, 0.9981]) == "[0.9732, 0.9981]"
+    assert format_ci([0.958, 0.99999]) == "[0.958, 1.000]"  # the ends differ, so they print differently
+    assert format_ci([3, 7]) == "[3, 7]"
     assert format_ci([1200, 3000]) == "[1,200, 3,000]"
     assert format_ci([None, 0.5]) == "[—, 0.5]"
     assert format_ci(None) == "—"
