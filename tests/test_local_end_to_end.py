@@ -19,6 +19,7 @@ def _local_checks(features: list[str]) -> list[dict]:
         {"id": "why", "type": "local_explanations", "params": {"rows": ROWS, "lime_samples": 800}},
         {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": ROWS, "features": features[:2], "grid_size": 8}},
         {"id": "rules", "type": "anchors", "params": {"rows": ROWS, "max_samples": 6000, "batch_size": 100}},
+        {"id": "recourse", "type": "counterfactuals", "params": {"sample": 15, "immutable": ["n_late_payments"]}},
     ]
 
 
@@ -67,6 +68,11 @@ def test_every_model_format_explains_the_same_rows_additively(runs, name):
     anchors = runs[name]["rules"]
     assert anchors["status"] == "pass" and [a["row"] for a in anchors["tables"]["anchors"]] == ROWS
     assert all(0 <= a["precision"] <= 1 and 0 <= a["coverage"] <= 1 for a in anchors["tables"]["anchors"])
+    recourse = runs[name]["recourse"]
+    assert recourse["status"] == "pass" and len(recourse["tables"]["counterfactuals"]) == 15
+    found = [r for r in recourse["tables"]["counterfactuals"] if r["found"]]
+    assert found and all("n_late_payments" not in r["changes"] and r["score_before"] >= 0.5 > r["score_after"]
+                         for r in found)
 
 
 @pytest.mark.slow
@@ -88,7 +94,8 @@ def test_predictions_mode_skips_the_local_checks_with_the_reason(samples, tmp_pa
                  "protected": ["sex", "race", "age_band"], "ignore": ["candidate_id"], "favorable_label": 1},
         "checks": [{"id": "why", "type": "local_explanations", "params": {"rows": [1, 2]}},
                    {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": [1, 2]}},
-                   {"id": "rules", "type": "anchors", "params": {"rows": [1, 2]}}],
+                   {"id": "rules", "type": "anchors", "params": {"rows": [1, 2]}},
+                   {"id": "recourse", "type": "counterfactuals", "params": {"sample": 5}}],
         "report": {"formats": ["json"], "output_dir": str(out_dir)}})
     result = cli("run", policy)
     assert result.exit_code == 0, result.stdout + result.stderr
