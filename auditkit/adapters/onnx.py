@@ -196,6 +196,8 @@ def _as_column(X: pd.DataFrame, name: str, dtype: Any) -> npt.NDArray[Any]:
         raise DataError(f"the model needs column '{name}', which the data does not have")
     series = X[name]
     if dtype is object:
+        if isinstance(series.dtype, pd.StringDtype):  # already text: no per-value conversion
+            return series.to_numpy(dtype=object, na_value="").reshape(-1, 1)
         values = series.astype(object).where(series.notna(), "")
         return np.asarray(values.astype(str), dtype=object).reshape(-1, 1)
     return _numeric(series, name, dtype).reshape(-1, 1)
