@@ -202,8 +202,8 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
             executor.start(len(tasks))
         prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
         prepared_s = time.perf_counter() - started
+        validate_against_data(loaded, tasks, prepared)  # before the output directory is created
         ensure_writable(out_dir, source=loaded.source("report.output_dir"))
-        validate_against_data(loaded, tasks, prepared)
     except BaseException:
         executor.close()
         raise
