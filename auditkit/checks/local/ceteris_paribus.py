@@ -8,6 +8,7 @@ import pandas as pd
 from pydantic import Field
 
 from auditkit.checks.local.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.checks.local.values import finite_or_none, plain_value
 from auditkit.checks.robustness.probes import is_numeric
 from auditkit.engine.context import AuditContext
 from auditkit.engine.registry import check
@@ -117,7 +118,7 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
                 ys.insert(k, float(scores[r]))
             ys_arr = np.asarray(ys)
             finite = np.isfinite(ys_arr)
-            record: dict[str, Any] = {"row": row_ids[r], "feature": feature, "value": _plain(current),
+            record: dict[str, Any] = {"row": row_ids[r], "feature": feature, "value": plain_value(current),
                                       "score": float(scores[r]),
                                       "score_min": float(ys_arr[finite].min()) if finite.any() else None,
                                       "score_max": float(ys_arr[finite].max()) if finite.any() else None}
@@ -129,8 +130,8 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
                 record["nearest_flip"] = _nearest(xs, flips, current, categorical)
             summary.append(record)
             for x, y in zip(xs, ys):
-                profiles.append({"row": row_ids[r], "feature": feature, "value": _plain(x),
-                                 "score": _finite(y),
+                profiles.append({"row": row_ids[r], "feature": feature, "value": plain_value(x),
+                                 "score": finite_or_none(y),
                                  "decision": None if threshold is None or not np.isfinite(y) else int(y >= threshold)})
             if not categorical:
                 by_row[row_ids[r]].append({"feature": feature, "xs": xs, "ys": ys, "current": current,
@@ -164,7 +165,7 @@ def _row_plot(row: int, score: float, decisions: Optional[np.ndarray], index: in
     for curve in curves:
         ordered = np.sort(curve["values"])
         percentile = [float(np.searchsorted(ordered, x, side="right") / len(ordered) * 100) for x in curve["xs"]]
-        series.append({"name": curve["feature"], "x": percentile, "y": [_finite(y) for y in curve["ys"]]})
+        series.append({"name": curve["feature"], "x": percentile, "y": [finite_or_none(y) for y in curve["ys"]]})
     decision = "" if decisions is None else f", decision {int(decisions[index])}"
     data: dict[str, Any] = {"series": series, "x_label": "feature value, as a percentile of the audit data",
                             "y_label": "score", "row": row,
@@ -187,18 +188,7 @@ def _nearest(xs: list[Any], flips: np.ndarray, current: Any, categorical: bool) 
     if not len(flips):
         return None
     if categorical or pd.isna(current):
-        return _plain(xs[int(flips[0])])
+        return plain_value(xs[int(flips[0])])
     distances = np.abs(np.asarray(xs, dtype=np.float64)[flips] - float(current))
-    return _plain(xs[int(flips[int(np.argmin(distances))])])
+    return plain_value(xs[int(flips[int(np.argmin(distances))])])
 
-
-def _plain(value: Any) -> Any:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return value
-
-
-def _finite(value: float) -> Optional[float]:
-    return float(value) if np.isfinite(value) else None

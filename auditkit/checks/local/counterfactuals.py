@@ -10,7 +10,8 @@ import pandas as pd
 from pydantic import Field
 
 from auditkit.checks.fairness.groups import make_grouping
-from auditkit.checks.local.local_explanations import _select
+from auditkit.checks.local.rows import select_positions
+from auditkit.checks.robustness.probes import is_numeric
 from auditkit.engine.context import AuditContext, AuditData
 from auditkit.engine.registry import CheckParams, check
 from auditkit.errors import CheckError, did_you_mean
@@ -74,10 +75,6 @@ class CounterfactualsParams(CheckParams):
 # ---------------------------------------------------------------------------- constraints
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
-
-
 def looks_like_age(name: str) -> bool:
     """``age``, ``age_band``, ``ApplicantAge``, ``date_of_birth`` (word by word, so not ``mileage``)."""
     words = re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])", name)
@@ -109,7 +106,7 @@ def validate(params: CounterfactualsParams, data: AuditData) -> None:
         if name not in data.features:
             raise CheckError(f"params.directions: '{name}' is not a model feature; "
                              f"{did_you_mean(name, data.features)}")
-        if not _is_numeric(data.frame[name]):
+        if not is_numeric(data.frame[name]):
             raise CheckError(f"params.directions: '{name}' is categorical; a direction applies to numeric features "
                              f"only (a categorical feature may change to any observed category unless immutable)")
         if name in immutable:
@@ -174,7 +171,7 @@ class Space:
         self.ctx = ctx
         self.features = list(data.features)
         p = len(self.features)
-        self.numeric = np.array([_is_numeric(frame[f]) for f in self.features], dtype=bool)
+        self.numeric = np.array([is_numeric(frame[f]) for f in self.features], dtype=bool)
         self.categories: list[Optional[npt.NDArray[Any]]] = []
         self.codes: list[dict[Any, int]] = []
         self.lo, self.hi = np.full(p, np.nan), np.full(p, np.nan)
@@ -542,7 +539,7 @@ def _rows(ctx: AuditContext, params: CounterfactualsParams, notes: list[str]) ->
             return np.sort(ctx.rng.choice(candidates, params.sample, replace=False))
         notes.append(f"every row with the unfavourable decision ({len(candidates):,})")
         return candidates
-    positions = _select(ctx, params)  # type: ignore[arg-type]
+    positions = select_positions(ctx.data, params, ctx.rng)  # type: ignore[arg-type]
     kept = positions[unfavourable[positions]]
     if len(kept) < len(positions):
         notes.append(f"{len(positions) - len(kept):,} of the {len(positions):,} selected rows have the favourable "

@@ -11,9 +11,11 @@ from pydantic import Field
 from auditkit.checks.explain.shap_importance import background_rows
 from auditkit.checks.explain.shap_values import explain
 from auditkit.checks.local.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.checks.local.values import finite_or_none, plain_value
+from auditkit.checks.robustness.probes import is_numeric
 from auditkit.engine.context import AuditContext
+from auditkit.engine.registry import check
 from auditkit.explain.lime_tabular import explain_rows, lime_explainer
-from auditkit.engine.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 
@@ -43,7 +45,7 @@ class _Standing:
         if pd.isna(value):
             return "missing"
         column = self.frame[feature]
-        if _is_numeric(column):
+        if is_numeric(column):
             if feature not in self._sorted:
                 self._sorted[feature] = np.sort(column.dropna().to_numpy(dtype=np.float64))
             ordered = self._sorted[feature]
@@ -173,14 +175,14 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
         decision = None if decisions is None else int(decisions[r])
         explanations.append({"row": row_id, "score": float(data.scores[position]), "decision": decision,
                              "base_value": shap_result.base_value,
-                             "raw_output": _finite_or_none(shap_result.raw_output[r]),
+                             "raw_output": finite_or_none(shap_result.raw_output[r]),
                              "lime_fidelity": fidelity, "lime_intercept": lime_row.intercept,
                              "shap_lime_agreement": None if np.isnan(agreement) else agreement,
                              "top_k_overlap": overlap, "sign_agreement": signs_agree})
         order = np.argsort(-np.abs(shap_row), kind="stable")
         for rank, j in enumerate(order, start=1):
             value = row_values[features[j]]
-            attributions.append({"row": row_id, "feature": features[j], "value": _plain(value),
+            attributions.append({"row": row_id, "feature": features[j], "value": plain_value(value),
                                  "shap": float(shap_row[j]), "lime_weight": float(weights[j]), "rank": rank})
         if decision is not None and decision == unfavourable:
             needing += 1
@@ -188,7 +190,7 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
             covered += bool(pushing)
             for rank, j in enumerate(pushing, start=1):
                 value = row_values[features[j]]
-                reasons.append({"row": row_id, "rank": rank, "feature": features[j], "value": _plain(value),
+                reasons.append({"row": row_id, "rank": rank, "feature": features[j], "value": plain_value(value),
                                 "shap": float(shap_row[j]),
                                 "text": f"{features[j]} = {_format(value)}, "
                                         f"{standing.text(features[j], value)}"})
@@ -251,7 +253,7 @@ class _Encoder:
 
     def __init__(self, frame: pd.DataFrame, features: list[str]):
         self.features = features
-        self.categorical = [i for i, f in enumerate(features) if not _is_numeric(frame[f])]
+        self.categorical = [i for i, f in enumerate(features) if not is_numeric(frame[f])]
         self.categories = {i: sorted(frame[features[i]].dropna().astype(str).unique()) for i in self.categorical}
         self.medians = {f: float(frame[f].median()) for i, f in enumerate(features) if i not in self.categories}
         self.dtypes = {f: frame[f].dtype for f in features}
@@ -272,22 +274,6 @@ class _Encoder:
             codes = np.clip(np.rint(matrix[:, i]).astype(int), 0, len(values) - 1)
             frame[self.features[i]] = np.asarray(values, dtype=object)[codes]
         return frame
-
-
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
-
-
-def _plain(value: Any) -> Any:
-    if pd.isna(value):
-        return None
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return value
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 def _lime_version() -> str:
