@@ -826,7 +826,9 @@ def _ratio_intervals(groups: list[np.ndarray], found: np.ndarray, distance: np.n
     burden = np.vstack(burdens)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate_ratio = np.where(rate.max(axis=0) > 0, rate.min(axis=0) / rate.max(axis=0), np.nan)
+        # a resample in which some group drew no counterfactual has no burden ratio
         complete = np.isfinite(burden).all(axis=0)
-        burden_ratio = np.where(complete & (np.nanmax(burden, axis=0) > 0),
-                                np.nanmin(burden, axis=0) / np.nanmax(burden, axis=0), np.nan)
+        highest = np.where(complete, np.where(np.isfinite(burden), burden, 0.0).max(axis=0), 0.0)
+        lowest = np.where(np.isfinite(burden), burden, np.inf).min(axis=0)
+        burden_ratio = np.where(complete & (highest > 0), lowest / np.where(highest > 0, highest, 1.0), np.nan)
     return percentile_interval(rate_ratio), percentile_interval(burden_ratio)
