@@ -40,3 +40,15 @@ def credit_policy(samples: Path, out_dir: Path, **overrides: Any) -> dict[str, A
         else:
             policy[key] = value
     return policy
+
+
+def hiring_predictions_policy(samples: Path, out_dir: Path, checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A policy in predictions mode: the vendor's recorded scores and decisions, no model."""
+    return {
+        "version": 1, "name": "vendor decisions",
+        "model": {"format": "predictions", "score_column": "assessment_score", "prediction_column": "advanced"},
+        "data": {"path": str(samples / "hiring_decisions.csv"), "target": "performed_well",
+                 "protected": ["sex", "race", "age_band"], "ignore": ["candidate_id"], "favorable_label": 1},
+        "checks": checks,
+        "report": {"formats": ["json"], "output_dir": str(out_dir)},
+    }

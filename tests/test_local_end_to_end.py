@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from support import credit_policy, write_policy
+from support import credit_policy, hiring_predictions_policy, write_policy
 
 ROWS = [5, 17, 230]
 NUMERIC = ["income", "debt_ratio", "credit_history_years", "n_late_payments", "loan_amount", "employment_years",
@@ -87,16 +87,11 @@ def test_the_onnx_and_joblib_copies_of_one_model_give_the_same_shap_values(runs)
 
 def test_predictions_mode_skips_the_local_checks_with_the_reason(samples, tmp_path, cli):
     out_dir = tmp_path / "out"
-    policy = write_policy(tmp_path, {
-        "version": 1, "name": "vendor decisions",
-        "model": {"format": "predictions", "score_column": "assessment_score", "prediction_column": "advanced"},
-        "data": {"path": str(samples / "hiring_decisions.csv"), "target": "performed_well",
-                 "protected": ["sex", "race", "age_band"], "ignore": ["candidate_id"], "favorable_label": 1},
-        "checks": [{"id": "why", "type": "local_explanations", "params": {"rows": [1, 2]}},
-                   {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": [1, 2]}},
-                   {"id": "rules", "type": "anchors", "params": {"rows": [1, 2]}},
-                   {"id": "recourse", "type": "counterfactuals", "params": {"sample": 5}}],
-        "report": {"formats": ["json"], "output_dir": str(out_dir)}})
+    policy = write_policy(tmp_path, hiring_predictions_policy(samples, out_dir, [
+        {"id": "why", "type": "local_explanations", "params": {"rows": [1, 2]}},
+        {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": [1, 2]}},
+        {"id": "rules", "type": "anchors", "params": {"rows": [1, 2]}},
+        {"id": "recourse", "type": "counterfactuals", "params": {"sample": 5}}]))
     result = cli("run", policy)
     assert result.exit_code == 0, result.stdout + result.stderr
     for check in json.loads((out_dir / "results.json").read_text())["checks"]:

@@ -13,7 +13,7 @@ import pytest
 
 from tests_support import ENGINE_TESTS, register_faulty_checks
 
-from support import credit_policy, write_policy
+from support import credit_policy, hiring_predictions_policy, write_policy
 
 
 @pytest.fixture(autouse=True)
@@ -122,14 +122,9 @@ def test_ctrl_c_stops_and_keeps_the_results_of_finished_checks(samples, tmp_path
 
 def test_predictions_mode_skips_checks_that_query_a_model(samples, tmp_path, cli):
     out_dir = tmp_path / "out"
-    policy = write_policy(tmp_path, {
-        "version": 1, "name": "vendor decisions",
-        "model": {"format": "predictions", "score_column": "assessment_score", "prediction_column": "advanced"},
-        "data": {"path": str(samples / "hiring_decisions.csv"), "target": "performed_well",
-                 "protected": ["sex", "race", "age_band"], "ignore": ["candidate_id"], "favorable_label": 1},
-        "checks": [{"id": "model-query", "type": "test_needs_model"},
-                   {"id": "perf", "type": "performance", "params": {"metrics": ["accuracy"], "bootstrap": 50}}],
-        "report": {"formats": ["json"], "output_dir": str(out_dir)}})
+    policy = write_policy(tmp_path, hiring_predictions_policy(samples, out_dir, [
+        {"id": "model-query", "type": "test_needs_model"},
+        {"id": "perf", "type": "performance", "params": {"metrics": ["accuracy"], "bootstrap": 50}}]))
     result = cli("run", policy)
     assert result.exit_code == 0, result.stdout + result.stderr
     by_id = {c["id"]: c for c in json.loads((out_dir / "results.json").read_text())["checks"]}

@@ -28,11 +28,6 @@ class LocalExplanationsParams(RowSelectionParams):
                                                           "tables and the case files).")
 
 
-def _select(ctx: AuditContext, params: RowSelectionParams) -> np.ndarray:
-    """Positions (into the audit frame) of the rows to explain (see auditkit/checks/local/rows.py)."""
-    return select_positions(ctx.data, params, ctx.rng)
-
-
 class _Standing:
     """Where a value stands among the audited cases (columns sorted once, looked up per reason)."""
 
@@ -123,7 +118,7 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     data = ctx.data
     if data.task == "multiclass":
         return CheckOutput.skip("local_explanations explains one score; this is a multiclass task")
-    positions = _select(ctx, params)
+    positions = select_positions(data, params, ctx.rng)
     features = list(data.features)
     X = data.frame.iloc[positions][features]
     background, described = background_rows(ctx, params.background_size)
