@@ -87,10 +87,10 @@ def write_reports(results: dict[str, Any], out_dir: Path, formats: list[str]) ->
             elif fmt == "html":
                 atomic_write_text(path, html())
             elif fmt == "pdf":
-                from auditkit.render.pdf import _import_weasyprint, html_to_pdf
+                from auditkit.render.pdf import _import_weasyprint, epoch_of, html_to_pdf
 
                 _import_weasyprint()  # PdfUnavailable before the HTML is drawn for nothing
-                atomic_write_bytes(path, html_to_pdf(html()))
+                atomic_write_bytes(path, html_to_pdf(html(), epoch=epoch_of(results)))
             elif fmt == "junit":
                 from auditkit.render.junit import render_junit
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Callable, Final
+import os
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Callable, Final, Iterator
 from urllib.parse import unquote_to_bytes
 
 PANGO_HINT: Final = (
@@ -106,9 +109,36 @@ def render_document(html: str, *, url_fetcher: Callable[[str], Any] | None = Non
     return weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render()
 
 
-def html_to_pdf(html: str, *, url_fetcher: Callable[[str], Any] | None = None) -> bytes:
-    """Render report HTML to PDF bytes, fetching nothing but ``data:`` URLs."""
-    pdf = render_document(html, url_fetcher=url_fetcher).write_pdf()
+@contextmanager
+def _fixed_font_timestamps(epoch: int) -> Iterator[None]:
+    """Embedded font subsets carry a 'modified' time (fontTools stamps the current second
+    unless SOURCE_DATE_EPOCH is set): fix it so one results.json always gives one PDF."""
+    saved = os.environ.get("SOURCE_DATE_EPOCH")
+    if saved is None:
+        os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
+def epoch_of(results: dict[str, Any]) -> int:
+    """The audit's start as a Unix time (0 when results.json has no readable start)."""
+    try:
+        return max(0, int(datetime.fromisoformat(str(results.get("started_at"))).timestamp()))
+    except (TypeError, ValueError):
+        return 0
+
+
+def html_to_pdf(html: str, *, url_fetcher: Callable[[str], Any] | None = None, epoch: int = 0) -> bytes:
+    """Render report HTML to PDF bytes, fetching nothing but ``data:`` URLs.
+
+    ``epoch`` (a Unix time, e.g. the audit's start) stamps the embedded fonts, so that the
+    same HTML always gives the same bytes.
+    """
+    with _fixed_font_timestamps(epoch):
+        pdf = render_document(html, url_fetcher=url_fetcher).write_pdf()
     assert isinstance(pdf, bytes)
     return pdf
 
@@ -118,4 +148,4 @@ def render_pdf(results: dict[str, Any]) -> bytes:
     from auditkit.render.html import render_html
 
     _import_weasyprint()  # fail before the HTML is drawn when the PDF cannot be made
-    return html_to_pdf(render_html(results))
+    return html_to_pdf(render_html(results), epoch=epoch_of(results))
