@@ -33,7 +33,8 @@ _MARK = "__auditkit_check__"
 class CheckParams(BaseModel):
     """Base of every check's params model: frozen, unknown keys rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a NaN bound or level would silently switch a computation off
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ errors. The file size is capped.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +18,16 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
 
 from auditkit.engine.registry import CheckParams, Registry, get_registry, metric_matches
 from auditkit.errors import PolicyError, Source, UnknownCheckError, did_you_mean
 from auditkit.policy.models import Policy
 
 MAX_POLICY_BYTES = 1_000_000
+# A real policy nests about 6 levels (checks[i].params.intersections[j]); the YAML composer
+# recurses once per level, so a few hundred nested brackets would end in a RecursionError.
+MAX_POLICY_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,18 @@ def _read_yaml(path: Path) -> tuple[Any, bytes]:
 
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
+    depth = 0
     try:
         for event in yaml.parse(text):
             mark = getattr(event, "start_mark", None)
             where = Source(str(path), None, mark.line + 1, mark.column + 1) if mark else Source(str(path))
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_POLICY_DEPTH:
+                    raise PolicyError(f"values nested more than {MAX_POLICY_DEPTH} levels deep; a policy needs "
+                                      "far fewer", source=where)
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
             if isinstance(event, AliasEvent) or (isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.anchor):
                 raise PolicyError("YAML anchors and aliases are not allowed in a policy; write the value out",
                                   source=where)
@@ -239,6 +251,24 @@ def _errors_from(exc: ValidationError, *, path: Path, root_model: type[BaseModel
     return errors
 
 
+def _non_finite_numbers(node: Any, path: Path, positions: dict[str, tuple[int, int]],
+                        key: str = "") -> list[PolicyError]:
+    """DESIGN.md: every number in a policy is finite. A ``.nan`` threshold turns its gate off
+    ("0.79 <= nan" is false, so nothing fails) and a ``.nan`` decision threshold decides 0 for
+    every row, so NaN and infinity are refused wherever they appear."""
+    errors: list[PolicyError] = []
+    if isinstance(node, float) and not math.isfinite(node):
+        line, col = _nearest_position(positions, key)
+        errors.append(PolicyError(f"must be a finite number, got {node!r}", source=Source(str(path), key, line, col)))
+    elif isinstance(node, dict):
+        for name, value in node.items():
+            errors.extend(_non_finite_numbers(value, path, positions, f"{key}.{name}" if key else str(name)))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            errors.extend(_non_finite_numbers(value, path, positions, f"{key}[{i}]"))
+    return errors
+
+
 class PolicyErrors(PolicyError):
     """Several policy errors at once (each on its own line)."""
 
@@ -329,6 +359,7 @@ def load_policy(path: str | Path, *, registry: Registry | None = None) -> Loaded
                           f"got {found}", source=Source(str(path), None, 1, 1))
     positions = _positions(doc)
     plain = _to_plain(doc)
+    _raise_all(_non_finite_numbers(plain, path, positions))
     registry = registry or get_registry()
 
     dup = _duplicate_ids(plain.get("checks"), path, positions)

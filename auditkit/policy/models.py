@@ -15,7 +15,8 @@ ALL_FORMATS: tuple[str, ...] = ("json", "html", "pdf", "junit", "md")
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # DESIGN.md: every number in a policy is finite (load.py says where a NaN is; this is the backstop)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(StrictModel):
@@ -63,6 +64,9 @@ class DataSpec(StrictModel):
     sample: Optional[int] = Field(None, ge=1, description="Cap on audit rows: a stratified, seeded sample.")
     query: Optional[str] = Field(None, description="Keep only the rows this pandas query selects (applied before sampling).")
     na_values: list[str] = Field(default_factory=list, description="Extra strings read as missing (empty cells always are).")
+    encoding: Optional[str] = Field(
+        None, description="Text encoding of CSV files (data.path and data.reference), e.g. latin-1. Default: UTF-8; "
+                          "a file that is not UTF-8 is read as Windows-1252, with a note.")
 
 
 class Threshold(StrictModel):
