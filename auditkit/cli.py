@@ -19,7 +19,9 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-from rich.text import Text
+
+from auditkit.terminal import SafeConsole
+from auditkit.terminal import safe_text as Text  # every text printed comes from inputs: escape controls
 
 from auditkit import __version__
 from auditkit.errors import AuditkitError, UserError
@@ -39,9 +41,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Audit a trained model against a YAML policy: explanations, fairness, robustness, "
                        "performance and data checks, with reports for engineers, CI and regulators.")
 # Off a terminal (CI logs, pipes) long messages and paths stay on one line rather than being cut
-out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+out = SafeConsole(highlight=False, soft_wrap=not sys.stdout.isatty())
 # soft_wrap: an error message stays one line (no hard wrap at 80 columns off a TTY), so a path is never split
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -159,8 +161,8 @@ class Progress:
 
 
 def _key_figures(check: dict[str, Any], limit: int = 2) -> str:
-    if check["status"] == "error":
-        return check.get("error") or ""
+    if check["status"] == "error" and check.get("error"):
+        return check["error"]
     if check["status"] == "skipped":
         return (check.get("notes") or [""])[0]
     findings = sorted(check["findings"], key=lambda f: {"fail": 0, "error": 1, "warn": 2, "pass": 3}[f["status"]])
@@ -242,6 +244,8 @@ def run(
 
         report_formats = list(dict.fromkeys(["json", *(options.formats or loaded.policy.report.formats)]))
         outcomes = write_reports(audit.results, audit.out_dir, report_formats)
+        for note in (audit.results.get("inputs") or {}).get("data", {}).get("notes") or []:
+            out.print(Text("note: ", style="yellow") + Text(note))
         print_summary(audit.results, out)
         for fmt, outcome in outcomes.items():
             if outcome.error:
@@ -260,12 +264,42 @@ def run(
 
 
 @app.command(epilog="Example: auditkit validate policies/credit_scoring.yaml")
-def validate(policy: Path = typer.Argument(..., help="The policy YAML file.")) -> None:
-    """Check a policy (syntax, keys, check types, params, thresholds) without running it. Exit 0 or 2."""
+def validate(
+    policy: Path = typer.Argument(..., help="The policy YAML file."),
+    policy_only: bool = typer.Option(False, "--policy-only", help="Check the policy file alone; do not load the "
+                                                                   "data and model."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Unpickle a pickle/joblib model that has no "
+                                                                     "sha256 pin."),
+) -> None:
+    """Check a policy and its inputs without running any check. Exit 0 or 2.
+
+    The policy (syntax, keys, check types, params, thresholds), then the inputs as `run` would
+    load them: the data and model load, every column the policy names exists, the model takes
+    the data and its output has the expected shape, and the output folder is writable.
+    """
     from auditkit.policy.load import load_policy
 
-    loaded = _guard(lambda: load_policy(policy))
-    out.print(Text("valid: ", style="green") + Text(f"{policy} ({len(loaded.policy.checks)} checks)"))
+    def _go() -> None:
+        loaded = load_policy(policy)
+        n_checks = len(loaded.policy.checks)
+        if policy_only:
+            out.print(Text("valid: ", style="green") + Text(f"{policy} ({n_checks} checks; inputs not loaded)"))
+            return
+        from auditkit.engine.run import check_inputs
+
+        prepared = check_inputs(loaded, trust_pickle=trust_pickle)
+        data = prepared.inputs["data"]
+        model = prepared.inputs["model"]
+        out.print(Text("valid: ", style="green") + Text(f"{policy} ({n_checks} checks)"))
+        out.print(Text(f"  data: {data['path']}: {data['rows_used']:,} rows used of {data['rows']:,}, "
+                       f"{len(data['features'])} features"
+                       + (f", target '{data['target']}'" if data.get("target") else "")
+                       + (f", protected {', '.join(data['protected'])}" if data.get("protected") else "")))
+        out.print(Text(f"  model: {model.get('kind') or model.get('format')}, task {model.get('task')}"))
+        for note in data.get("notes") or []:
+            out.print(Text("  note: ", style="yellow") + Text(note))
+
+    _guard(_go)
 
 
 # ---------------------------------------------------------------------------- checks
