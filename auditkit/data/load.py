@@ -1,6 +1,7 @@
 """Reading CSV and Parquet files as they come: duplicate headers, empty cells, free text."""
 from __future__ import annotations
 
+import codecs
 import csv
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,9 +21,72 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
+def first_invalid_utf8(path: Path, *, chunk_size: int = 1 << 20) -> tuple[int, int, int] | None:
+    """(byte offset, 1-based line, byte value) of the first byte that is not valid UTF-8, or None.
+
+    Read in chunks: only the failing case reads the file a second time (to count lines).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset = 0  # bytes of the file before the current chunk
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is what the decoder held over from earlier chunks, then this chunk
+                position = offset - (len(exc.object) - len(chunk)) + exc.start
+                return position, _line_of(path, position), exc.object[exc.start]
+            if not chunk:
+                return None
+            offset += len(chunk)
+
+
+def _line_of(path: Path, position: int) -> int:
+    line = 1
+    remaining = position
+    with open(path, "rb") as handle:
+        while remaining > 0:
+            chunk = handle.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            line += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return line
+
+
+def _text_encoding(path: Path, declared: str | None, source: Source, notes: list[str]) -> str:
+    """The encoding to read a text file with: the declared one, else UTF-8, else (said in a
+    note) Windows-1252, which decodes every byte of Latin-1 text as Latin-1 would, plus the
+    typographic characters that Windows-1252 places in 0x80-0x9F."""
+    if declared:
+        try:
+            codecs.lookup(declared)
+        except LookupError:
+            raise DataError(f"data.encoding {declared!r} is not an encoding Python knows (e.g. utf-8, latin-1, "
+                            "cp1252)", source=Source(source.path, "data.encoding")) from None
+        return declared
+    bad = first_invalid_utf8(path)
+    if bad is None:
+        return "utf-8"
+    position, line, byte = bad
+    fallback = "cp1252"
+    try:
+        path.read_bytes().decode(fallback)
+    except UnicodeDecodeError:
+        fallback = "latin-1"  # decodes any byte
+    notes.append(f"{path.name} is not UTF-8 (byte 0x{byte:02x} at line {line:,}, offset {position:,}): read as "
+                 f"{fallback}; set data.encoding to say which encoding it is")
+    return fallback
+
+
 def read_table(path: Path, *, key: str = "data.path", policy_file: str | None = None,
-               na_values: list[str] | None = None) -> Table:
-    """Read a CSV or Parquet file; raise DataError naming the file when it cannot be read."""
+               na_values: list[str] | None = None, encoding: str | None = None) -> Table:
+    """Read a CSV or Parquet file; raise DataError naming the file when it cannot be read.
+
+    Text files are read as ``encoding`` when given (a byte that does not decode is an error),
+    else as UTF-8, else, with a note, as Windows-1252: never with bytes silently replaced.
+    """
     source = Source(policy_file, key)
     if not path.exists():
         raise DataError(f"data file not found: {path}", source=source)
@@ -35,10 +99,13 @@ def read_table(path: Path, *, key: str = "data.path", policy_file: str | None = 
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt", ".gz", ".tsv"):
             sep = "\t" if suffix == ".tsv" else ","
-            header = _csv_header(path, sep) if suffix != ".gz" else []
+            text_encoding = encoding or "utf-8"
+            if suffix != ".gz":
+                text_encoding = _text_encoding(path, encoding, source, notes)
+            header = _csv_header(path, sep, text_encoding) if suffix != ".gz" else []
             duplicated = [name for name, count in Counter(header).items() if count > 1]
             frame = pd.read_csv(path, sep=sep, na_values=list(na_values or []), keep_default_na=True,
-                                low_memory=False, encoding_errors="replace")
+                                low_memory=False, encoding=text_encoding, encoding_errors="strict")
             for name in duplicated:
                 copies = [c for c in frame.columns if c == name or c.startswith(f"{name}.")]
                 same = all(frame[c].equals(frame[name]) for c in copies)
@@ -49,7 +116,11 @@ def read_table(path: Path, *, key: str = "data.path", policy_file: str | None = 
             raise DataError(f"unsupported data file type '{suffix}' (use .csv or .parquet)", source=source)
     except DataError:
         raise
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"cannot read {path} as {encoding or 'utf-8'}: byte 0x{exc.object[exc.start]:02x} does not "
+                        f"decode ({exc.reason}); set data.encoding to the file's encoding",
+                        source=Source(policy_file, "data.encoding" if encoding else key)) from None
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"cannot read {path}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
                         source=source) from None
     except Exception as exc:  # pyarrow raises its own error types for corrupt files
@@ -62,8 +133,8 @@ def read_table(path: Path, *, key: str = "data.path", policy_file: str | None = 
     return Table(frame=frame, path=path, notes=notes)
 
 
-def _csv_header(path: Path, sep: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+def _csv_header(path: Path, sep: str, encoding: str) -> list[str]:
+    with open(path, newline="", encoding=encoding, errors="replace") as handle:
         reader = csv.reader(handle, delimiter=sep)
         try:
             return next(reader)

@@ -86,7 +86,8 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                           source=loaded.source("model"))
 
     # -- data
-    table = read_table(loaded.data_path, policy_file=policy_file, na_values=policy.data.na_values)
+    table = read_table(loaded.data_path, policy_file=policy_file, na_values=policy.data.na_values,
+                       encoding=policy.data.encoding)
     frame = table.frame
     rows_in_file = len(frame)
     notes = list(table.notes)
@@ -220,8 +221,10 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
 
     reference = None
     if loaded.reference_path is not None:
-        reference = read_table(loaded.reference_path, key="data.reference", policy_file=policy_file,
-                               na_values=policy.data.na_values).frame
+        reference_table = read_table(loaded.reference_path, key="data.reference", policy_file=policy_file,
+                                     na_values=policy.data.na_values, encoding=policy.data.encoding)
+        reference = reference_table.frame
+        notes.extend(f"reference: {note}" for note in reference_table.notes)
 
     data = AuditData(
         frame=frame, features=roles.features, target=roles.target, protected=roles.protected, task=task,

@@ -140,6 +140,8 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
         return result
     result.findings = evaluate(output.metrics, spec.thresholds)
     result.status = check_status(result.findings)
+    if result.status == "error":  # the check ran, but a figure a threshold needs is missing: say which
+        result.error = "; ".join(f.message for f in result.findings if f.status == "error")
     _draw_thresholds(result)
     if check_type.reading is not None:
         as_json = to_jsonable(result.to_dict())
@@ -191,7 +193,9 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     threads = 1
 
     out_dir = loaded.output_dir(options.out)
-    check_writable(out_dir, source=loaded.source("report.output_dir"))
+    # blame what chose the folder: --out, else the policy's key
+    out_source = Source(None, "--out") if options.out is not None else loaded.source("report.output_dir")
+    check_writable(out_dir, source=out_source)
     seed = loaded.policy.seed if options.seed is None else options.seed
     tasks = plan(loaded, seed=seed, only=options.only)
 
@@ -203,7 +207,7 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
         prepared_s = time.perf_counter() - started
         validate_against_data(loaded, tasks, prepared)  # before the output directory is created
-        ensure_writable(out_dir, source=loaded.source("report.output_dir"))
+        ensure_writable(out_dir, source=out_source)
     except BaseException:
         executor.close()
         raise
@@ -259,3 +263,20 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         "checks": checks_json,
     }
     return AuditRun(results=results, exit_code=code, out_dir=out_dir, prepared=prepared)
+
+
+def check_inputs(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool = False,
+                 only: list[str] | None = None, out: Path | None = None) -> Prepared:
+    """Everything ``run`` checks before it runs a check, and nothing more: the data and model
+    load, every column the policy names exists, the model takes the data and its output has
+    the expected shape, row-naming params fit the data, the output folder is writable.
+
+    ``auditkit validate`` calls this, so a CI job can gate on inputs before the audit.
+    """
+    run_seed = loaded.policy.seed if seed is None else seed
+    tasks = plan(loaded, seed=run_seed, only=only or [])
+    out_source = Source(None, "--out") if out is not None else loaded.source("report.output_dir")
+    check_writable(loaded.output_dir(out), source=out_source)
+    prepared = prepare(loaded, seed=run_seed, trust_pickle=trust_pickle)
+    validate_against_data(loaded, tasks, prepared)
+    return prepared

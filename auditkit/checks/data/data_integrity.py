@@ -39,15 +39,20 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 @check("data_integrity", family="data", params=DataIntegrityParams,
-       metrics=["rows", "missing_cells", "max_missing_share", "missing_share[*]", "constant_columns",
+       metrics=["rows", "missing_cells", "max_missing_share", "missing_share[*]", "infinite_cells",
+                "infinite_values[*]", "constant_columns",
                 "duplicate_columns", "duplicate_rows", "duplicate_row_share", "out_of_range[*]",
                 "out_of_range_rows", "out_of_range_share", "dtype_mismatches"],
        example={"thresholds": {"duplicate_rows": {"max": 0}, "missing_share": {"max": 0.05, "severity": "warn"},
+                               "infinite_values": {"max": 0},
                                "out_of_range_share": {"max": 0.01}}})
 def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutput:
     """Missing values, constant and duplicate columns, duplicate rows, out-of-range values, dtypes.
 
-    ``missing_share[column]`` is the share of empty cells (0 = complete). ``duplicate_rows``
+    ``missing_share[column]`` is the share of empty cells (0 = complete).
+    ``infinite_values[column]`` counts cells of a numeric column that hold +inf or -inf (a
+    model's arithmetic on them gives inf or NaN); ``infinite_cells`` is their total; the
+    column's min and max are taken over its finite values. ``duplicate_rows``
     counts rows identical to an earlier row (over ``params.duplicate_subset``, default every
     column). ``out_of_range[column]`` counts values outside the reference data's range
     (numeric: below its minimum or above its maximum; categorical: a category the reference
@@ -71,7 +76,7 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
 
     records: list[dict[str, Any]] = []
     out_of_range_mask = np.zeros(n, dtype=bool)
-    constant, missing_total = [], 0
+    constant, missing_total, infinite_total = [], 0, 0
     for name in columns:
         series = frame[name]
         missing = int(series.isna().sum())
@@ -85,8 +90,14 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
                                   "missing": missing, "missing_share": share, "unique": distinct,
                                   "constant": distinct <= 1}
         if _is_numeric(series):
-            record["min"] = float(series.min()) if distinct else None
-            record["max"] = float(series.max()) if distinct else None
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            infinite = int(np.isinf(values).sum())
+            finite = values[np.isfinite(values)]
+            record["infinite"] = infinite
+            record["min"] = float(finite.min()) if finite.size else None
+            record["max"] = float(finite.max()) if finite.size else None
+            metrics[f"infinite_values[{name}]"] = Metric(float(infinite), n=n)
+            infinite_total += infinite
         if reference is not None and name in reference.columns:
             ref = reference[name]
             if _is_numeric(series) and _is_numeric(ref):
@@ -107,6 +118,10 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
         records.append(record)
 
     metrics["missing_cells"] = Metric(float(missing_total), n=n * len(columns))
+    metrics["infinite_cells"] = Metric(float(infinite_total), n=n)
+    if infinite_total:
+        notes.append(f"{infinite_total:,} cells hold +inf or -inf: "
+                     + ", ".join(f"{r['column']} ({r['infinite']:,})" for r in records if r.get("infinite")))
     shares = [m.value for k, m in metrics.items() if k.startswith("missing_share[") and m.value is not None]
     metrics["max_missing_share"] = Metric(max(shares) if shares else 0.0, n=n)
     metrics["constant_columns"] = Metric(float(len(constant)), n=n)
