@@ -175,7 +175,20 @@ def _key_figures(check: dict[str, Any], limit: int = 2) -> str:
     return "; ".join(parts)
 
 
-def print_summary(results: dict[str, Any], console: Console) -> None:
+def _exit_after_writing(code: int, outcomes: dict[str, Any]) -> int:
+    """A requested report not written makes a passing run incomplete (3); a failure (1) stands."""
+    if code == ExitCode.OK and any(not outcome.ok for outcome in outcomes.values()):
+        return ExitCode.INCOMPLETE
+    return code
+
+
+def _print_unwritten(outcomes: dict[str, Any]) -> None:
+    for outcome in outcomes.values():
+        if outcome.error:
+            err.print(Text("error: ", style="bold red") + Text(outcome.error))
+
+
+def print_summary(results: dict[str, Any], console: Console, *, exit_code: int | None = None) -> None:
     table = Table(title="Audit summary", title_justify="left", show_lines=False, expand=False)
     table.add_column("check", overflow="fold", max_width=24)
     table.add_column("status", width=7)
@@ -190,7 +203,7 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     status = results["status"]
     console.print(Text("audit status: ", style="bold") + Text(status.upper(), style=STATUS_STYLE[status]) +
-                  Text(f"  ({summary}; exit code {results['exit_code']})"))
+                  Text(f"  ({summary}; exit code {results['exit_code'] if exit_code is None else exit_code})"))
 
 
 @app.command(epilog="Example: auditkit run policies/credit_scoring.yaml --workers 2 --format html,pdf")
@@ -210,7 +223,7 @@ def run(
     """Run the audit a policy declares and write its reports.
 
     Exit codes: 0 passed, 1 a check failed, 2 invalid input (nothing run), 3 a check could
-    not complete and none failed.
+    not complete or a requested report could not be written, and none failed.
     """
     _state["debug"] = debug or _state["debug"]
     from auditkit.engine.run import RunOptions, run_audit
@@ -246,15 +259,14 @@ def run(
         outcomes = write_reports(audit.results, audit.out_dir, report_formats)
         for note in (audit.results.get("inputs") or {}).get("data", {}).get("notes") or []:
             out.print(Text("note: ", style="yellow") + Text(note))
-        print_summary(audit.results, out)
-        for fmt, outcome in outcomes.items():
-            if outcome.error:
-                err.print(Text(f"{fmt}: ", style="bold yellow") + Text(outcome.error))
+        code = _exit_after_writing(audit.exit_code, outcomes)
+        print_summary(audit.results, out, exit_code=code)
+        _print_unwritten(outcomes)
         written = [o.path.name for o in outcomes.values() if o.path is not None]
-        out.print(Text(f"reports: {_shown(audit.out_dir)}/ ({', '.join(written)})", style="dim"))
+        out.print(Text(f"reports: {_shown(audit.out_dir)}/ ({', '.join(written) or 'none written'})", style="dim"))
         if audit.results.get("interrupted"):
             err.print("interrupted: the results of the checks that finished are in results.json")
-        return audit.exit_code
+        return code
 
     code = _guard(_go)
     raise typer.Exit(code)
@@ -399,14 +411,11 @@ def report(
         target = out_dir or results_file.parent
         ensure_writable(target)
         outcomes = write_reports(results, target, wanted)
-        failed = 0
-        for fmt, outcome in outcomes.items():
-            if outcome.error:
-                failed += 1
-                err.print(Text(f"{fmt}: ", style="bold yellow") + Text(outcome.error))
-            else:
+        for outcome in outcomes.values():
+            if outcome.ok:
                 out.print(f"wrote {outcome.path}")
-        return ExitCode.INCOMPLETE if failed else ExitCode.OK
+        _print_unwritten(outcomes)
+        return _exit_after_writing(ExitCode.OK, outcomes)
 
     raise typer.Exit(_guard(_go))
 

@@ -52,3 +52,50 @@ def hiring_predictions_policy(samples: Path, out_dir: Path, checks: list[dict[st
         "checks": checks,
         "report": {"formats": ["json"], "output_dir": str(out_dir)},
     }
+
+
+REPORT_NAMES = ("results.json", "report.html", "report.pdf", "junit.xml", "summary.md")
+
+
+def run_id_of(path: Path) -> str | None:
+    """The run id a report file carries, read the way a person or a CI job would find it.
+
+    results.json: its ``run_id``; report.html: ``<meta name="auditkit-run-id">``; junit.xml:
+    the testsuite's ``auditkit.run_id`` property; summary.md: its last line; report.pdf:
+    the ``/auditkitrunid`` entry of its document information (in a compressed object stream).
+    """
+    import re
+    import xml.etree.ElementTree as ET
+    import zlib
+
+    name = path.name
+    if name == "results.json":
+        return json.loads(path.read_text(encoding="utf-8")).get("run_id")
+    if name == "report.html":
+        found = re.findall(r'<meta name="auditkit-run-id" content="([^"]*)">', path.read_text(encoding="utf-8"))
+        return found[0] if found else None
+    if name == "junit.xml":
+        prop = ET.parse(path).getroot().find("testsuite/properties/property[@name='auditkit.run_id']")
+        return None if prop is None else prop.get("value")
+    if name == "summary.md":
+        last = path.read_text(encoding="utf-8").rstrip("\n").splitlines()[-1]
+        return last.removeprefix("Run id: ") if last.startswith("Run id: ") else None
+    if name == "report.pdf":
+        data = path.read_bytes()
+        chunks = [data]
+        for match in re.finditer(rb"stream\r?\n", data):
+            try:
+                chunks.append(zlib.decompressobj().decompress(data[match.end():]))
+            except zlib.error:
+                continue
+        for chunk in chunks:
+            found = re.search(rb"/auditkitrunid \(([^)]*)\)", chunk)
+            if found:
+                return found.group(1).decode("ascii")
+        return None
+    raise ValueError(f"not an auditkit report file: {path}")
+
+
+def run_ids_in(folder: Path) -> dict[str, str | None]:
+    """The run id of each auditkit report file present in ``folder``."""
+    return {name: run_id_of(folder / name) for name in REPORT_NAMES if (folder / name).exists()}

@@ -20,7 +20,7 @@ from auditkit.engine.worker import CheckTask, TaskOutcome
 from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserError, did_you_mean
 from auditkit.policy.load import LoadedPolicy
 from auditkit.adapters.predictions import NO_MODEL_REASON
-from auditkit.results.model import CheckOutput, CheckResult, to_jsonable, worst_status
+from auditkit.results.model import CheckOutput, CheckResult, new_run_id, to_jsonable, worst_status
 from auditkit.thresholds import check_status, evaluate, exit_code
 
 
@@ -245,6 +245,7 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     results: dict[str, Any] = {
         "schema_version": 1,
         "auditkit_version": __version__,
+        "run_id": new_run_id(started_at),
         "policy_name": policy.name,
         "status": worst_status(statuses),
         "exit_code": code,

@@ -74,6 +74,7 @@ def render_junit(results: dict[str, Any]) -> str:
     data = inputs.get("data") if isinstance(inputs.get("data"), dict) else {}
     properties = ET.SubElement(suite, "properties")
     for name, value in (
+        ("auditkit.run_id", results.get("run_id")),
         ("auditkit_version", results.get("auditkit_version")),
         ("status", results.get("status")),
         ("exit_code", results.get("exit_code")),

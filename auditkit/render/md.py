@@ -142,4 +142,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             footer.append(f"{label} sha256 {escape_md(digest[:12], limit=12)}…")
     footer.append("every figure is in results.json")
     lines += ["<sub>" + " · ".join(footer) + "</sub>", ""]
+    if results.get("run_id"):
+        # Last line, so that `tail -n 1 summary.md` tells which run wrote it.
+        lines += [f"Run id: {escape_md(results['run_id'], limit=64)}", ""]
     return "\n".join(lines)

@@ -24,8 +24,20 @@ PANGO_HINT: Final = (
 )
 
 
+#: The HTML report's ``<meta name=...>`` that names its run; copied into the PDF's document information.
+RUN_ID_META: Final = "auditkit-run-id"
+
+
 class PdfUnavailable(Exception):
-    """WeasyPrint or the Pango library it needs cannot be loaded: no PDF, other formats go on."""
+    """WeasyPrint or the Pango library it needs cannot be loaded: no PDF, other formats go on.
+
+    ``reason`` is the message without its "cannot write the PDF report" opening, for callers
+    that name the file themselves.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot write the PDF report: {reason}")
+        self.reason = reason
 
 
 class RefusedURL(ValueError):
@@ -38,9 +50,7 @@ def _import_weasyprint() -> Any:
     except (ImportError, OSError) as exc:
         # OSError: WeasyPrint is installed but cffi cannot dlopen libpango / libgobject.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PdfUnavailable(
-            f"cannot write the PDF report: WeasyPrint could not be loaded ({reason}); {PANGO_HINT}"
-        ) from exc
+        raise PdfUnavailable(f"WeasyPrint could not be loaded ({reason}); {PANGO_HINT}") from exc
     return weasyprint
 
 
@@ -138,7 +148,12 @@ def html_to_pdf(html: str, *, url_fetcher: Callable[[str], Any] | None = None, e
     same HTML always gives the same bytes.
     """
     with _fixed_font_timestamps(epoch):
-        pdf = render_document(html, url_fetcher=url_fetcher).write_pdf()
+        document = render_document(html, url_fetcher=url_fetcher)
+        # Of the page's custom <meta> names only the run id goes into the PDF's information
+        # dictionary (as /auditkitrunid: WeasyPrint keeps the letters and digits of a name).
+        custom = getattr(document.metadata, "custom", None) or {}
+        document.metadata.custom = {k: v for k, v in custom.items() if k == RUN_ID_META}
+        pdf = document.write_pdf(custom_metadata=True)
     assert isinstance(pdf, bytes)
     return pdf
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -14,6 +14,19 @@ from auditkit.errors import UserError
 SCHEMA_FILE = "results-v1.schema.json"
 
 
+def write_synced(path: Path, payload: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``payload``, flushed and fsynced.
+
+    The one place result files reach the disk, so a full disk (ENOSPC, raised by the write
+    or by the fsync) surfaces here whatever the format.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that a reader sees no file or a complete one.
 
@@ -21,13 +34,9 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     system), flushed and fsynced before the rename.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        write_synced(tmp, payload)
         os.replace(tmp, path)
     except BaseException:
         try:

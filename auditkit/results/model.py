@@ -7,7 +7,9 @@ decides, and the run into an :class:`AuditResult`.
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -160,3 +162,13 @@ def worst_status(statuses: list[str]) -> Status:
         if status in statuses:
             return status  # type: ignore[return-value]
     return "pass"
+
+
+def new_run_id(started_at: datetime) -> str:
+    """A new run's id: its UTC start to the second, then 48 random bits (``20260101T120000Z-3f9c2a7b1d4e``).
+
+    Ids sort by start time and say when the run began, so a reader can tell two runs apart
+    at a glance; the random part keeps apart runs started in the same second (two CI jobs
+    writing into one folder).
+    """
+    return f"{started_at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"

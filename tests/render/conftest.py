@@ -8,9 +8,19 @@ from typing import Any, Callable
 
 import pytest
 
+from auditkit.render.pdf import PdfUnavailable, _import_weasyprint
 from auditkit.results.io import validate_results
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "example_results.json"
+
+
+@pytest.fixture
+def weasyprint() -> Any:
+    """The WeasyPrint module; the test is skipped where it (or Pango) cannot be loaded."""
+    try:
+        return _import_weasyprint()
+    except PdfUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -14,21 +14,12 @@ from auditkit.render.html import render_html
 from auditkit.render.pdf import (
     PdfUnavailable,
     RefusedURL,
-    _import_weasyprint,
     data_only_url_fetcher,
     decode_data_url,
     html_to_pdf,
     render_document,
     render_pdf,
 )
-
-
-@pytest.fixture
-def weasyprint():
-    try:
-        return _import_weasyprint()
-    except PdfUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def spy_on(fetcher):
@@ -183,7 +174,8 @@ def test_write_reports_goes_on_without_pdf(monkeypatch, example_results, tmp_pat
     outcomes = write_reports(example_results, tmp_path, ["md", "pdf", "html", "json", "junit"])
     assert list(outcomes) == ["json", "html", "pdf", "junit", "md"]
     assert outcomes["pdf"].path is None
-    assert outcomes["pdf"].error.startswith("cannot write the PDF report")
+    assert outcomes["pdf"].error.startswith("could not write report.pdf: WeasyPrint could not be loaded")
+    assert outcomes["pdf"].error.endswith("or leave pdf out of --format")  # the hint is kept
     assert "\n" not in outcomes["pdf"].error
     assert isinstance(outcomes["pdf"].exception, PdfUnavailable)
     assert not (tmp_path / "report.pdf").exists()
@@ -194,7 +186,8 @@ def test_write_reports_goes_on_without_pdf(monkeypatch, example_results, tmp_pat
 def test_write_reports_reports_a_failing_format_and_an_unknown_one(example_results, tmp_path: Path):
     example_results["duration_s"] = float("nan")  # results.json refuses NaN; the others draw "—"
     outcomes = write_reports(example_results, tmp_path, ["json", "md", "docx"])
-    assert outcomes["json"].error.startswith("cannot write results.json: ValueError")
+    assert outcomes["json"].error.startswith("could not write results.json: ValueError")
+    assert not (tmp_path / "results.json").exists()
     assert outcomes["md"].ok
     assert outcomes["docx"] == ReportOutcome("docx", None, "unknown report format 'docx' (valid: json, html, pdf, junit, md)")
 
@@ -203,4 +196,6 @@ def test_write_reports_cannot_create_the_directory(example_results, tmp_path: Pa
     blocker = tmp_path / "file"
     blocker.write_text("x")
     outcomes = write_reports(example_results, blocker / "out", ["json", "md"])
-    assert all(not o.ok and "cannot create the output directory" in o.error for o in outcomes.values())
+    assert outcomes["json"].error.startswith("could not write results.json: cannot create the output directory")
+    assert outcomes["md"].error.startswith("could not write summary.md: cannot create the output directory")
+    assert outcomes["md"].error.endswith("[Errno 20] Not a directory")
