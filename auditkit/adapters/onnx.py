@@ -5,17 +5,24 @@ Two input layouts are understood: one 2-D tensor (columns in the order of the po
 pipelines. Probabilities may come as a tensor or as a ZipMap (a list of dicts); a ZipMap's
 input tensor is exposed as an extra graph output so that probabilities arrive as one array
 rather than one Python dict per row. Label-only classifiers and regressors work too.
+
+A model whose weights live in external data files gets them in the parent, once: each
+location is resolved against the model file's directory (never the current directory, and
+never outside that directory), each file is read once and hashed, and workers receive one
+complete serialized model. The pin covers only the .onnx file, so a pinned model with
+external data is refused.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from auditkit.adapters.base import AdapterSpec, ModelAdapter, sha256_of
+from auditkit.adapters.base import AdapterSpec, ModelAdapter, ModelBytes, sha256_bytes
 from auditkit.errors import DataError, ModelLoadError, Source
 
 _NUMPY_OF = {
@@ -29,6 +36,110 @@ def _short(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor of a graph that can hold external data: initializers (dense and sparse)
+    and node attributes, in subgraphs too (onnx's own walk is private API)."""
+    for tensor in graph.initializer:
+        yield tensor
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield attr.sparse_tensor.values
+                yield attr.sparse_tensor.indices
+            for sparse in attr.sparse_tensors:
+                yield sparse.values
+                yield sparse.indices
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _tensors(sub)
+
+
+def _external_tensors(model: Any) -> list[Any]:
+    from onnx.external_data_helper import uses_external_data
+
+    found = [t for t in _tensors(model.graph) if uses_external_data(t)]
+    for function in model.functions:
+        for node in function.node:
+            for attr in node.attribute:
+                if attr.HasField("t") and uses_external_data(attr.t):
+                    found.append(attr.t)
+    return found
+
+
+def embed_external_data(spec: AdapterSpec) -> AdapterSpec:
+    """The spec with its payload made self-contained: the model's external data, read from
+    beside the model file, embedded. Unchanged for a model without external data."""
+    assert spec.payload is not None and spec.path is not None
+    if b"location" not in spec.payload.data:
+        return spec  # every external data entry names its "location": no need to parse a large model twice
+    try:
+        import onnx
+
+        model = onnx.load_from_string(spec.payload.data)
+    except Exception:
+        return spec  # onnxruntime will say what is wrong with the file
+    tensors = _external_tensors(model)
+    if not tensors:
+        return spec
+    from onnx.external_data_helper import ExternalDataInfo
+
+    path = Path(spec.path)
+    source = Source(spec.policy_file, spec.policy_key)
+    try:
+        infos = [ExternalDataInfo(t) for t in tensors]
+    except ValueError as exc:  # a negative offset or length
+        raise ModelLoadError(f"{path}: invalid external data entry: {_short(exc)}", source=source) from None
+    locations = sorted({info.location for info in infos})
+    if spec.sha256:
+        raise ModelLoadError(
+            f"{path} keeps its weights in external data files ({', '.join(locations)}), which model.sha256 does not "
+            "cover (it pins only the .onnx file): embed the weights with onnx.save_model(model, path, "
+            "save_as_external_data=False) and pin the new file, or drop model.sha256",
+            source=Source(spec.policy_file, "model.sha256"))
+    contents = {location: _read_external(path, location, source) for location in locations}
+    for tensor, info in zip(tensors, infos):
+        data = contents[info.location]
+        start = info.offset or 0
+        end = len(data) if info.length is None else start + info.length
+        if start > len(data) or end > len(data):
+            raise ModelLoadError(f"{path}: tensor '{tensor.name}' wants bytes {start:,} to {end:,} of external data "
+                                 f"file '{info.location}', which holds {len(data):,}", source=source)
+        tensor.raw_data = data[start:end]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
+    try:
+        embedded = model.SerializeToString()
+    except Exception as exc:  # protobuf cannot serialize a model over 2 GB
+        raise ModelLoadError(f"{path} with its external data cannot be held as one model: {_short(exc)}",
+                             source=source) from None
+    digests = tuple((location, sha256_bytes(contents[location])) for location in locations)
+    payload = ModelBytes(data=embedded, sha256=sha256_bytes(embedded), file_sha256=spec.payload.file_sha256,
+                         external_data=digests)
+    return replace(spec, payload=payload)
+
+
+def _read_external(model_path: Path, location: str, source: Source) -> bytes:
+    """One external data file, resolved against the model's directory, which it may not leave."""
+    directory = model_path.parent.resolve()
+    target = (directory / location).resolve()  # follows symlinks: a link out of the directory escapes too
+    if not location or Path(location).is_absolute() or not target.is_relative_to(directory):
+        raise ModelLoadError(
+            f"{model_path}: external data location '{location}' escapes the model's directory {directory}; "
+            "external data must sit in that directory or below it", source=source)
+    try:
+        return target.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{model_path}: cannot read external data file '{location}' (looked for {target}): "
+                             f"{exc.strerror or exc}", source=source) from None
+
+
 class OnnxAdapter(ModelAdapter):
     format = "onnx"
 
@@ -36,16 +147,20 @@ class OnnxAdapter(ModelAdapter):
         super().__init__()
         import onnxruntime as ort
 
+        assert spec.payload is not None, "load_adapter reads and checks the bytes first"
         self.spec = spec
         self.path = spec.path
+        self.sha256 = spec.payload.file_sha256
+        self.external_data = [{"location": location, "sha256": digest}
+                              for location, digest in spec.payload.external_data]
         path = Path(spec.path or "")
         source = Source(spec.policy_file, spec.policy_key)
-        self.sha256 = sha256_of(path)
-        if spec.sha256 and spec.sha256.lower() != self.sha256:
-            raise ModelLoadError(f"sha256 mismatch for {path}: the policy pins {spec.sha256.lower()}, "
-                                 f"the file has {self.sha256}", source=Source(spec.policy_file, "model.sha256"))
-        model_bytes = path.read_bytes()
+        model_bytes = spec.payload.data
         graph_info = self._inspect_graph(model_bytes)
+        if graph_info.get("external"):
+            # embed_external_data ran in the parent; onnxruntime would look in the current directory
+            raise ModelLoadError(f"{path} still refers to external data files; refusing to resolve them here",
+                                 source=source)
         if graph_info.get("patched") is not None:
             model_bytes = graph_info["patched"]
 
@@ -63,6 +178,12 @@ class OnnxAdapter(ModelAdapter):
         self._setup_outputs(graph_info, source)
         self.positive_class = spec.positive_class
 
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        if self.external_data:
+            described["external_data"] = self.external_data
+        return described
+
     # ------------------------------------------------------------------ graph
     @staticmethod
     def _inspect_graph(model_bytes: bytes) -> dict[str, Any]:
@@ -75,6 +196,7 @@ class OnnxAdapter(ModelAdapter):
             model = onnx.load_from_string(model_bytes)
         except Exception:
             return info  # onnxruntime will say what is wrong with the file
+        info["external"] = bool(_external_tensors(model))
         nodes = list(model.graph.node)
         info["op_types"] = [n.op_type for n in nodes]
         for node in nodes:

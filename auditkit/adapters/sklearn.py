@@ -4,18 +4,24 @@ Unpickling runs whatever code the file names, so a pickle or joblib file is open
 when its SHA-256 matches the policy's ``model.sha256`` pin, or when the user passes
 ``--trust-pickle``. skops files are loaded with skops' safe loader and an explicit list of
 trusted types: skops' defaults plus ``model.trusted_types``, never ``trusted=True``.
+
+Every format is loaded from the bytes that were hashed (``spec.payload``), never from the
+path. joblib's legacy format (joblib < 0.10) is refused: its ``NDArrayWrapper`` makes joblib
+``np.load`` a sibling file, with pickles allowed, that no pin covers.
 """
 from __future__ import annotations
 
+import inspect
+import io
 import pickle
-from pathlib import Path
+import warnings
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from auditkit.adapters.base import AdapterSpec, ModelAdapter, sha256_of
+from auditkit.adapters.base import AdapterSpec, ModelAdapter
 from auditkit.errors import ModelLoadError, Source
 
 UNTRUSTED_PICKLE_HELP = (
@@ -27,6 +33,65 @@ UNTRUSTED_PICKLE_HELP = (
     "(.skops) or export it to ONNX."
 )
 
+# joblib < 0.10 stored arrays in sibling files that these classes read back (np.load with
+# allow_pickle=True, or a zlib file): bytes outside the file that was hashed and pinned.
+LEGACY_JOBLIB_NAMES = frozenset({"NDArrayWrapper", "ZNDArrayWrapper", "ZipNumpyUnpickler", "load_compatibility",
+                                 "read_zfile"})
+
+
+class LegacyJoblibFormat(pickle.UnpicklingError):
+    """The stream uses joblib's legacy format, which loads files beside the model."""
+
+
+def refuse_legacy_joblib(module: str, name: str) -> None:
+    """Raise LegacyJoblibFormat for a reference to joblib's legacy loading machinery."""
+    # joblib.numpy_pickle re-exports the wrappers; old scikit-learn vendored joblib under sklearn.externals
+    if module.endswith("numpy_pickle_compat") or (name in LEGACY_JOBLIB_NAMES and "joblib" in module):
+        raise LegacyJoblibFormat(f"it references {module}.{name}")
+
+
+class _PickleUnpickler(pickle.Unpickler):
+    """pickle's own unpickler, refusing joblib's legacy wrappers (see refuse_legacy_joblib)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        refuse_legacy_joblib(module, name)
+        return super().find_class(module, name)
+
+
+def _joblib_load(data: bytes) -> Any:
+    """joblib.load of in-memory bytes, with joblib's own (de)compression and array handling,
+    through an unpickler that refuses the legacy format (find_class, and BUILD as a backstop)."""
+    from joblib import numpy_pickle, numpy_pickle_utils
+    from joblib.numpy_pickle_compat import NDArrayWrapper
+
+    class PinnedNumpyUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc, name-defined]
+        dispatch = numpy_pickle.NumpyUnpickler.dispatch.copy()
+
+        def find_class(self, module: str, name: str) -> Any:
+            refuse_legacy_joblib(module, name)
+            return super().find_class(module, name)
+
+        def load_build(self) -> None:
+            # an NDArrayWrapper reached by any other route is still never read
+            if len(self.stack) >= 2 and isinstance(self.stack[-2], NDArrayWrapper):
+                raise LegacyJoblibFormat(f"it builds joblib's {type(self.stack[-2]).__name__}")
+            numpy_pickle.NumpyUnpickler.load_build(self)
+
+        dispatch[pickle.BUILD[0]] = load_build
+
+    # joblib >= 1.5 names the helper that picks the decompressor differently and yields a pair
+    opener = getattr(numpy_pickle_utils, "_validate_fileobject_and_memmap", None) or numpy_pickle_utils._read_fileobject
+    extra = ({"ensure_native_byte_order": True}
+             if "ensure_native_byte_order" in inspect.signature(numpy_pickle.NumpyUnpickler).parameters else {})
+    with warnings.catch_warnings():
+        # joblib warns "regenerate this pickle file" for the legacy container; we refuse it instead
+        warnings.filterwarnings("ignore", message=".*joblib version less than 0.10", category=DeprecationWarning)
+        with opener(io.BytesIO(data), "", None) as opened:
+            stream = opened[0] if isinstance(opened, tuple) else opened
+            if isinstance(stream, str):  # joblib's answer for the "ZF" container of joblib < 0.10
+                raise LegacyJoblibFormat("a 'ZF' zlib container, written by joblib < 0.10")
+            return PinnedNumpyUnpickler("", stream, **extra).load()
+
 
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
@@ -36,22 +101,18 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 class SklearnAdapter(ModelAdapter):
     def __init__(self, spec: AdapterSpec):
         super().__init__()
+        assert spec.payload is not None, "load_adapter reads and checks the bytes first"
         self.spec = spec
         self.format = spec.format
         self.path = spec.path
-        path = Path(spec.path or "")
+        self.sha256 = spec.payload.file_sha256
         source = Source(spec.policy_file, spec.policy_key)
-        self.sha256 = sha256_of(path)
-        if spec.sha256 and spec.sha256.lower() != self.sha256:
-            raise ModelLoadError(
-                f"sha256 mismatch for {path}: the policy pins {spec.sha256.lower()}, the file has {self.sha256}. "
-                "The file changed since it was pinned: review it before updating the pin.",
-                source=Source(spec.policy_file, "model.sha256"))
-        self.estimator = self._load(path, source)
+        self.estimator = self._load(spec.payload.data, source)
         self._setup(source)
         self.positive_class = spec.positive_class
 
-    def _load(self, path: Path, source: Source) -> Any:
+    def _load(self, data: bytes, source: Source) -> Any:
+        path = self.path
         if self.format in ("pickle", "joblib"):
             if not (self.spec.sha256 or self.spec.trust_pickle):
                 raise ModelLoadError(
@@ -59,11 +120,14 @@ class SklearnAdapter(ModelAdapter):
                     source=source, hint=UNTRUSTED_PICKLE_HELP.format(digest=self.sha256))
             try:
                 if self.format == "joblib":
-                    import joblib
-
-                    return joblib.load(path)
-                with open(path, "rb") as handle:
-                    return pickle.load(handle)  # noqa: S301 - gated above by pin or explicit trust
+                    return _joblib_load(data)
+                return _PickleUnpickler(io.BytesIO(data)).load()  # noqa: S301 - gated above by pin or explicit trust
+            except LegacyJoblibFormat as exc:
+                raise ModelLoadError(
+                    f"refusing to load {path}: it is in joblib's legacy format ({exc}), which "
+                    "makes joblib read sibling files that the pin (model.sha256) does not cover; re-save the model "
+                    "with a current joblib (joblib.dump), or better with skops (.skops) or as ONNX",
+                    source=source) from None
             except Exception as exc:
                 raise ModelLoadError(f"cannot load {path} as {self.format}: {type(exc).__name__}: {_short(exc)}",
                                      source=source) from None
@@ -71,7 +135,7 @@ class SklearnAdapter(ModelAdapter):
         try:
             import skops.io as sio
 
-            untrusted = sio.get_untrusted_types(file=path)
+            untrusted = sio.get_untrusted_types(data=data)
         except Exception as exc:
             raise ModelLoadError(f"cannot read {path} as a skops file: {type(exc).__name__}: {_short(exc)}",
                                  source=source) from None
@@ -83,7 +147,7 @@ class SklearnAdapter(ModelAdapter):
                 source=Source(self.spec.policy_file, "model.trusted_types"),
                 hint="review them (they can run code when loaded), then list them under model.trusted_types")
         try:
-            return sio.load(path, trusted=[t for t in untrusted if t in allowed])
+            return sio.loads(data, trusted=[t for t in untrusted if t in allowed])
         except Exception as exc:
             raise ModelLoadError(f"cannot load {path} with skops: {type(exc).__name__}: {_short(exc)}",
                                  source=source) from None

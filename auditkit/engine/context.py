@@ -104,7 +104,8 @@ class AuditContext:
 
     @property
     def model(self) -> ModelAdapter:
-        """The model adapter, built once per process from its spec (cached across checks)."""
+        """The model adapter, built once per process (cached across checks) from the model bytes
+        the spec carries, re-hashed: the model file itself is never opened again."""
         adapter = _ADAPTERS.get(self.data.adapter_spec)
         if adapter is None:
             adapter = load_adapter(self.data.adapter_spec)

@@ -112,6 +112,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         positive_class=model_spec.positive_class, intra_op_threads=threads_per_worker,
         policy_file=policy_file)
     adapter = load_adapter(adapter_spec)
+    adapter_spec = adapter.spec  # carries the model bytes read and checked here: workers load only those
 
     roles = resolve_roles(policy.data, model_spec, list(frame.columns), data_path=str(loaded.data_path),
                           model_inputs=adapter.input_features, policy_file=policy_file)
@@ -181,7 +182,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         adapter.score_kind = score_kind  # type: ignore[misc]
     else:
         try:
-            scores = adapter.predict(frame[roles.features])
+            scores = adapter.predict_base(frame[roles.features])  # shape, finite, [0, 1]: exit 2 if not
         except AuditkitError:
             raise
         except Exception as exc:
