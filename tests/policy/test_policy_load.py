@@ -104,7 +104,7 @@ checks:
     thresholds:
       roc_auc: {severity: warn}
 """)
-    assert "policy.yaml:10:7 checks[0].thresholds.roc_auc: a threshold needs min, max or both" in message
+    assert "policy.yaml:10:7 checks[0].thresholds.roc_auc: a threshold needs min, max, max_decrease or max_increase" in message
 
 
 def test_threshold_with_min_above_max_is_refused(tmp_path):
