@@ -196,8 +196,9 @@ def rerun(results_file: ResultsFile, options: VerifyOptions,
         verification.settings = {"seed": run_options.seed, "workers": run_options.workers,
                                  "executor": run_options.executor, "only": run_options.only,
                                  "recorded_workers": (results_file.results.get("engine") or {}).get("workers")}
+        workers = run_options.workers
         stage(f"re-running {len(results_file.results['checks'])} checks (seed {run_options.seed}, "
-              f"{run_options.workers or 'default'} workers)")
+              f"{workers or 'default'} worker{'' if workers == 1 else 's'})")
         audit = run_audit(loaded, run_options)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
