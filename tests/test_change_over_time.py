@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from support import credit_policy, write_policy
 
 from auditkit.compare.diff import format_value
+from auditkit.results.io import validate_results
 
 CANDIDATE = "credit_gbm_candidate.onnx"
 
@@ -113,6 +114,7 @@ def test_the_relative_threshold_fails_while_the_absolute_one_passes(samples, can
     result = invoke("run", write_policy(directory, policy), "--workers", "1", "--format", "json,md,junit")
     assert result.exit_code == 1, result.stdout + result.stderr
     results = json.loads((directory / "out" / "results.json").read_text())
+    validate_results(results)
     (parity,) = [c for c in results["checks"] if c["id"] == "approval-parity"]
     findings = {f["metric"]: f for f in parity["findings"]}
     race = findings["selection_rate_ratio[race]"]

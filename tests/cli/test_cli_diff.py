@@ -118,3 +118,22 @@ def test_baseline_and_no_baseline_contradict(cli, samples, tmp_path):
     base, _ = pair(tmp_path, 0.8, 0.8)
     assert_refused(cli("run", policy, "--baseline", base, "--no-baseline"), out_dir,
                    "--baseline and --no-baseline contradict each other")
+
+
+def test_validate_checks_a_declared_baseline(cli, samples, tmp_path):
+    policy, out_dir = relative_policy(samples, tmp_path, "  baseline: missing.json\n")
+    assert_refused(cli("validate", policy), out_dir, "report.baseline", "baseline results file not found")
+
+
+def test_validate_accepts_relative_bounds_left_to_run_time(cli, samples, tmp_path):
+    """A CI job may give --baseline to `run` only: validate does not demand one."""
+    policy, _ = relative_policy(samples, tmp_path)
+    result = cli("validate", policy, "--policy-only")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_the_policy_schema_offers_the_relative_bounds(cli):
+    schema = json.loads(cli("schema").stdout)
+    threshold = schema["$defs"]["Threshold"]["properties"]
+    assert {"max_decrease", "max_increase"} <= set(threshold)
+    assert "baseline" in schema["$defs"]["ReportSpec"]["properties"]
