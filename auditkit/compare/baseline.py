@@ -110,4 +110,7 @@ def display_path(path: Path) -> str:
 def path_from(out_dir: Path, path: Path) -> str:
     """``path`` relative to the output directory, where results.json is written: a checkout
     moved as a whole (a CI workspace in another directory) still finds its inputs."""
-    return os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())
+    except ValueError:  # another drive (Windows): no relative path exists
+        return str(Path(path).resolve())
