@@ -218,6 +218,10 @@ def run(
     fail_on: str = typer.Option("fail", "--fail-on", help="fail (default) or warn: which status makes the exit code 1."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the policy's seed."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Unpickle a pickle/joblib model that has no sha256 pin."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="results.json of an earlier audit that "
+                                            "max_decrease/max_increase thresholds compare with (overrides report.baseline)."),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="No baseline on purpose (a first release): "
+                                     "relative thresholds are recorded as not assessed."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Run the audit a policy declares and write its reports.
@@ -245,7 +249,8 @@ def run(
         out.print(Text(f"auditkit {__version__} · {loaded.policy.name}", style="bold"))
         options = RunOptions(out=out_dir, formats=wanted or None, workers=workers, executor=executor,
                              only=_split(only), fail_on=fail_on, seed=seed, trust_pickle=trust_pickle,
-                             command=shlex.join(["auditkit", *sys.argv[1:]]) if sys.argv else "auditkit run")
+                             command=shlex.join(["auditkit", *sys.argv[1:]]) if sys.argv else "auditkit run",
+                             baseline=baseline, no_baseline=no_baseline)
         ids = [c.check_id for c in loaded.policy.checks if not options.only or c.check_id in options.only]
         types = {c.check_id: c.type for c in loaded.policy.checks}
         progress = Progress(ids, types, out)
@@ -418,6 +423,140 @@ def report(
         return _exit_after_writing(ExitCode.OK, outcomes)
 
     raise typer.Exit(_guard(_go))
+
+
+# ---------------------------------------------------------------------------- diff / verify
+
+
+@app.command(epilog="Example: auditkit diff reports/v2/results.json reports/v3/results.json --tolerance 0.02 "
+                    "--out reports/diff")
+def diff(
+    baseline: Path = typer.Argument(..., metavar="BASELINE.json", help="results.json of the baseline (production) audit."),
+    current: Path = typer.Argument(..., metavar="CURRENT.json", help="results.json of the current (candidate) audit."),
+    formats: Optional[list[str]] = typer.Option(None, "--format", help="Comma-separated: md,json,html. With --out, the "
+                                                "files to write (default all); without, the one format to print."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write diff.md, diff.json and diff.html here."),
+    tolerance: Optional[list[str]] = typer.Option(None, "--tolerance", help="How much worse a figure may get: X for "
+                                                  "every metric, METRIC=X or CHECK:METRIC=X for one (repeatable)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Count a worsening only when the "
+                                          "test of the difference is significant at this level."),
+) -> None:
+    """Compare two audits: per check and metric, the change, whether it regressed, and the inputs that differ.
+
+    Exit codes: 0 nothing regressed beyond the tolerances, 1 a regression, 2 invalid input.
+    """
+    from auditkit.compare.diff import DiffOptions, diff_results
+    from auditkit.compare.load import read_results
+    from auditkit.compare.tolerance import parse_tolerances
+
+    def _go() -> int:
+        wanted = _split(formats)
+        bad = [f for f in wanted if f not in ("md", "json", "html")]
+        if bad:
+            raise UserError(f"--format {','.join(bad)}: unknown; choose from md, json, html")
+        if out_dir is None and len(wanted) > 1:
+            raise UserError("--format without --out prints one format; give one, or --out DIR to write several")
+        options = DiffOptions(tolerances=parse_tolerances(tolerance or []), alpha=alpha)
+        result = diff_results(read_results(baseline, role="baseline"), read_results(current, role="current"), options)
+        if out_dir is None and wanted:
+            sys.stdout.write(_diff_document(result, wanted[0]))
+            return int(result["exit_code"])
+        _print_diff(result)
+        if out_dir is not None:
+            from auditkit.engine.run import ensure_writable
+            from auditkit.results.io import atomic_write_text
+
+            ensure_writable(out_dir, source=None)
+            for fmt in wanted or ["md", "json", "html"]:
+                path = out_dir / f"diff.{fmt}"
+                atomic_write_text(path, _diff_document(result, fmt))
+                out.print(Text(f"wrote {_shown(path)}", style="dim"))
+        return int(result["exit_code"])
+
+    raise typer.Exit(_guard(_go))
+
+
+def _diff_document(result: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        from auditkit.results.io import dumps
+        from auditkit.results.model import to_jsonable
+
+        return dumps(to_jsonable(result))
+    if fmt == "html":
+        from auditkit.render.diff_html import render_diff_html
+
+        return render_diff_html(result)
+    from auditkit.render.diff_md import render_diff_markdown
+
+    return render_diff_markdown(result)
+
+
+def _print_diff(result: dict[str, Any]) -> None:
+    from auditkit.render.diff_view import headline, input_lines
+
+    differ, _ = input_lines(result)
+    out.print(Text(f"baseline {result['baseline']['path']} → current {result['current']['path']}", style="dim"))
+    out.print(Text("inputs that differ: ", style="bold") + Text("; ".join(differ) if differ else "none"))
+    for note in result["notes"]:
+        out.print(Text("note: ", style="yellow") + Text(note))
+    for regression in result["regressions"]:
+        out.print(Text("  regression ", style="bold red") + Text(regression["text"]))
+    summary = result["summary"]
+    style = "bold red" if result["regressed"] else "green"
+    out.print(Text(headline(result), style=style) + Text(
+        f"  ({summary['metrics_compared']} figures compared, {summary['metrics_changed']} changed; "
+        f"{summary['checks_added']} checks added, {summary['checks_removed']} removed; exit code {result['exit_code']})"))
+
+
+@app.command(epilog="Example: auditkit verify reports/credit_scoring/results.json --workers 2")
+def verify(
+    results_file: Path = typer.Argument(..., metavar="RESULTS.json", help="A results.json from auditkit run."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes for the re-run "
+                                          "(default: as recorded; figures must not depend on it)."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="The audit's policy file, when it is not where the "
+                                          "results record it."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Unpickle a pickle/joblib model that has no sha256 pin."),
+    as_json: bool = typer.Option(False, "--json", help="Print the verification as JSON."),
+) -> None:
+    """Re-run the audit a results.json records, on the same inputs (SHA-256 checked first), and compare every figure.
+
+    Exit codes: 0 every figure identical, 1 a figure differs, 2 an input changed or is missing.
+    """
+    from auditkit.compare.verify import VerifyOptions, verify as verify_audit
+
+    def _go() -> int:
+        options = VerifyOptions(workers=workers, trust_pickle=trust_pickle, policy=policy)
+        stage = (lambda message: None) if as_json else (lambda message: out.print(Text(message, style="dim")))
+        outcome = verify_audit(results_file, options, on_stage=stage)
+        if as_json:
+            sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n")
+            return ExitCode.OK if outcome.identical else ExitCode.FAILED
+        _print_verification(outcome)
+        return ExitCode.OK if outcome.identical else ExitCode.FAILED
+
+    raise typer.Exit(_guard(_go))
+
+
+def _print_verification(outcome: Any) -> None:
+    if outcome.identical:
+        out.print(Text(f"{outcome.figures} of {outcome.figures} figures identical", style="bold green") +
+                  Text(f" (and every status and label: {outcome.values} values)"))
+        return
+    table = Table(title=f"{len(outcome.differences)} values differ", title_justify="left")
+    table.add_column("check", overflow="fold", max_width=24)
+    table.add_column("where", overflow="fold", max_width=40)
+    table.add_column("recorded", overflow="fold", max_width=24)
+    table.add_column("re-run", overflow="fold", max_width=24)
+    for difference in outcome.differences[:50]:
+        table.add_row(Text(difference.check), Text(difference.path), Text(repr(difference.recorded)),
+                      Text(repr(difference.rerun)))
+    out.print(table)
+    if len(outcome.differences) > 50:
+        out.print(Text(f"and {len(outcome.differences) - 50} more (--json lists them all)"))
+    for item in outcome.environment:
+        out.print(Text("note: ", style="yellow") + Text(f"{item['name']} {item['recorded']} at the audit, "
+                                                        f"{item['rerun']} now"))
+    out.print(Text(f"{outcome.figures_identical} of {outcome.figures} figures identical", style="bold red"))
 
 
 # ---------------------------------------------------------------------------- init / schema

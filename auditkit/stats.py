@@ -45,6 +45,15 @@ def percentile_interval(values: FloatArray, confidence: float = 0.95) -> tuple[f
     return float(low), float(high)
 
 
+def bootstrap_se(values: FloatArray) -> float | None:
+    """Standard deviation of the bootstrap draws (ddof 1) where the figure is defined: the
+    standard error that ``auditkit diff`` uses to test a change between two runs."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 2:
+        return None
+    return float(np.std(finite, ddof=1))
+
+
 def _div(num: FloatArray, den: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)

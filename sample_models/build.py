@@ -17,6 +17,11 @@ What is built (all written into this directory, each file atomically):
   ``credit_rf.joblib`` / ``credit_rf.skops`` and ``credit_rate_gbr.onnx``: models
   trained on ``credit_train.csv``; every ONNX export is checked against its sklearn
   original with onnxruntime before it is written.
+* ``credit_gbm_candidate.onnx``: a retrained "candidate" of the demo GBM, same pipeline
+  and hyper-parameters, fitted on training labels where a quarter of the repaid loans in
+  the bias regions were recorded as defaults: a larger disparity against Black applicants
+  (the planted regression that ``auditkit diff`` and relative thresholds must catch).
+  ``python sample_models/build.py --candidate-only`` adds it to an existing build.
 * ``hiring_decisions.csv``: a vendor's past decisions (no model) with an injected
   sex disparity, for auditkit's predictions-only mode.
 * ``manifest.json``, written LAST: sha256/size/description of each artefact plus the
@@ -131,6 +136,12 @@ REGION_BIAS = 1.00  # added to the logit for applicants living in BIAS_REGIONS
 RACE_LOG_INCOME_SHIFT = {
     "White": 0.0, "Black": -0.30, "Hispanic": -0.18, "Asian": 0.05, "Other": -0.05,
 }
+
+# The candidate model's training labels: this share of the repaid loans (defaulted == 0) of
+# applicants living in BIAS_REGIONS is recorded as a default, from its own seeded stream.
+# Only labels change (same rows, features, pipeline and random_state as credit_gbm), so the
+# candidate's larger racial disparity is the planted regression and nothing else moves much.
+CANDIDATE_FLIP_SHARE = 0.25
 
 # Hiring: women's vendor scores are shifted down by this many points.
 HIRING_N = 6_000
@@ -467,19 +478,41 @@ def float32_view(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def build_gbm(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame
-              ) -> tuple[Pipeline, bytes, float]:
+def build_gbm(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame,
+              name: str = "credit_gbm") -> tuple[Pipeline, bytes, float]:
     model = Pipeline([
         ("prep", preprocessor()),
         ("gbm", GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=0)),
     ])
     model.fit(X_train, y_train)
-    onx = to_onnx_bytes(model, "credit_gbm", per_column_initial_types())
+    onx = to_onnx_bytes(model, name, per_column_initial_types())
     label, proba = ort_session(onx).run(None, per_column_feed(X_test))
     sk_proba = model.predict_proba(float32_view(X_test))[:, 1]
-    diff = assert_close("credit_gbm.onnx", zipmap_to_array(proba), sk_proba)
-    assert_same_labels("credit_gbm.onnx", label, sk_proba)
+    diff = assert_close(f"{name}.onnx", zipmap_to_array(proba), sk_proba)
+    assert_same_labels(f"{name}.onnx", label, sk_proba)
     return model, onx, diff
+
+
+def candidate_labels(rng: np.random.Generator, train: pd.DataFrame) -> np.ndarray:
+    """The candidate's training labels: ``CANDIDATE_FLIP_SHARE`` of the repaid loans in
+    BIAS_REGIONS recorded as defaults (one uniform draw per training row, in file order)."""
+    y = train["defaulted"].to_numpy().copy()
+    in_bias_region = train["zip_region"].isin(BIAS_REGIONS).to_numpy()
+    flip = in_bias_region & (y == 0) & (rng.random(len(y)) < CANDIDATE_FLIP_SHARE)
+    y[flip] = 1
+    return y
+
+
+def build_candidate(rng: np.random.Generator, train: pd.DataFrame, X_train: pd.DataFrame,
+                    test: pd.DataFrame, X_test: pd.DataFrame) -> dict[str, Any]:
+    """Fit and write credit_gbm_candidate.onnx; return its ground truth."""
+    y = candidate_labels(rng, train)
+    model, onx, diff = build_gbm(X_train, y, X_test, name="credit_gbm_candidate")
+    write_bytes("credit_gbm_candidate.onnx", onx)
+    return (classifier_figures(test["defaulted"], test, model.predict_proba(X_test)[:, 1])
+            | {"onnx_max_abs_diff": diff, "onnx_io": onnx_io(onx),
+               "training_labels_flipped": int((y != train["defaulted"].to_numpy()).sum()),
+               "flip_share": CANDIDATE_FLIP_SHARE})
 
 
 def build_logreg(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame
@@ -630,6 +663,9 @@ DESCRIPTIONS = {
     "credit_rf.skops": "The same RandomForestClassifier pipeline (skops.io).",
     "credit_rate_gbr.onnx": "GradientBoostingRegressor pipeline predicting interest_rate, one "
                             "input per column, output tensor `variable`.",
+    "credit_gbm_candidate.onnx": "Retrained candidate of credit_gbm (same pipeline) on training labels "
+                                 "with 25% of repaid loans in the bias regions recorded as defaults: "
+                                 "a larger racial disparity (the planted regression).",
     "hiring_decisions.csv": "A vendor's past screening decisions (6,000 candidates) with an "
                             "injected sex disparity; predictions mode, no model.",
 }
@@ -719,13 +755,24 @@ def classifier_figures(y: pd.Series, test: pd.DataFrame, p1: np.ndarray) -> dict
             "fairness_threshold_0_5": fairness_summary(test, p1)}
 
 
-def main() -> int:
+def streams() -> list[np.random.Generator]:
+    """The build's independent random streams. ``spawn(5)`` gives the same first four
+    children as the original ``spawn(4)``, so adding the candidate's stream changed no file."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(5)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--candidate-only"]:
+        return add_candidate()
+    if argv:
+        print(f"usage: build.py [--candidate-only]; got {' '.join(argv)}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     # Remove the stamp first: if this build fails half-way, make must not think the
     # (partly rewritten) artefacts are complete.
     (OUT_DIR / MANIFEST).unlink(missing_ok=True)
-    rng_pop, rng_split, rng_faults, rng_hiring = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(4))
+    rng_pop, rng_split, rng_faults, rng_hiring, rng_candidate = streams()
 
     # 1. Data. Models are then trained and measured on the files as written, i.e. on
     #    exactly what auditkit will read (CSV round trip, pandas 3 string dtypes).
@@ -749,6 +796,7 @@ def main() -> int:
     write_with("credit_rf.joblib", lambda p: joblib.dump(rf, p))
     write_bytes("credit_rf.skops", rf_skops)
     write_bytes("credit_rate_gbr.onnx", gbr_onnx)
+    candidate = build_candidate(rng_candidate, train, X_train, test, X_test)
 
     # 3. Hiring decisions.
     write_csv("hiring_decisions.csv", generate_hiring(rng_hiring, HIRING_N))
@@ -772,12 +820,33 @@ def main() -> int:
                 "onnx_max_abs_diff": gbr_diff,
                 "onnx_io": onnx_io(gbr_onnx),
             },
+            "credit_gbm_candidate": candidate,
         },
         "hiring": measure_hiring(pd.read_csv(OUT_DIR / "hiring_decisions.csv")),
     }
 
     write_manifest(ground_truth)  # last: it is the Makefile's "built" stamp
     print_summary(ground_truth, time.perf_counter() - t0)
+    return 0
+
+
+def add_candidate() -> int:
+    """Build only credit_gbm_candidate.onnx into an existing build (from the CSVs on disk)
+    and add it to the manifest: the other artefacts are left as they are."""
+    if not (OUT_DIR / MANIFEST).exists():
+        print("build.py --candidate-only needs a complete build first (no manifest.json)", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    manifest = json.loads((OUT_DIR / MANIFEST).read_text(encoding="utf-8"))
+    train = pd.read_csv(OUT_DIR / "credit_train.csv")
+    test = pd.read_csv(OUT_DIR / "credit_test.csv")
+    candidate = build_candidate(streams()[4], train, model_frame(train), test, model_frame(test))
+    ground_truth = manifest.pop("ground_truth")
+    ground_truth["models"]["credit_gbm_candidate"] = candidate
+    write_manifest(ground_truth)
+    fair = candidate["fairness_threshold_0_5"]
+    print(f"credit_gbm_candidate.onnx built in {time.perf_counter() - t0:.1f}s: ROC AUC "
+          f"{candidate['test_roc_auc']:.4f}, Black/White approval ratio {fair['black_white_approval_ratio']:.4f}")
     return 0
 
 
@@ -806,7 +875,9 @@ def print_summary(gt: dict[str, Any], seconds: float) -> None:
         f"logreg {m['credit_logreg']['test_roc_auc']:.4f}, rf {m['credit_rf']['test_roc_auc']:.4f}; "
         f"rate gbr R^2 {m['credit_rate_gbr']['test_r2']:.4f}",
         f"  GBM approval (p<0.5) by race: {fair['approval_rate_by_race']}",
-        f"  GBM Black/White approval ratio: {fair['black_white_approval_ratio']:.4f}",
+        f"  GBM Black/White approval ratio: {fair['black_white_approval_ratio']:.4f}; candidate "
+        f"{m['credit_gbm_candidate']['fairness_threshold_0_5']['black_white_approval_ratio']:.4f} "
+        f"(ROC AUC {m['credit_gbm_candidate']['test_roc_auc']:.4f})",
         f"  hiring advanced by sex: {hr['advanced_rate_by_sex']}, F/M ratio "
         f"{hr['advanced_ratio_female_to_male']:.4f}",
         f"  hiring advanced by race: {hr['advanced_rate_by_race']}",

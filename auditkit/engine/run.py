@@ -20,6 +20,7 @@ from auditkit.engine.worker import CheckTask, TaskOutcome
 from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserError, did_you_mean
 from auditkit.policy.load import LoadedPolicy
 from auditkit.adapters.predictions import NO_MODEL_REASON
+from auditkit.compare.baseline import Baseline, path_from, resolve_baseline
 from auditkit.results.model import CheckOutput, CheckResult, new_run_id, to_jsonable, worst_status
 from auditkit.thresholds import check_status, evaluate, exit_code
 
@@ -42,6 +43,8 @@ class RunOptions:
     seed: int | None = None
     trust_pickle: bool = False
     command: str = ""
+    baseline: Path | None = None  # --baseline: overrides report.baseline
+    no_baseline: bool = False  # --no-baseline: relative bounds are not assessed
 
 
 @dataclass
@@ -119,7 +122,8 @@ def validate_against_data(loaded: LoadedPolicy, tasks: list[CheckTask], prepared
                               hint=exc.hint) from None
 
 
-def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared: Prepared) -> CheckResult:
+def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared: Prepared,
+          baseline: Baseline | None = None) -> CheckResult:
     """Turn a check's output into a result with findings and a status."""
     spec = next(c for c in loaded.policy.checks if c.check_id == task.check_id)
     check_type = get_registry().get(task.type)
@@ -138,7 +142,8 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
         if output.skipped not in result.notes:
             result.notes.insert(0, output.skipped)
         return result
-    result.findings = evaluate(output.metrics, spec.thresholds)
+    result.findings = evaluate(output.metrics, spec.thresholds,
+                               baseline.lookup(task.check_id, task.type) if baseline is not None else None)
     result.status = check_status(result.findings)
     if result.status == "error":  # the check ran, but a figure a threshold needs is missing: say which
         result.error = "; ".join(f.message for f in result.findings if f.status == "error")
@@ -196,6 +201,7 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     # blame what chose the folder: --out, else the policy's key
     out_source = Source(None, "--out") if options.out is not None else loaded.source("report.output_dir")
     check_writable(out_dir, source=out_source)
+    baseline = resolve_baseline(loaded, options.baseline, no_baseline=options.no_baseline)
     seed = loaded.policy.seed if options.seed is None else options.seed
     tasks = plan(loaded, seed=seed, only=options.only)
 
@@ -229,7 +235,7 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     outcomes = [by_id[t.check_id] for t in tasks]
     checks_wall = time.perf_counter() - checks_started
 
-    results_list = [judge(loaded, task, outcome, prepared) for task, outcome in zip(tasks, outcomes)]
+    results_list = [judge(loaded, task, outcome, prepared, baseline) for task, outcome in zip(tasks, outcomes)]
     statuses = [r.status for r in results_list]
     code = exit_code(statuses, fail_on=options.fail_on)
     finished_at = datetime.now(timezone.utc)
@@ -260,7 +266,8 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         "engine": {"executor": options.executor, "workers": workers, "threads_per_worker": threads, "cores": cores,
                    "prepare_s": round(prepared_s, 3), "checks_wall_s": round(checks_wall, 3),
                    "checks_time_s": round(checks_time, 3)},
-        "inputs": to_jsonable(prepared.inputs),
+        "inputs": to_jsonable({**prepared.inputs, "policy_path_from_output": path_from(out_dir, loaded.path),
+                               "baseline": baseline.record(out_dir) if baseline is not None else None}),
         "checks": checks_json,
     }
     return AuditRun(results=results, exit_code=code, out_dir=out_dir, prepared=prepared)
@@ -278,6 +285,7 @@ def check_inputs(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle:
     tasks = plan(loaded, seed=run_seed, only=only or [])
     out_source = Source(None, "--out") if out is not None else loaded.source("report.output_dir")
     check_writable(loaded.output_dir(out), source=out_source)
+    resolve_baseline(loaded, required=False)  # a declared report.baseline must be a readable results.json
     prepared = prepare(loaded, seed=run_seed, trust_pickle=trust_pickle)
     validate_against_data(loaded, tasks, prepared)
     return prepared

@@ -70,18 +70,29 @@ class DataSpec(StrictModel):
 
 
 class Threshold(StrictModel):
-    """``{min: x}``, ``{max: x}`` or both."""
+    """``{min: x}``, ``{max: x}`` or both; and/or bounds relative to a baseline run."""
 
     min: Optional[float] = None
     max: Optional[float] = None
+    max_decrease: Optional[float] = Field(
+        None, ge=0, description="Fail when the figure fell by more than this since the baseline run "
+                                "(report.baseline or --baseline): baseline - current > max_decrease.")
+    max_increase: Optional[float] = Field(
+        None, ge=0, description="Fail when the figure rose by more than this since the baseline run: "
+                                "current - baseline > max_increase.")
     severity: Literal["fail", "warn"] = "fail"
     on: Literal["value", "lower", "upper"] = Field(
         "value", description="Compare the figure itself, or the lower/upper end of its confidence interval.")
 
+    @property
+    def relative(self) -> bool:
+        """Whether the threshold has a bound relative to a baseline."""
+        return self.max_decrease is not None or self.max_increase is not None
+
     @model_validator(mode="after")
     def _has_a_bound(self) -> "Threshold":
-        if self.min is None and self.max is None:
-            raise ValueError("a threshold needs min, max or both")
+        if self.min is None and self.max is None and not self.relative:
+            raise ValueError("a threshold needs min, max, max_decrease or max_increase")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
@@ -108,6 +119,9 @@ class ReportSpec(StrictModel):
     organization: Optional[str] = None
     formats: list[ReportFormat] = Field(default_factory=lambda: list(ALL_FORMATS))
     output_dir: Optional[str] = Field(None, description="Relative to the policy file. Default: reports/<policy file name>.")
+    baseline: Optional[str] = Field(
+        None, description="A results.json of an earlier audit (relative to the policy file) that the "
+                          "thresholds' max_decrease / max_increase compare with; --baseline overrides it.")
 
 
 class Policy(StrictModel):

@@ -122,12 +122,18 @@ def format_ci(ci: Any) -> str:
 
 
 def format_threshold(finding: dict[str, Any]) -> str:
-    """``≥ 0.75``, ``≤ 0.1`` or both, from a finding or a threshold."""
+    """``≥ 0.75``, ``≤ 0.1`` or both, from a finding or a threshold; a bound relative to a
+    baseline run as ``fall ≤ 0.02 from 0.81`` (the baseline's figure, when there was one)."""
     parts = []
     if finding.get("min") is not None:
         parts.append(f"≥ {format_number(finding['min'])}")
     if finding.get("max") is not None:
         parts.append(f"≤ {format_number(finding['max'])}")
+    base = finding.get("baseline")
+    since = f" from {format_number(base)}" if base is not None else " from the baseline"
+    for key, word in (("max_decrease", "fall"), ("max_increase", "rise")):
+        if finding.get(key) is not None:
+            parts.append(f"{word} ≤ {format_number(finding[key])}{since}")
     return " and ".join(parts) if parts else DASH
 
 
@@ -423,6 +429,10 @@ def inputs_view(results: dict[str, Any]) -> list[dict[str, Any]]:
         policy.append(_field("path", "File", inputs["policy_path"]))
     policy.append(_field("policy_sha256", "SHA-256", inputs.get("policy_sha256")))
     policy.append(_field("name", "Name", results.get("policy_name")))
+    baseline = inputs.get("baseline")
+    if isinstance(baseline, dict):  # the run that max_decrease / max_increase compared with
+        policy.append(_field("path", "Baseline run", baseline.get("path")))
+        policy.append(_field("baseline_sha256", "Baseline SHA-256", baseline.get("sha256")))
     run = [
         _field("seed", "Seed", results.get("seed")),
         {"label": "Started", "value": format_datetime(results.get("started_at")), "mono": False},

@@ -29,13 +29,14 @@ class Metric:
     method: str | None = None  # how the interval was made
     note: str | None = None  # why value is null, or what it is about
     level: float | None = None  # the interval's confidence level (0.95 when a ci is given and this is None)
+    se: float | None = None  # standard deviation of the bootstrap draws behind ci (for tests of a change)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value}
         if self.ci is not None:
             out["ci"] = [self.ci[0], self.ci[1]]
             out["level"] = self.level if self.level is not None else 0.95
-        for key in ("n", "method", "note"):
+        for key in ("n", "method", "note", "se"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -81,6 +82,15 @@ class Finding:
     on: Literal["value", "lower", "upper"] = "value"
     message: str = ""
     reading: str | None = None  # a plain-language sentence for a failing or warning figure
+    # A threshold relative to a baseline run (max_decrease / max_increase): the bounds, the
+    # baseline's figure, the change, and each verdict apart; None (not written) otherwise.
+    max_decrease: float | None = None
+    max_increase: float | None = None
+    baseline: float | None = None
+    change: float | None = None
+    absolute_status: Status | None = None  # the min/max verdict, when the threshold has both kinds
+    relative_status: Status | None = None  # "skipped" when there is no baseline figure to compare
+    relative_note: str | None = None  # why the relative bound was not assessed
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if v is not None}

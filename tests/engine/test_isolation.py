@@ -70,6 +70,7 @@ def test_results_are_identical_with_one_and_four_workers(samples, tmp_path, cli)
                    if k not in ("run_id", "started_at", "finished_at", "duration_s", "engine", "command")}
         results["inputs"] = {k: v for k, v in results["inputs"].items() if k != "policy_sha256"}
         results["inputs"]["policy_path"] = None
+        results["inputs"]["policy_path_from_output"] = None  # two policy files, two output folders
         results["checks"] = [{k: v for k, v in c.items() if k != "duration_s"} for c in results["checks"]]
         return results
 

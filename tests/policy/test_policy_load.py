@@ -104,7 +104,7 @@ checks:
     thresholds:
       roc_auc: {severity: warn}
 """)
-    assert "policy.yaml:10:7 checks[0].thresholds.roc_auc: a threshold needs min, max or both" in message
+    assert "policy.yaml:10:7 checks[0].thresholds.roc_auc: a threshold needs min, max, max_decrease or max_increase" in message
 
 
 def test_threshold_with_min_above_max_is_refused(tmp_path):
@@ -228,7 +228,8 @@ def test_validate_accepts_the_shipped_policies(cli, policy):
 
 
 def test_the_three_shipped_policies_are_found():
-    assert [p.name for p in POLICIES] == ["ci_gate.yaml", "credit_scoring.yaml", "hiring_decisions.yaml"]
+    assert [p.name for p in POLICIES] == ["ci_gate.yaml", "credit_candidate.yaml", "credit_scoring.yaml",
+                                          "hiring_decisions.yaml"]
 
 
 def test_validate_refuses_a_bad_policy_with_exit_code_2(cli, samples, tmp_path):

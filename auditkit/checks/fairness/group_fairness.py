@@ -13,7 +13,7 @@ from auditkit.engine.context import AuditContext
 from auditkit.engine.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
-from auditkit.stats import percentile_interval
+from auditkit.stats import bootstrap_se, percentile_interval
 
 AGGREGATES = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
               "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio",
@@ -240,7 +240,9 @@ def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping
                                               "(a group with no rows in the denominator has no rate)")
         return
     ci = percentile_interval(draws, params.confidence) if draws is not None else None
-    metrics[key] = Metric(value, ci=ci, n=n, method=method if ci else None, level=params.confidence if ci else None)
+    se = bootstrap_se(draws) if ci is not None and draws is not None else None
+    metrics[key] = Metric(value, ci=ci, n=n, method=method if ci else None, level=params.confidence if ci else None,
+                          se=se)
     masked = np.where(included & np.isfinite(per_group), per_group, np.nan)
     if reference is None and np.isfinite(masked).sum() >= 2:
         low, high = grouping.labels[int(np.nanargmin(masked))], grouping.labels[int(np.nanargmax(masked))]

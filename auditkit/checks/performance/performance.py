@@ -11,7 +11,8 @@ from auditkit.engine.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.policy.models import Policy
 from auditkit.results.model import CheckOutput, Metric, Plot
-from auditkit.stats import BinaryMetrics, MulticlassMetrics, RegressionMetrics, bootstrap, percentile_interval
+from auditkit.stats import (BinaryMetrics, MulticlassMetrics, RegressionMetrics, bootstrap, bootstrap_se,
+                            percentile_interval)
 
 BINARY = ("roc_auc", "average_precision", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
           "log_loss", "brier_score")
@@ -124,10 +125,12 @@ def performance(ctx: AuditContext, params: PerformanceParams) -> CheckOutput:
         if not np.isfinite(value):
             metrics[name] = Metric(None, n=n, note="undefined on this data (an empty denominator: e.g. one class only)")
             continue
-        ci = None
+        ci = se = None
         if draws is not None:
             ci = percentile_interval(draws[:, computable.index(name)], params.confidence)
-        metrics[name] = Metric(value, ci=ci, n=n, method=method if ci else None, level=params.confidence if ci else None)
+            se = bootstrap_se(draws[:, computable.index(name)]) if ci else None
+        metrics[name] = Metric(value, ci=ci, n=n, method=method if ci else None, level=params.confidence if ci else None,
+                               se=se)
     if params.bootstrap:
         notes.append(f"intervals: {method}, on {n:,} labelled rows (seeded)")
     plots.insert(0, Plot("bar", f"Performance with {params.confidence:.0%} bootstrap intervals", {
