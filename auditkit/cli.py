@@ -230,7 +230,8 @@ def run(
         out.print(Text(f"auditkit {__version__} · {loaded.policy.name}", style="bold"))
         options = RunOptions(out=out_dir, formats=wanted or None, workers=workers, executor=executor,
                              only=_split(only), fail_on=fail_on, seed=seed, trust_pickle=trust_pickle,
-                             command=shlex.join(["auditkit", *sys.argv[1:]]) if sys.argv else "auditkit run")
+                             command=shlex.join(["auditkit", *sys.argv[1:]]) if sys.argv else "auditkit run",
+                             debug=_state["debug"])
         ids = [c.check_id for c in loaded.policy.checks if not options.only or c.check_id in options.only]
         types = {c.check_id: c.type for c in loaded.policy.checks}
         progress = Progress(ids, types, out)
@@ -252,7 +253,10 @@ def run(
             err.print("interrupted: the results of the checks that finished are in results.json")
         return audit.exit_code
 
-    code = _guard(_go)
+    from auditkit.engine.interrupt import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # SIGTERM as Ctrl-C: finished checks kept, workers and temporary files gone
+        code = _guard(_go)
     raise typer.Exit(code)
 
 
