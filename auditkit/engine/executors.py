@@ -13,6 +13,7 @@ import os
 import queue as queue_module
 import signal
 import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -79,9 +80,9 @@ class InlineExecutor(Executor):
                 outcome = execute(task, data)
             except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what finished, like LocalExecutor
                 self.interrupted = True
+                message = f"interrupted ({interruption(exc)}) before the check finished"
                 for rest in tasks[len(outcomes):]:
-                    outcome = TaskOutcome(rest.check_id, None, f"interrupted ({interruption(exc)}) before the check "
-                                          "finished", time.time() - began if rest is task else 0.0)
+                    outcome = TaskOutcome(rest.check_id, None, message, time.time() - began if rest is task else 0.0)
                     on_event(Event("finished", rest.check_id, time.time(), outcome))
                     outcomes.append(outcome)
                 return outcomes
@@ -118,6 +119,7 @@ class LocalExecutor(Executor):
         self._worker_log = str(workdir / WORKER_LOG_NAME) if workdir is not None and not worker_output else None
         env = {key: str(self.threads_per_worker) for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         if workdir is not None:
+            tempfile.gettempdir()  # this process keeps its own: pinned before TMPDIR changes for the workers
             env["TMPDIR"] = str(workdir)
         if self._worker_log is not None:
             env[WORKER_STDERR_ENV] = f"{os.getpid()}:{self._worker_log}"

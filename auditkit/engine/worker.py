@@ -28,6 +28,9 @@ from auditkit.results.model import CheckOutput
 
 _EVENTS: Any = None
 _THREADS = 1
+# A worker that finds its parent gone exits with this code (no one is left to read it).
+PARENT_GONE_EXIT_CODE = 87
+PARENT_POLL_S = 0.5  # where the parent's pipe cannot be watched, how often its pid is checked
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,6 @@ def init_worker(threads: int, events: Any, plugin_modules: tuple[str, ...] = (),
         threadpool_limits(threads)
     except Exception:  # threadpoolctl is best effort: a missing BLAS info must not kill the worker
         pass
-
-
-# A worker that finds its parent gone exits with this code (no one is left to read it).
-PARENT_GONE_EXIT_CODE = 87
-PARENT_POLL_S = 0.5
 
 
 def watch_parent(main_pid: int) -> threading.Thread:
