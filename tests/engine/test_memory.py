@@ -127,3 +127,34 @@ def test_a_check_that_writes_into_its_frame_works_in_a_worker_as_inline(samples,
     assert {k: v["value"] for k, v in pooled["metrics"].items()} == {"written": -12345.0, "derived": -1.0,
                                                                     "original": 0.0}
     assert pooled["metrics"] == inline["metrics"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    pytest.param("10", "checks[0].memory_mb: input should be greater than or equal to 64, got 10", id="below-64"),
+    pytest.param("1.5", "checks[0].memory_mb: input should be a valid integer", id="fraction"),
+    pytest.param(".nan", "checks[0].memory_mb: input should be a finite number", id="nan"),
+])
+def test_memory_mb_below_the_minimum_or_not_an_integer_is_refused_with_its_line(cli, samples, tmp_path, value,
+                                                                                expected):
+    out_dir = tmp_path / "out"
+    policy = write_policy(tmp_path, textwrap.dedent(f"""\
+        version: 1
+        name: test audit
+        model:
+          path: {samples / "credit_gbm.onnx"}
+        data:
+          path: {samples / "credit_test.csv"}
+          target: defaulted
+        checks:
+          - id: perf
+            type: performance
+            memory_mb: {value}
+        report:
+          formats: [json]
+          output_dir: {out_dir}
+        """))
+    result = cli("run", policy)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: {policy}:11:5 {expected}"), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not out_dir.exists()
