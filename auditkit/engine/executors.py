@@ -181,7 +181,7 @@ class LocalExecutor(Executor):
         if self._starter is not None:
             self._starter.join()
             self._starter = None
-        pool, self._pool = self._pool, None
+        pool = self._pool
         if pool is not None:
             if self.interrupted:
                 pool.stop()
@@ -194,6 +194,7 @@ class LocalExecutor(Executor):
             if pool.active:
                 pool.stop()
                 pool.join(timeout=5)
+            self._pool = None  # only now: a close() cut short by a signal is finished by the next call
         if self._events is not None:
             self._events.close()
             self._events = None
