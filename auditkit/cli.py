@@ -250,7 +250,7 @@ def run(
         options = RunOptions(out=out_dir, formats=wanted or None, workers=workers, executor=executor,
                              only=_split(only), fail_on=fail_on, seed=seed, trust_pickle=trust_pickle,
                              command=shlex.join(["auditkit", *sys.argv[1:]]) if sys.argv else "auditkit run",
-                             baseline=baseline, no_baseline=no_baseline)
+                             baseline=baseline, no_baseline=no_baseline, debug=_state["debug"])
         ids = [c.check_id for c in loaded.policy.checks if not options.only or c.check_id in options.only]
         types = {c.check_id: c.type for c in loaded.policy.checks}
         progress = Progress(ids, types, out)
@@ -261,7 +261,13 @@ def run(
         from auditkit.render import write_reports
 
         report_formats = list(dict.fromkeys(["json", *(options.formats or loaded.policy.report.formats)]))
-        outcomes = write_reports(audit.results, audit.out_dir, report_formats)
+        try:
+            outcomes = write_reports(audit.results, audit.out_dir, report_formats)
+        except KeyboardInterrupt:
+            # write_reports finishes a commit it started, so the folder holds one run's whole set
+            err.print(f"interrupted while writing the reports: {_shown(audit.out_dir)}/ holds one run's complete "
+                      "set (its run id is in results.json)")
+            raise typer.Exit(ExitCode.INCOMPLETE) from None
         for note in (audit.results.get("inputs") or {}).get("data", {}).get("notes") or []:
             out.print(Text("note: ", style="yellow") + Text(note))
         code = _exit_after_writing(audit.exit_code, outcomes)
@@ -270,10 +276,15 @@ def run(
         written = [o.path.name for o in outcomes.values() if o.path is not None]
         out.print(Text(f"reports: {_shown(audit.out_dir)}/ ({', '.join(written) or 'none written'})", style="dim"))
         if audit.results.get("interrupted"):
-            err.print("interrupted: the results of the checks that finished are in results.json")
+            where = "are in results.json" if outcomes.get("json") is not None and outcomes["json"].ok else \
+                "could not be written (see above)"
+            err.print(f"interrupted: the results of the checks that finished {where}")
         return code
 
-    code = _guard(_go)
+    from auditkit.engine.interrupt import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # SIGTERM as Ctrl-C: finished checks kept, workers and temporary files gone
+        code = _guard(_go)
     raise typer.Exit(code)
 
 

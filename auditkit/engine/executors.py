@@ -8,10 +8,12 @@ A distributed backend implements the same interface.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 import queue as queue_module
 import signal
 import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -20,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from auditkit.engine.bundle import write_bundle
 from auditkit.engine.context import AuditData
+from auditkit.engine.interrupt import interruption
+from auditkit.engine.limits import MEMORY_EXIT_CODE, memory_message
 from auditkit.engine.registry import get_registry
-from auditkit.engine.worker import (CheckTask, TaskOutcome, execute, init_worker, run_in_worker, warm_up,
-                                   write_bundle)
+from auditkit.engine.worker import CheckTask, TaskOutcome, execute, init_worker, run_in_worker, warm_up
+from auditkit.engine.worker_stderr import ENV_VAR as WORKER_STDERR_ENV
 
 EventKind = Literal["queued", "started", "finished"]
 
@@ -67,26 +72,62 @@ class InlineExecutor(Executor):
     """Runs checks one after another in this process: for debugging (no isolation, no timeout)."""
 
     def run(self, tasks: list[CheckTask], data: AuditData, workdir: Path, on_event: OnEvent) -> list[TaskOutcome]:
-        outcomes = []
+        outcomes: list[TaskOutcome] = []
         for task in tasks:
             on_event(Event("started", task.check_id, time.time()))
-            outcome = execute(task, data)
+            began = time.time()
+            try:
+                outcome = execute(task, data)
+            except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what finished, like LocalExecutor
+                self.interrupted = True
+                message = f"interrupted ({interruption(exc)}) before the check finished"
+                for rest in tasks[len(outcomes):]:
+                    outcome = TaskOutcome(rest.check_id, None, message, time.time() - began if rest is task else 0.0)
+                    on_event(Event("finished", rest.check_id, time.time(), outcome))
+                    outcomes.append(outcome)
+                return outcomes
             on_event(Event("finished", task.check_id, time.time(), outcome))
             outcomes.append(outcome)
         return outcomes
 
 
+WORKER_LOG_NAME = "workers.log"
+# An AF_UNIX socket path holds at most 107 bytes and multiprocessing names the forkserver's
+# "<tempdir>/listener-xxxxxxxx": a longer run directory keeps multiprocessing's own pymp-* one.
+_MAX_SOCKET_DIR = 107 - len("/listener-xxxxxxxx")
+
+
 class LocalExecutor(Executor):
-    def __init__(self, workers: int, threads_per_worker: int = 1):
+    """A pebble process pool whose every temporary file lives in ``workdir`` (the run's directory).
+
+    While it runs, the forkserver this executor starts and its workers use ``workdir`` as their
+    temporary directory (multiprocessing's socket, anything a check writes with ``tempfile``),
+    write their stderr to ``workdir/workers.log`` unless ``worker_output`` is True, and exit
+    when this process dies. :meth:`close` stops the workers and that forkserver, so nothing of
+    the run is left running or on disk once ``workdir`` is removed.
+    """
+
+    def __init__(self, workers: int, threads_per_worker: int = 1, *, workdir: Path | None = None,
+                 worker_output: bool = False):
         self.workers = max(1, workers)
         self.threads_per_worker = max(1, threads_per_worker)
+        self.workdir = workdir
         self._pool: Any = None
         self._events: Any = None
         self._starter: Any = None
         self._start_error: BaseException | None = None
-        self._saved_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        for key in self._saved_env:  # inherited by the forkserver and so by every worker
-            os.environ[key] = str(self.threads_per_worker)
+        self._worker_log = str(workdir / WORKER_LOG_NAME) if workdir is not None and not worker_output else None
+        env = {key: str(self.threads_per_worker) for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        if workdir is not None:
+            tempfile.gettempdir()  # this process keeps its own: pinned before TMPDIR changes for the workers
+            env["TMPDIR"] = str(workdir)
+        if self._worker_log is not None:
+            env[WORKER_STDERR_ENV] = f"{os.getpid()}:{self._worker_log}"
+        # inherited by the forkserver (started next, in start()) and so by every worker
+        self._saved_env = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        self._saved_mp_tempdir = _place_multiprocessing_tempdir(workdir)
+        self._forkserver_before = _forkserver_pid()
 
     def _context(self) -> multiprocessing.context.BaseContext:
         # forkserver: workers fork from a clean server process, not from this one (which may hold
@@ -94,8 +135,9 @@ class LocalExecutor(Executor):
         if sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("forkserver")
             # imported once by the server, then shared by every forked worker; scikit-learn and
-            # scipy are left to the checks that need them (their import would delay every run)
-            ctx.set_forkserver_preload(["auditkit.engine.worker", "onnxruntime"])
+            # scipy are left to the checks that need them (their import would delay every run).
+            # worker_stderr first: it redirects the server's stderr, which every worker inherits.
+            ctx.set_forkserver_preload(["auditkit.engine.worker_stderr", "auditkit.engine.worker", "onnxruntime"])
             return ctx
         return multiprocessing.get_context("spawn")
 
@@ -118,7 +160,8 @@ class LocalExecutor(Executor):
             events = ctx.SimpleQueue() if hasattr(ctx, "SimpleQueue") else None
             size = min(self.workers, max(1, n_tasks))
             pool = ProcessPool(max_workers=size, context=ctx, initializer=init_worker,
-                               initargs=(self.threads_per_worker, events, tuple(get_registry().plugin_modules)))
+                               initargs=(self.threads_per_worker, events, tuple(get_registry().plugin_modules),
+                                         os.getpid(), self._worker_log))
             for _ in range(size):
                 pool.schedule(warm_up)
             self._pool, self._events = pool, events
@@ -138,22 +181,33 @@ class LocalExecutor(Executor):
         if self._starter is not None:
             self._starter.join()
             self._starter = None
-        pool, self._pool = self._pool, None
+        pool = self._pool
         if pool is not None:
             if self.interrupted:
                 pool.stop()
             else:
                 pool.close()
-            pool.join(timeout=10)
+            try:
+                pool.join(timeout=10)
+            except FutureTimeout:  # a task still running past the wait: stopped below
+                pass
             if pool.active:
                 pool.stop()
                 pool.join(timeout=5)
+            self._pool = None  # only now: a close() cut short by a signal is finished by the next call
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+        _stop_forkserver(self._forkserver_before)
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         self._saved_env = {}
+        if self._saved_mp_tempdir is not None:
+            _restore_multiprocessing_tempdir(self._saved_mp_tempdir)
+            self._saved_mp_tempdir = None
 
     def run(self, tasks: list[CheckTask], data: AuditData, workdir: Path, on_event: OnEvent) -> list[TaskOutcome]:
         from pebble import ProcessExpired
@@ -178,13 +232,14 @@ class LocalExecutor(Executor):
                     outcome = self._outcome(future, task, started_at, ProcessExpired)
                     outcomes[task.check_id] = outcome
                     on_event(Event("finished", task.check_id, time.time(), outcome))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
             self.interrupted = True
             pool.stop()
             for future, task in futures.items():
                 if task.check_id not in outcomes:
                     began = started_at.get(task.check_id)
-                    outcome = TaskOutcome(task.check_id, None, "interrupted (Ctrl-C) before the check finished",
+                    outcome = TaskOutcome(task.check_id, None,
+                                          f"interrupted ({interruption(exc)}) before the check finished",
                                           time.time() - began if began else 0.0)
                     outcomes[task.check_id] = outcome
                     on_event(Event("finished", task.check_id, time.time(), outcome))
@@ -218,8 +273,84 @@ class LocalExecutor(Executor):
                                max(elapsed, task.timeout_s))
         except expired as exc:
             code = getattr(exc, "exitcode", None)
+            if code == MEMORY_EXIT_CODE and task.memory_mb:
+                return TaskOutcome(task.check_id, None, memory_message(task.memory_mb), elapsed)
             how = (f"was killed by {_signal_name(code)}" if isinstance(code, int) and code < 0
                    else f"exited with code {code}")
             return TaskOutcome(task.check_id, None, f"the check's process {how} before returning a result", elapsed)
         except Exception as exc:  # e.g. an unpicklable result
             return TaskOutcome(task.check_id, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}", elapsed)
+
+
+def _place_multiprocessing_tempdir(workdir: Path | None) -> tuple[bool, Any] | None:
+    """Make ``workdir`` multiprocessing's temporary directory in this process (where the
+    forkserver's socket goes) instead of a ``/tmp/pymp-*`` of its own that a killed run leaves
+    behind; returns what to restore. multiprocessing has no public setting for it: its
+    ``util.get_temp_dir()`` reads the process's ``_config['tempdir']``.
+    """
+    config = getattr(multiprocessing.current_process(), "_config", None)
+    if workdir is None or not isinstance(config, dict) or len(str(workdir)) > _MAX_SOCKET_DIR:
+        return None
+    saved = ("tempdir" in config, config.get("tempdir"))
+    config["tempdir"] = str(workdir)
+    return saved
+
+
+def _restore_multiprocessing_tempdir(saved: tuple[bool, Any]) -> None:
+    config = getattr(multiprocessing.current_process(), "_config", None)
+    if not isinstance(config, dict):
+        return
+    had, value = saved
+    if had:
+        config["tempdir"] = value
+    else:
+        config.pop("tempdir", None)
+
+
+def _forkserver_pid() -> int | None:
+    try:
+        from multiprocessing import forkserver
+    except ImportError:
+        return None
+    return getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+
+
+def _stop_forkserver(running_before: int | None, timeout: float = 5.0) -> None:
+    """Stop the forkserver this run started (its socket is in the run's directory, its stderr
+    is the run's log): one left running would serve the next run in this process from a
+    removed directory. A forkserver that was running before the run is not ours to stop.
+
+    multiprocessing only stops it in its own tests (``ForkServer._stop``), which waits without
+    limit; this is the same steps with a deadline, on the same private attributes.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if server is None or pid is None or pid == running_before:
+        return
+    needed = ("_lock", "_forkserver_alive_fd", "_forkserver_address")
+    if not all(hasattr(server, name) for name in needed):
+        return
+    with server._lock:
+        if server._forkserver_alive_fd is not None:
+            os.close(server._forkserver_alive_fd)  # the server exits when no one holds this pipe
+            server._forkserver_alive_fd = None
+        deadline = time.monotonic() + timeout
+        try:
+            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
+        except ChildProcessError:
+            pass
+        address = server._forkserver_address
+        if address and not multiprocessing.util.is_abstract_socket_namespace(address):
+            try:
+                os.unlink(address)
+            except OSError:
+                pass
+        server._forkserver_address = None
+        server._forkserver_pid = None

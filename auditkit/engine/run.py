@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -14,8 +13,10 @@ from typing import Any, Callable
 from auditkit import __version__
 from auditkit.engine.context import derive_seed
 from auditkit.engine.executors import Event, Executor, InlineExecutor, LocalExecutor
+from auditkit.engine.limits import default_memory_mb
 from auditkit.engine.prepare import Prepared, prepare
 from auditkit.engine.registry import get_registry
+from auditkit.engine.rundir import create_run_directory, remove_run_directory
 from auditkit.engine.worker import CheckTask, TaskOutcome
 from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserError, did_you_mean
 from auditkit.policy.load import LoadedPolicy
@@ -45,6 +46,7 @@ class RunOptions:
     command: str = ""
     baseline: Path | None = None  # --baseline: overrides report.baseline
     no_baseline: bool = False  # --no-baseline: relative bounds are not assessed
+    debug: bool = False  # workers write to this process's stderr instead of the run's log file
 
 
 @dataclass
@@ -98,7 +100,8 @@ def plan(loaded: LoadedPolicy, *, seed: int, only: list[str]) -> list[CheckTask]
             continue
         params = loaded.params[spec.check_id]
         tasks.append(CheckTask(check_id=spec.check_id, type=spec.type, params=params.model_dump(mode="json"),
-                               seed=derive_seed(seed, spec.check_id), timeout_s=spec.timeout_s))
+                               seed=derive_seed(seed, spec.check_id), timeout_s=spec.timeout_s,
+                               memory_mb=spec.memory_mb))
     return tasks
 
 
@@ -205,35 +208,48 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     seed = loaded.policy.seed if options.seed is None else options.seed
     tasks = plan(loaded, seed=seed, only=options.only)
 
-    executor: Executor = InlineExecutor() if options.executor == "inline" else LocalExecutor(workers, threads)
-    stage("loading data and model")
+    # The checks that run at once share the machine's memory: each one's default limit is its share.
+    memory_default = default_memory_mb(min(workers, max(1, len(tasks))))
+    tasks = [replace(task, memory_mb=task.memory_mb or memory_default) for task in tasks]
+
+    # Every temporary file of the run lives in this directory, removed however the run ends.
+    run_dir = create_run_directory()
+    executor: Executor = (InlineExecutor() if options.executor == "inline" else
+                          LocalExecutor(workers, threads, workdir=run_dir, worker_output=options.debug))
+    out_dir_existed = out_dir.exists()
     try:
+        stage("loading data and model")
         if tasks:
             executor.start(len(tasks))
         prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
         prepared_s = time.perf_counter() - started
         validate_against_data(loaded, tasks, prepared)  # before the output directory is created
         ensure_writable(out_dir, source=out_source)
-    except BaseException:
-        executor.close()
-        raise
 
-    stage(f"running {len(tasks)} checks on {workers} worker{'s' if workers != 1 else ''}")
-    events = on_event or (lambda _event: None)
-    workdir = Path(tempfile.mkdtemp(prefix="auditkit-"))
-    checks_started = time.perf_counter()
-    registry = get_registry()
-    # Checks that must query a model cannot run on recorded decisions: skipped, not run.
-    skipped = {t.check_id: TaskOutcome(t.check_id, CheckOutput.skip(NO_MODEL_REASON), None, 0.0) for t in tasks
-               if prepared.data.predictions_mode and registry.get(t.type).needs_model}
-    runnable = [t for t in tasks if t.check_id not in skipped]
-    try:
-        ran = executor.run(runnable, prepared.data, workdir, events) if runnable else []
+        stage(f"running {len(tasks)} checks on {workers} worker{'s' if workers != 1 else ''}")
+        events = on_event or (lambda _event: None)
+        checks_started = time.perf_counter()
+        registry = get_registry()
+        # Checks that must query a model cannot run on recorded decisions: skipped, not run.
+        skipped = {t.check_id: TaskOutcome(t.check_id, CheckOutput.skip(NO_MODEL_REASON), None, 0.0) for t in tasks
+                   if prepared.data.predictions_mode and registry.get(t.type).needs_model}
+        runnable = [t for t in tasks if t.check_id not in skipped]
+        ran = executor.run(runnable, prepared.data, run_dir, events) if runnable else []
+        checks_wall = time.perf_counter() - checks_started
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            executor.interrupted = True  # stop the workers now, not after their warm-up
+        if not out_dir_existed:  # nothing was written: do not leave an empty output directory
+            try:
+                out_dir.rmdir()
+            except OSError:
+                pass
+        raise
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        executor.close()
+        remove_run_directory(run_dir)
     by_id = {**skipped, **{o.check_id: o for o in ran}}
     outcomes = [by_id[t.check_id] for t in tasks]
-    checks_wall = time.perf_counter() - checks_started
 
     results_list = [judge(loaded, task, outcome, prepared, baseline) for task, outcome in zip(tasks, outcomes)]
     statuses = [r.status for r in results_list]
@@ -265,7 +281,9 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         "report": {"title": policy.report.title or policy.name, "organization": policy.report.organization},
         "engine": {"executor": options.executor, "workers": workers, "threads_per_worker": threads, "cores": cores,
                    "prepare_s": round(prepared_s, 3), "checks_wall_s": round(checks_wall, 3),
-                   "checks_time_s": round(checks_time, 3)},
+                   "checks_time_s": round(checks_time, 3),
+                   # the limit of a check without memory_mb (the inline executor enforces none)
+                   "memory_mb_default": None if options.executor == "inline" else memory_default},
         "inputs": to_jsonable({**prepared.inputs, "policy_path_from_output": path_from(out_dir, loaded.path),
                                "baseline": baseline.record(out_dir) if baseline is not None else None}),
         "checks": checks_json,

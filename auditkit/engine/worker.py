@@ -6,26 +6,31 @@ numpy, pandas, scikit-learn and onnxruntime already imported.
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
-import pickle
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np  # noqa: F401 - preloaded for the workers
 import pandas as pd  # noqa: F401
 
+from auditkit.engine.bundle import load_bundle, write_bundle  # noqa: F401 - write_bundle: the parent's half
 from auditkit.engine.context import AuditContext, AuditData
+from auditkit.engine.limits import memory_limit, memory_message
 from auditkit.engine.registry import get_registry
+from auditkit.engine.worker_stderr import redirect_stderr
 from auditkit.errors import AuditkitError
 from auditkit.results.model import CheckOutput
 
-_BUNDLES: dict[str, AuditData] = {}
 _EVENTS: Any = None
 _THREADS = 1
+# A worker that finds its parent gone exits with this code (no one is left to read it).
+PARENT_GONE_EXIT_CODE = 87
+PARENT_POLL_S = 0.5  # where the parent's pipe cannot be watched, how often its pid is checked
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class CheckTask:
     params: dict[str, Any]
     seed: int
     timeout_s: float
+    memory_mb: int | None = None
 
 
 @dataclass
@@ -47,28 +53,16 @@ class TaskOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_bundle(data: AuditData, directory: Path) -> Path:
-    """The audit data, written once for every worker (our own file in a private temp dir)."""
-    path = directory / "audit-data.pkl"
-    with open(path, "wb") as handle:
-        pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    return path
-
-
-def load_bundle(path: str) -> AuditData:
-    data = _BUNDLES.get(path)
-    if data is None:
-        with open(path, "rb") as handle:
-            data = pickle.load(handle)  # noqa: S301 - written by this run's parent, in a 0700 temp dir
-        _BUNDLES.clear()
-        _BUNDLES[path] = data
-    return data
-
-
-def init_worker(threads: int, events: Any, plugin_modules: tuple[str, ...] = ()) -> None:
-    """Per-worker setup: Ctrl-C belongs to the parent; cap native thread pools; same plugins."""
+def init_worker(threads: int, events: Any, plugin_modules: tuple[str, ...] = (), main_pid: int | None = None,
+                stderr_path: str | None = None) -> None:
+    """Per-worker setup: Ctrl-C belongs to the parent; cap native thread pools; same plugins;
+    exit when the parent dies; stderr to the run's log file unless the user debugs."""
     global _EVENTS, _THREADS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if stderr_path is not None:
+        redirect_stderr(stderr_path)
+    if main_pid is not None:
+        watch_parent(main_pid)
     registry = get_registry()
     for name in plugin_modules:
         registry.register_module(importlib.import_module(name))
@@ -84,8 +78,38 @@ def init_worker(threads: int, events: Any, plugin_modules: tuple[str, ...] = ())
         pass
 
 
-def execute(task: CheckTask, data: AuditData, threads: int = 1) -> TaskOutcome:
-    """Run one check on prepared data; any exception becomes an error outcome."""
+def watch_parent(main_pid: int) -> threading.Thread:
+    """Exit this worker as soon as the auditkit process that asked for it has died (SIGKILL,
+    OOM killer): an orphan would run its check to the end for no one.
+
+    Workers are children of the forkserver, which outlives the parent while any worker holds
+    its pipe, so the parent's death is watched directly: multiprocessing gives each process a
+    pipe whose far end the parent holds, readable at its death (``parent_process().join()``);
+    where that parent is not ``main_pid`` (another start method), its pid is polled.
+    """
+    parent = multiprocessing.parent_process()
+
+    def wait_then_exit() -> None:
+        if parent is not None and parent.pid == main_pid:
+            parent.join()
+        else:
+            from auditkit.engine.rundir import process_alive
+
+            while process_alive(main_pid):
+                time.sleep(PARENT_POLL_S)
+        os._exit(PARENT_GONE_EXIT_CODE)
+
+    thread = threading.Thread(target=wait_then_exit, name="auditkit-parent-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def execute(task: CheckTask, data: AuditData, threads: int = 1, *, memory_limited: bool = False) -> TaskOutcome:
+    """Run one check on prepared data; any exception becomes an error outcome.
+
+    With ``memory_limited`` (a worker holding the check to ``task.memory_mb``) a MemoryError
+    says the check exceeded its limit.
+    """
     started = time.perf_counter()
     try:
         check_type = get_registry().get(task.type)
@@ -95,6 +119,10 @@ def execute(task: CheckTask, data: AuditData, threads: int = 1) -> TaskOutcome:
         if not isinstance(output, CheckOutput):
             raise TypeError(f"check {task.type} returned {type(output).__name__}, not CheckOutput")
         return TaskOutcome(task.check_id, output, None, time.perf_counter() - started)
+    except MemoryError:
+        message = (memory_message(task.memory_mb) if memory_limited and task.memory_mb
+                   else "MemoryError: the check ran out of memory")
+        return TaskOutcome(task.check_id, None, message, time.perf_counter() - started, traceback.format_exc())
     except AuditkitError as exc:
         return TaskOutcome(task.check_id, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started,
                            traceback.format_exc())
@@ -110,4 +138,17 @@ def warm_up() -> None:
 def run_in_worker(task: CheckTask, bundle_path: str) -> TaskOutcome:
     if _EVENTS is not None:
         _EVENTS.put((task.check_id, time.time()))
-    return execute(task, load_bundle(bundle_path), _THREADS)
+    data = load_bundle(bundle_path)  # before the limit: the shared data is not the check's memory
+    _load_model_if_needed(task, data)
+    with memory_limit(task.memory_mb):
+        return execute(task, data, _THREADS, memory_limited=bool(task.memory_mb))
+
+
+def _load_model_if_needed(task: CheckTask, data: AuditData) -> None:
+    """Load the model before the check's memory limit applies: the first check of each worker
+    would otherwise pay for it, and whether a check fits its limit would depend on the worker."""
+    try:
+        if get_registry().get(task.type).needs_model and not data.predictions_mode:
+            AuditContext(data=data, check_id=task.check_id, seed=task.seed).model
+    except Exception:  # the check meets the same error itself, and reports it
+        pass

@@ -107,6 +107,9 @@ class CheckSpec(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     timeout_s: float = Field(600.0, gt=0, description="Past it the check ends as `error`; the others go on.")
+    memory_mb: Optional[int] = Field(
+        None, ge=64, description="Memory the check may use, in MB; past it the check ends as `error`, the others go "
+                                 "on. Default: 75% of the machine's memory shared by the workers running at once.")
     description: Optional[str] = None
 
     @property
