@@ -359,7 +359,7 @@ def checks_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List the check types, or show one with its parameters, metrics and an example."""
-    from auditkit.engine.registry import get_registry
+    from auditkit.core.registry import get_registry
 
     def _go() -> None:
         registry = get_registry()
@@ -457,7 +457,7 @@ def diff(
     Exit codes: 0 nothing regressed beyond the tolerances, 1 a regression, 2 invalid input.
     """
     from auditkit.compare.diff import DiffOptions, diff_results
-    from auditkit.compare.load import read_results
+    from auditkit.results.io import read_results
     from auditkit.compare.tolerance import parse_tolerances
 
     def _go() -> int:

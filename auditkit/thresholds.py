@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Mapping
 
-from auditkit.engine.registry import threshold_applies
+from auditkit.core.metric_names import threshold_applies
 from auditkit.policy.models import Threshold
 from auditkit.results.model import Finding, Metric, Status
 

@@ -1,4 +1,4 @@
-"""Benchmark: exact interventional TreeSHAP on an ONNX file (auditkit.explain.onnx_trees).
+"""Benchmark: exact interventional TreeSHAP on an ONNX file (auditkit.methods.onnx_trees).
 
 One run prints, side by side, for a scikit-learn GradientBoostingClassifier (100 trees,
 depth 6, 20 features, synthetic data) exported with skl2onnx:
@@ -77,7 +77,7 @@ def main() -> None:
     from sklearn.datasets import make_classification
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from auditkit.explain.onnx_trees import OnnxTreeExplainer
+    from auditkit.methods.onnx_trees import OnnxTreeExplainer
 
     n_train = 5_000
     X, y = make_classification(n_samples=n_train + args.background + args.rows, n_features=N_FEATURES,

@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from check_support import run_check  # noqa: E402
 from robustness import FEATURES, audit_data  # noqa: E402
 
-from auditkit.checks.explain.shap_importance import background_rows  # noqa: E402
-from auditkit.checks.explain.shap_values import explain  # noqa: E402
+from auditkit.checks.explanations.shap_importance import background_rows  # noqa: E402
+from auditkit.methods.shap_values import explain  # noqa: E402
 from auditkit.checks.local.local_explanations import _Encoder  # noqa: E402
 from auditkit.engine.context import AuditContext  # noqa: E402
-from auditkit.explain.lime_tabular import explain_rows, lime_explainer  # noqa: E402
+from auditkit.methods.lime_tabular import explain_rows, lime_explainer  # noqa: E402
 
 DATA = ROOT / "sample_models" / "credit_test.csv"
 N_ROWS, SAMPLES, SEED, REPEATS = 100, 5_000, 7, 3

@@ -28,7 +28,7 @@ from check_support import run_check  # noqa: E402
 
 from auditkit.adapters.base import AdapterSpec, load_adapter  # noqa: E402
 from auditkit.engine.context import AuditData  # noqa: E402
-from auditkit.engine.registry import get_registry  # noqa: E402
+from auditkit.core.registry import get_registry  # noqa: E402
 
 MODEL = ROOT / "sample_models" / "credit_gbm.onnx"
 DATA = ROOT / "sample_models" / "credit_test.csv"

@@ -25,7 +25,7 @@ from typing import Any, Final, Optional
 
 from auditkit import __version__
 from auditkit.compare.directions import direction_of
-from auditkit.compare.load import ResultsFile
+from auditkit.results.io import ResultsFile
 from auditkit.compare.significance import TEST_METHOD, difference_test, intervals_overlap
 from auditkit.compare.tolerance import Tolerances
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from auditkit.compare.directions import Direction
-from auditkit.engine.registry import threshold_applies
+from auditkit.core.metric_names import threshold_applies
 from auditkit.errors import UserError
 
 _CHECK_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")

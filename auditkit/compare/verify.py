@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from auditkit.compare.load import ResultsFile, read_results
+from auditkit.results.io import ResultsFile, read_results
 from auditkit.errors import UserError
 
 #: The parts of a check compared; "id" and "type" match the checks, the rest are the figures.

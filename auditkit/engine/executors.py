@@ -26,7 +26,7 @@ from auditkit.engine.bundle import write_bundle
 from auditkit.engine.context import AuditData
 from auditkit.engine.interrupt import interruption
 from auditkit.engine.limits import MEMORY_EXIT_CODE, memory_message
-from auditkit.engine.registry import get_registry
+from auditkit.core.registry import get_registry
 from auditkit.engine.worker import CheckTask, TaskOutcome, execute, init_worker, run_in_worker, warm_up
 from auditkit.engine.worker_stderr import ENV_VAR as WORKER_STDERR_ENV
 

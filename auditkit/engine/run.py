@@ -15,13 +15,13 @@ from auditkit.engine.context import derive_seed
 from auditkit.engine.executors import Event, Executor, InlineExecutor, LocalExecutor
 from auditkit.engine.limits import default_memory_mb
 from auditkit.engine.prepare import Prepared, prepare
-from auditkit.engine.registry import get_registry
+from auditkit.core.registry import get_registry
 from auditkit.engine.rundir import create_run_directory, remove_run_directory
 from auditkit.engine.worker import CheckTask, TaskOutcome
 from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserError, did_you_mean
 from auditkit.policy.load import LoadedPolicy
 from auditkit.adapters.predictions import NO_MODEL_REASON
-from auditkit.compare.baseline import Baseline, path_from, resolve_baseline
+from auditkit.engine.baseline import Baseline, path_from, resolve_baseline
 from auditkit.results.model import CheckOutput, CheckResult, new_run_id, to_jsonable, worst_status
 from auditkit.thresholds import check_status, evaluate, exit_code
 

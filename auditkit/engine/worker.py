@@ -21,7 +21,7 @@ import pandas as pd  # noqa: F401
 from auditkit.engine.bundle import load_bundle, write_bundle  # noqa: F401 - write_bundle: the parent's half
 from auditkit.engine.context import AuditContext, AuditData
 from auditkit.engine.limits import memory_limit, memory_message
-from auditkit.engine.registry import get_registry
+from auditkit.core.registry import get_registry
 from auditkit.engine.worker_stderr import redirect_stderr
 from auditkit.errors import AuditkitError
 from auditkit.results.model import CheckOutput

@@ -20,7 +20,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
 
-from auditkit.engine.registry import CheckParams, Registry, get_registry, metric_matches
+from auditkit.core.metric_names import metric_matches
+from auditkit.core.registry import CheckParams, Registry, get_registry
 from auditkit.errors import PolicyError, Source, UnknownCheckError, did_you_mean
 from auditkit.policy.models import Policy
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from auditkit.engine.registry import get_registry
+from auditkit.core.registry import get_registry
 from auditkit.policy.models import CheckSpec, Policy
 
 

@@ -19,7 +19,7 @@ from auditkit.checks.local.anchors import (AnchorsParams, ConditionalSampler, Pr
                                            is_redundant, kl_bernoulli, kl_lower_bound, kl_lucb, kl_upper_bound,
                                            lucb_beta, quantile_edges, readable_edges,
                                            row_predicates)
-from auditkit.engine.registry import get_registry
+from auditkit.core.registry import get_registry
 from auditkit.errors import CheckError
 
 # ----------------------------------------------------------------------------- helpers

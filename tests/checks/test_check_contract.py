@@ -12,7 +12,8 @@ from check_support import run_check
 
 from auditkit.adapters.base import AdapterSpec, load_adapter
 from auditkit.engine.context import AuditData
-from auditkit.engine.registry import get_registry, metric_matches
+from auditkit.core.metric_names import metric_matches
+from auditkit.core.registry import get_registry
 from auditkit.engine.worker import CheckTask, execute
 from auditkit.results.model import to_jsonable
 

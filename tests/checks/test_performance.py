@@ -12,7 +12,7 @@ from check_support import binary_data, run_check
 
 from auditkit.adapters.base import AdapterSpec
 from auditkit.engine.context import AuditData
-from auditkit.stats import BinaryMetrics, MulticlassMetrics, RegressionMetrics, resample_counts
+from auditkit.methods.stats import BinaryMetrics, MulticlassMetrics, RegressionMetrics, resample_counts
 
 import pandas as pd
 

@@ -43,7 +43,7 @@ def test_tree_shap_equals_shap_on_the_final_estimator_summed_over_one_hot_column
     import shap
 
     from auditkit.adapters.base import load_adapter
-    from auditkit.checks.explain.shap_values import explain
+    from auditkit.methods.shap_values import explain
 
     data = _data_with_model(samples / "credit_gbm.joblib", frame, FEATURES, "defaulted", fmt="joblib")
     model = load_adapter(data.adapter_spec)
@@ -68,7 +68,7 @@ def test_linear_shap_is_the_closed_form_and_matches_shap_linear_explainer(sample
 
     data = _data_with_model(samples / "credit_logreg.pkl", frame, NUMERIC, "defaulted")
     from auditkit.adapters.base import load_adapter
-    from auditkit.checks.explain.shap_values import explain
+    from auditkit.methods.shap_values import explain
 
     model = load_adapter(data.adapter_spec)
     X, background = frame.iloc[:300], frame.iloc[300:500]
@@ -115,7 +115,7 @@ def test_model_agnostic_fallback_is_named_and_approximately_additive(tmp_path):
 def test_onnx_tree_shap_equals_tree_shap_on_the_scikit_learn_twin(samples, frame):
     """The demo GBM as ONNX and as the joblib pipeline it was exported from: same SHAP values."""
     from auditkit.adapters.base import AdapterSpec, load_adapter
-    from auditkit.checks.explain.shap_values import explain
+    from auditkit.methods.shap_values import explain
 
     onnx_model = load_adapter(AdapterSpec(format="onnx", path=str(samples / "credit_gbm.onnx")))
     sk_model = load_adapter(AdapterSpec(format="joblib", path=str(samples / "credit_gbm.joblib"), trust_pickle=True))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from auditkit.engine.registry import get_registry
+from auditkit.core.registry import get_registry
 
 
 def flat(text: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from auditkit.compare.diff import DiffOptions, diff_results
-from auditkit.compare.load import ResultsFileError, read_results
+from auditkit.results.io import ResultsFileError, read_results
 from auditkit.compare.tolerance import parse_tolerances
 from results_factory import check, finding, metric, results, write
 

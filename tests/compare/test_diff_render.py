@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from auditkit.compare.diff import DiffOptions, diff_results
-from auditkit.compare.load import read_results
+from auditkit.results.io import read_results
 from auditkit.compare.tolerance import parse_tolerances
 from auditkit.render.diff_html import render_diff_html, render_diff_section
 from auditkit.render.diff_md import render_diff_markdown

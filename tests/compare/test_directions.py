@@ -42,7 +42,7 @@ def test_descriptive_figures_have_no_direction():
 
 def test_every_known_direction_is_a_metric_some_check_declares():
     """The table names real metrics (a typo there would silently never apply)."""
-    from auditkit.engine.registry import get_registry
+    from auditkit.core.registry import get_registry
 
     declared = {pattern[:-3] if pattern.endswith("[*]") else pattern
                 for check_type in get_registry().types() for pattern in check_type.metrics}

@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from auditkit.compare.significance import difference_test, intervals_overlap, standard_error
-from auditkit.stats import bootstrap_se
+from auditkit.methods.stats import bootstrap_se
 
 
 def test_intervals_that_share_a_point_overlap():

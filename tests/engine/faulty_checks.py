@@ -10,7 +10,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric
 
 

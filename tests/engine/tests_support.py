@@ -13,7 +13,7 @@ def register_faulty_checks() -> None:
         sys.path.insert(0, str(ENGINE_TESTS))
     import faulty_checks
 
-    from auditkit.engine.registry import get_registry
+    from auditkit.core.registry import get_registry
 
     registry = get_registry()
     if "test_raises" not in registry:

@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 
 from support import ROOT
 
-from auditkit.engine.registry import get_registry
+from auditkit.core.registry import get_registry
 
 POLICIES = sorted((ROOT / "policies").glob("*.yaml"))
 

@@ -6,14 +6,14 @@ from typing import Any, Optional
 import numpy as np
 from pydantic import Field
 
-from auditkit.checks.fairness.groups import Grouping, make_grouping
-from auditkit.checks.fairness.rates import (LABEL_RATES, RATES, cell_counts, rates_from_counts, spread,
+from auditkit.methods.groups import Grouping, make_grouping
+from auditkit.methods.rates import (LABEL_RATES, RATES, cell_counts, rates_from_counts, spread,
                                             stratified_resamples)
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
-from auditkit.stats import bootstrap_se, percentile_interval
+from auditkit.methods.stats import bootstrap_se, percentile_interval
 
 AGGREGATES = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
               "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio",

@@ -6,9 +6,9 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from auditkit.checks.fairness.groups import MISSING, make_grouping
+from auditkit.methods.groups import MISSING, make_grouping
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 

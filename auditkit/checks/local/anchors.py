@@ -18,11 +18,11 @@ import pandas as pd
 from pydantic import Field, model_validator
 from scipy.special import rel_entr
 
-from auditkit.checks.explain.shap_importance import background_rows
-from auditkit.checks.local.rows import RowSelectionParams, select_positions, validate_selection
-from auditkit.checks.robustness.probes import is_numeric
+from auditkit.methods.shap_values import background_rows
+from auditkit.methods.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import check
+from auditkit.core.registry import check
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 Anchor = tuple[int, ...]  # sorted indices into the explained row's list of predicates

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.checks.local.rows import RowSelectionParams, select_positions, validate_selection
-from auditkit.checks.local.values import finite_or_none, plain_value
-from auditkit.checks.robustness.probes import is_numeric
+from auditkit.methods.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.methods.values import finite_or_none, plain_value
+from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import check
+from auditkit.core.registry import check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 

@@ -9,11 +9,11 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import Field
 
-from auditkit.checks.fairness.groups import make_grouping
-from auditkit.checks.local.rows import select_positions
-from auditkit.checks.robustness.probes import is_numeric
+from auditkit.methods.groups import make_grouping
+from auditkit.methods.rows import select_positions
+from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext, AuditData
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError, did_you_mean
 from auditkit.results.model import CheckOutput, Metric, Plot
 
@@ -811,7 +811,7 @@ def _ratio_intervals(groups: list[np.ndarray], found: np.ndarray, distance: np.n
                      resamples: int) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
     """95% percentile intervals of the recourse-rate ratio and the burden ratio (lowest group
     figure over highest), resampling the explained rows within each group (group sizes fixed)."""
-    from auditkit.stats import percentile_interval, resample_counts
+    from auditkit.methods.stats import percentile_interval, resample_counts
 
     rates, burdens = [], []
     for members in groups:

@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.checks.explain.shap_importance import background_rows
-from auditkit.checks.explain.shap_values import explain
-from auditkit.checks.local.rows import RowSelectionParams, select_positions, validate_selection
-from auditkit.checks.local.values import finite_or_none, plain_value
-from auditkit.checks.robustness.probes import is_numeric
+from auditkit.methods.shap_values import background_rows, explain
+from auditkit.methods.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.methods.values import finite_or_none, plain_value
+from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import check
-from auditkit.explain.lime_tabular import explain_rows, lime_explainer
+from auditkit.core.registry import check
+from auditkit.methods.lime_tabular import explain_rows, lime_explainer
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 

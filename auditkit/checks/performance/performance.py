@@ -7,11 +7,11 @@ import numpy as np
 from pydantic import Field
 
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.policy.models import Policy
 from auditkit.results.model import CheckOutput, Metric, Plot
-from auditkit.stats import (BinaryMetrics, MulticlassMetrics, RegressionMetrics, bootstrap, bootstrap_se,
+from auditkit.methods.stats import (BinaryMetrics, MulticlassMetrics, RegressionMetrics, bootstrap, bootstrap_se,
                             percentile_interval)
 
 BINARY = ("roc_auc", "average_precision", "accuracy", "balanced_accuracy", "precision", "recall", "f1",

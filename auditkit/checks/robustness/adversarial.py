@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.checks.fairness.groups import make_grouping
-from auditkit.checks.robustness.probes import is_numeric
+from auditkit.methods.groups import make_grouping
+from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 

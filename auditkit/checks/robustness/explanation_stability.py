@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.checks.explain.shap_importance import background_rows
-from auditkit.checks.explain.shap_values import explain
+from auditkit.methods.shap_values import background_rows, explain
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditkit.checks.robustness.probes import is_numeric, sample_rows
+from auditkit.methods.probes import is_numeric, sample_rows
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric
 

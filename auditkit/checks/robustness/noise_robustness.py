@@ -8,9 +8,9 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import Field, StrictInt, field_validator
 
-from auditkit.checks.robustness.probes import is_numeric
+from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 

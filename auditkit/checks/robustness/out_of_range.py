@@ -5,9 +5,9 @@ from typing import Any, Optional
 
 from pydantic import Field
 
-from auditkit.checks.robustness.probes import is_numeric, probe, record, sample_rows
+from auditkit.methods.probes import is_numeric, probe, record, sample_rows
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric
 
 UNSEEN = "__auditkit_unseen_category__"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.adapters.base import ModelAdapter
+from auditkit.engine.context import AuditContext
 from auditkit.errors import CheckError
 
 TREE_TYPES = ("DecisionTree", "RandomForest", "ExtraTrees", "GradientBoosting", "HistGradientBoosting", "XGB", "LGBM")
@@ -172,7 +173,7 @@ def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, featur
         if result is not None:
             return result
     if prefer in ("auto", "linear"):
-        from auditkit.checks.explain.linear_models import from_onnx
+        from auditkit.methods.linear_models import from_onnx
 
         positive = model.positive_index() if model.classes else 0
         linear = from_onnx(model_bytes, list(features), positive) if getattr(model, "matrix_input", False) else None
@@ -200,7 +201,7 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
     """Exact TreeSHAP on an ONNX tree-ensemble node, translated into shap's tree format."""
     import onnx
 
-    from auditkit.explain.onnx_trees import OnnxTreeExplainer, find_tree_ensemble
+    from auditkit.methods.onnx_trees import OnnxTreeExplainer, find_tree_ensemble
 
     info = find_tree_ensemble(onnx.load_from_string(model_bytes))
     if info is None:
@@ -288,3 +289,17 @@ def _permutation(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame,
                       "shap Permutation explainer (model-agnostic, approximate)",
                       "log-odds" if logistic else "value", f(Xn) if not logistic else _logit(model.predict(X[features])),
                       notes=["approximate: sampled permutations through the model adapter"])
+
+
+def background_rows(ctx: AuditContext, size: int) -> tuple[pd.DataFrame, str]:
+    """DESIGN.md: data.reference when given, else the audit data; all rows up to ``size``, else
+    a seeded sample of ``size``."""
+    data = ctx.data
+    source, name = (data.reference, "data.reference") if data.reference is not None else (data.frame, "the audit data")
+    missing = [f for f in data.features if f not in source.columns]
+    if missing:
+        source, name = data.frame, "the audit data (data.reference lacks " + ", ".join(missing) + ")"
+    if len(source) > size:
+        rows = np.sort(ctx.rng.choice(len(source), size, replace=False))
+        return source.iloc[rows][data.features], f"a seeded sample of {size:,} rows of {name}"
+    return source[data.features], f"all {len(source):,} rows of {name}"

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.checks.explain.shap_values import explain
+from auditkit.methods.shap_values import background_rows, explain
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 POINTS_PER_FEATURE = 300
@@ -21,20 +21,6 @@ class ShapImportanceParams(CheckParams):
     top_k: int = Field(5, ge=1, le=30, description="Features with beeswarm and dependence data.")
     proxies: list[str] = Field(default_factory=list, description="Features counted with the protected ones in protected_share.")
     explainer: Literal["auto", "tree", "linear", "permutation"] = Field("auto", description="Force an explainer.")
-
-
-def background_rows(ctx: AuditContext, size: int) -> tuple[pd.DataFrame, str]:
-    """DESIGN.md: data.reference when given, else the audit data; all rows up to ``size``, else
-    a seeded sample of ``size``."""
-    data = ctx.data
-    source, name = (data.reference, "data.reference") if data.reference is not None else (data.frame, "the audit data")
-    missing = [f for f in data.features if f not in source.columns]
-    if missing:
-        source, name = data.frame, "the audit data (data.reference lacks " + ", ".join(missing) + ")"
-    if len(source) > size:
-        rows = np.sort(ctx.rng.choice(len(source), size, replace=False))
-        return source.iloc[rows][data.features], f"a seeded sample of {size:,} rows of {name}"
-    return source[data.features], f"all {len(source):,} rows of {name}"
 
 
 @check("shap_importance", family="explanations", params=ShapImportanceParams, needs_model=True,

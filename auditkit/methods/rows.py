@@ -12,7 +12,7 @@ import pandas as pd
 from pydantic import Field
 
 from auditkit.engine.context import AuditData
-from auditkit.engine.registry import CheckParams
+from auditkit.core.registry import CheckParams
 from auditkit.errors import CheckError
 
 

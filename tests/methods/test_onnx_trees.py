@@ -1,4 +1,4 @@
-"""Exact interventional TreeSHAP on ONNX tree ensembles (auditkit/explain/onnx_trees.py).
+"""Exact interventional TreeSHAP on ONNX tree ensembles (auditkit/methods/onnx_trees.py).
 
 References: shap's own TreeExplainer on the fitted scikit-learn model (an independent
 translation of the same trees), onnxruntime's outputs (additivity and predictions), and
@@ -27,7 +27,7 @@ from sklearn.ensemble import (  # noqa: E402
 )
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
-from auditkit.explain.onnx_trees import (  # noqa: E402
+from auditkit.methods.onnx_trees import (  # noqa: E402
     OnnxTreeExplainer,
     find_tree_ensemble,
     onnxruntime_raw_scores,

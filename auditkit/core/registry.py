@@ -1,15 +1,17 @@
 """The one registry: check ``type`` -> implementation, params schema, metrics, docs.
 
-Checks are plain functions marked with :func:`check`; the registry learns them from the
-entry-point group ``auditkit.checks`` (built-ins are declared in pyproject.toml like any
-plugin) and from the modules named in ``AUDITKIT_PLUGINS`` (comma-separated), never from
-import side effects.
+Checks are plain functions marked with :func:`check`. The registry learns the built-in ones by
+walking the ``auditkit.checks`` package (one module per check type, in the folder of its
+family), third-party ones from the entry-point group ``auditkit.checks`` and from the modules
+named in ``AUDITKIT_PLUGINS`` (comma-separated); never from import side effects. Adding a
+built-in check is one new module.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
 import os
+import pkgutil
 import re
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from auditkit.results.model import CheckOutput
 
 ENTRY_POINT_GROUP = "auditkit.checks"
+BUILTIN_PACKAGE = "auditkit.checks"
 PLUGINS_ENV = "AUDITKIT_PLUGINS"
 Family = Literal["performance", "data", "explanations", "local", "fairness", "robustness", "influence"]
 _MARK = "__auditkit_check__"
@@ -152,8 +155,19 @@ class Registry:
 _REGISTRY: Registry | None = None
 
 
+def builtin_check_modules() -> list[str]:
+    """Every module of the ``auditkit.checks`` package (a check type each), sorted."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(info.name for info in pkgutil.walk_packages(package.__path__, prefix=f"{BUILTIN_PACKAGE}.")
+                  if not info.ispkg)
+
+
 def _load(registry: Registry) -> None:
+    for name in builtin_check_modules():
+        registry.register_module(importlib.import_module(name), plugin=False)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value.split(":")[0].startswith(f"{BUILTIN_PACKAGE}."):
+            continue  # a built-in, found above (an older install may still declare it)
         loaded = ep.load()
         if inspect.ismodule(loaded):
             registry.register_module(loaded, plugin=False)
@@ -171,17 +185,3 @@ def get_registry() -> Registry:
         _load(registry)
         _REGISTRY = registry
     return _REGISTRY
-
-
-def metric_matches(name: str, pattern: str) -> bool:
-    """``selection_rate_ratio`` and ``selection_rate_ratio[sex]`` both match ``selection_rate_ratio[*]``."""
-    if pattern.endswith("[*]"):
-        stem = pattern[:-3]
-        return name == stem or (name.startswith(stem + "[") and name.endswith("]"))
-    return name == pattern
-
-
-def threshold_applies(threshold_key: str, metric_name: str) -> bool:
-    """A threshold on ``x`` applies to ``x`` and to every ``x[...]``; on ``x[a]`` only to ``x[a]``."""
-    return metric_name == threshold_key or (
-        "[" not in threshold_key and metric_name.startswith(threshold_key + "[") and metric_name.endswith("]"))

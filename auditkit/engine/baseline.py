@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditkit.compare.load import ResultsFile, read_results
+from auditkit.results.io import ResultsFile, read_results
 from auditkit.errors import PolicyError, Source, UserError
 from auditkit.policy.load import LoadedPolicy
 from auditkit.results.model import Metric

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditkit.checks.explain.linear_models import LinearModel, from_onnx, from_sklearn
+from auditkit.methods.linear_models import LinearModel, from_onnx, from_sklearn
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 

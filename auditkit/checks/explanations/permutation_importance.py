@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.checks.explain.scoring import DEFAULT_METRIC, scorer
+from auditkit.methods.scoring import DEFAULT_METRIC, scorer
 from auditkit.engine.context import AuditContext
-from auditkit.engine.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 

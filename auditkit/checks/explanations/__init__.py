@@ -1,0 +1,1 @@
+"""Global explanations: what drives the model's scores across the audit data."""

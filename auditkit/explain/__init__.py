@@ -1,1 +1,0 @@
-"""Model explanations computed exactly from the model file (no sampling)."""
