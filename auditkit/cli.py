@@ -60,6 +60,11 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(ExitCode.INCOMPLETE)
 
 
+def _print_policy_warnings(loaded: Any) -> None:
+    for warning in loaded.warnings:
+        err.print(Text("warning: ", style="bold yellow") + Text(warning))
+
+
 def _guard(func: Callable[[], Any]) -> Any:
     try:
         return func()
@@ -246,6 +251,7 @@ def run(
         if bad:
             raise UserError(f"--format {','.join(bad)}: unknown; choose from {', '.join(ALL_FORMATS)}")
         loaded = load_policy(policy)
+        _print_policy_warnings(loaded)
         out.print(Text(f"auditkit {__version__} · {loaded.policy.name}", style="bold"))
         options = RunOptions(out=out_dir, formats=wanted or None, workers=workers, executor=executor,
                              only=_split(only), fail_on=fail_on, seed=seed, trust_pickle=trust_pickle,
@@ -309,6 +315,7 @@ def validate(
 
     def _go() -> None:
         loaded = load_policy(policy)
+        _print_policy_warnings(loaded)
         n_checks = len(loaded.policy.checks)
         if policy_only:
             out.print(Text("valid: ", style="green") + Text(f"{policy} ({n_checks} checks; inputs not loaded)"))

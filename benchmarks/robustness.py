@@ -72,7 +72,7 @@ def main() -> None:
         get_registry().register_module(module, plugin=False)
     frame = pd.read_csv(DATA).iloc[:N_ROWS].rename_axis("row")
     data = audit_data(frame)
-    params = {"levels": LEVELS, "repeats": REPEATS, "max_rows": N_ROWS, "sensitivity_level": 0.1}
+    params = {"levels": LEVELS, "n_repeats": REPEATS, "max_rows": N_ROWS, "sensitivity_level": 0.1}
     copies = len(LEVELS) * REPEATS + len(FEATURES)
     rows = copies * N_ROWS
 

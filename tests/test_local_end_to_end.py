@@ -17,7 +17,7 @@ NUMERIC = ["income", "debt_ratio", "credit_history_years", "n_late_payments", "l
 def _local_checks(features: list[str]) -> list[dict]:
     return [
         {"id": "why", "type": "local_explanations", "params": {"rows": ROWS, "lime_samples": 800}},
-        {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": ROWS, "features": features[:2], "grid_size": 8}},
+        {"id": "what-if", "type": "ceteris_paribus", "params": {"rows": ROWS, "features": features[:2], "grid_resolution": 8}},
         {"id": "rules", "type": "anchors", "params": {"rows": ROWS, "max_samples": 6000, "batch_size": 100}},
         {"id": "recourse", "type": "counterfactuals", "params": {"sample": 15, "immutable": ["n_late_payments"]}},
     ]

@@ -15,9 +15,9 @@ import pkgutil
 import re
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from auditkit.errors import did_you_mean
 
@@ -34,10 +34,35 @@ _MARK = "__auditkit_check__"
 
 
 class CheckParams(BaseModel):
-    """Base of every check's params model: frozen, unknown keys rejected."""
+    """Base of every check's params model: frozen, unknown keys rejected.
+
+    ``renamed`` maps a parameter's former name to its current one: policies written with the
+    old name still load (the policy loader warns), so a rename has a deprecation path.
+    """
 
     # allow_inf_nan=False: a NaN bound or level would silently switch a computation off
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_former_names(cls, values: Any) -> Any:
+        if not (isinstance(values, dict) and cls.renamed):
+            return values
+        values = dict(values)
+        for old, new in cls.renamed.items():
+            if old in values:
+                if new in values:
+                    raise ValueError(f"'{old}' is the former name of '{new}': give '{new}' only")
+                values[new] = values.pop(old)
+        return values
+
+    @classmethod
+    def former_names_in(cls, values: Any) -> list[tuple[str, str]]:
+        """(former, current) for each renamed parameter that ``values`` still uses."""
+        if not isinstance(values, dict):
+            return []
+        return [(old, new) for old, new in cls.renamed.items() if old in values]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.core.decisions import decide
 from auditkit.adapters.base import AdapterSpec, ModelAdapter, infer_format, load_adapter, sha256_of
 from auditkit.data.load import read_table
 from auditkit.data.roles import resolve_roles, text_in_numeric
@@ -193,7 +194,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         if task == "binary":
             if threshold is None:
                 threshold = 0.0 if score_kind == "decision_function" else 0.5
-            decisions = (scores >= threshold).astype(np.int64)
+            decisions = decide(scores, threshold)
         elif task == "multiclass":
             classes = adapter.classes or list(range(scores.shape[1]))
             decisions = np.asarray(classes, dtype=object)[np.argmax(scores, axis=1)]
@@ -296,5 +297,5 @@ def _recorded_predictions(frame: pd.DataFrame, roles: Any, positive_class: Any, 
                 "model.threshold (decision = 1 when score >= threshold) or give model.prediction_column",
                 source=loaded.source("model"))
         threshold = 0.5
-    decisions = (scores >= threshold).astype(np.int64)
+    decisions = decide(scores, threshold)
     return scores, decisions, "score", threshold

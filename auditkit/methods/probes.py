@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.core.decisions import decide
 from auditkit.engine.context import AuditContext
 
 
@@ -33,7 +34,7 @@ def probe(ctx: AuditContext, frame: pd.DataFrame, base_scores: np.ndarray, base_
         out_of_range = float(np.mean(finite & ((scores < -1e-9) | (scores > 1 + 1e-9))))
     change = None
     if base_decisions is not None and ctx.data.threshold is not None and ctx.data.task == "binary":
-        decisions = (scores >= ctx.data.threshold).astype(np.int64)
+        decisions = decide(scores, ctx.data.threshold)
         change = float(np.mean(decisions != base_decisions))
     diff = np.abs(scores - base_scores)
     return ProbeOutcome(False, None, float(np.mean(~finite)), out_of_range, change,

@@ -9,21 +9,10 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from auditkit.engine.context import AuditData
-from auditkit.core.registry import CheckParams
+from auditkit.core.params import RowSelectionParams
 from auditkit.errors import CheckError
-
-
-class RowSelectionParams(CheckParams):
-    rows: Optional[list[int]] = Field(None, description="Rows to explain, by row number (0-based position in the "
-                                                        "data file, as `row` everywhere in results.json).")
-    query: Optional[str] = Field(None, description='A pandas query over the audit data, with columns `score` and '
-                                                   '`decision` added, e.g. "decision == 0 and income < 40000".')
-    sample: int = Field(10, ge=1, le=1_000, description="How many rows: the size of the seeded sample when neither "
-                                                        "rows nor query is given (stratified by decision), and the "
-                                                        "most rows taken from a query's result (a seeded sample).")
 
 
 def _shorten(text: str, limit: int = 160) -> str:

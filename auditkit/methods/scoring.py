@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from auditkit.core.decisions import decide
 from auditkit.engine.context import AuditData
 
 
@@ -24,7 +25,7 @@ def scorer(name: str, data: AuditData) -> Scorer:
     classes = [str(c) for c in (data.classes or [])]
 
     def decisions(s: np.ndarray) -> np.ndarray:
-        return (s >= threshold).astype(np.int64)
+        return decide(s, threshold)
 
     binary: dict[str, Scorer] = {
         "roc_auc": Scorer("roc_auc", True, lambda y, s: skm.roc_auc_score(y, s)),

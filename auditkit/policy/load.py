@@ -38,6 +38,7 @@ class LoadedPolicy:
     sha256: str
     params: dict[str, CheckParams]  # check id -> validated params
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # "checks[2].params" -> (line, col)
+    warnings: list[str] = field(default_factory=list)  # e.g. a parameter given by its former name
 
     @property
     def base_dir(self) -> Path:
@@ -291,8 +292,8 @@ def _raise_all(errors: list[PolicyError]) -> None:
 # --------------------------------------------------------------------------- checks
 
 
-def _validate_checks(policy: Policy, path: Path, positions: dict[str, tuple[int, int]],
-                     registry: Registry) -> tuple[dict[str, CheckParams], list[PolicyError]]:
+def _validate_checks(policy: Policy, path: Path, positions: dict[str, tuple[int, int]], registry: Registry,
+                     warnings: list[str]) -> tuple[dict[str, CheckParams], list[PolicyError]]:
     errors: list[PolicyError] = []
     params_by_id: dict[str, CheckParams] = {}
     for i, spec in enumerate(policy.checks):
@@ -312,6 +313,10 @@ def _validate_checks(policy: Policy, path: Path, positions: dict[str, tuple[int,
                                        prefix=("checks", i, "params"), positions=positions))
             continue
         params_by_id[spec.check_id] = params
+        for former, current in check_type.params.former_names_in(spec.params):
+            where = Source(str(path), f"{base}.params.{former}", *_nearest_position(positions, f"{base}.params.{former}"))
+            warnings.append(f"{where}: '{former}' is now called '{current}'; the former name will stop working in a "
+                            "future version")
         produced = check_type.metric_patterns(params, policy)
         for metric in spec.thresholds:
             if not any(metric_matches(metric, pattern) for pattern in produced):
@@ -370,7 +375,8 @@ def load_policy(path: str | Path, *, registry: Registry | None = None) -> Loaded
     except ValidationError as exc:
         _raise_all(_errors_from(exc, path=path, root_model=Policy, prefix=(), positions=positions))
         raise  # unreachable: _raise_all raised
-    params, errors = _validate_checks(policy, path, positions, registry)
+    warnings: list[str] = []
+    params, errors = _validate_checks(policy, path, positions, registry, warnings)
     _raise_all(errors)
     return LoadedPolicy(policy=policy, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(),
-                        params=params, positions=positions)
+                        params=params, positions=positions, warnings=warnings)

@@ -42,7 +42,7 @@ def logistic(tmp_path_factory):
 
 def test_a_profile_is_the_models_function_of_that_input_with_the_rest_fixed(square):
     data, frame = square
-    output = run_check("ceteris_paribus", data, {"rows": [7, 30], "grid_size": 15})
+    output = run_check("ceteris_paribus", data, {"rows": [7, 30], "grid_resolution": 15})
     profiles = pd.DataFrame(output.tables["profiles"])
     for row in (7, 30):
         x1, x2 = frame.loc[row, "x1"], frame.loc[row, "x2"]
@@ -62,7 +62,7 @@ def test_a_profile_is_the_models_function_of_that_input_with_the_rest_fixed(squa
 def test_the_nearest_single_feature_flip_is_where_the_closed_form_puts_it(logistic):
     data, model, X = logistic
     (wa, wb), b0 = model.coef_[0], model.intercept_[0]
-    output = run_check("ceteris_paribus", data, {"sample": 12, "grid_size": 60})
+    output = run_check("ceteris_paribus", data, {"sample": 12, "grid_resolution": 60})
     profiles = pd.DataFrame(output.tables["profiles"])
     checked = 0
     for record in output.tables["summary"]:

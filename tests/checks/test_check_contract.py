@@ -19,7 +19,7 @@ from auditkit.results.model import to_jsonable
 
 # keep each check small here: the contract, not the figures, is under test
 FAST = {"performance": {"bootstrap": 50}, "group_fairness": {"bootstrap": 50}, "proxy_detection": {"max_rows": 600},
-        "interaction_strength": {"sample": 30, "top_k": 2}, "shap_importance": {"max_rows": 100, "background_size": 50},
+        "interaction_strength": {"max_rows": 30, "top_k": 2}, "shap_importance": {"max_rows": 100, "background_size": 50},
         "permutation_importance": {"n_repeats": 2, "max_rows": 300}, "partial_dependence": {"max_rows": 100},
         "ale": {"max_rows": 300}, "lofo": {"max_rows": 200}}
 

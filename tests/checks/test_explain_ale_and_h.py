@@ -65,7 +65,7 @@ def test_h_statistic_finds_the_known_interaction_and_none_elsewhere(tmp_path):
     rng = np.random.default_rng(2)
     frame = pd.DataFrame(rng.uniform(-1, 1, size=(3000, 3)), columns=["x1", "x2", "x3"])
     data = _data(tmp_path, "interaction", frame, ["x1", "x2", "x3"])
-    output = run_check("interaction_strength", data, {"sample": 150, "top_k": 3})
+    output = run_check("interaction_strength", data, {"max_rows": 150, "top_k": 3})
     h = {k: v.value for k, v in output.metrics.items()}
     # f = x1 x2 + x3 with independent zero-mean inputs: x1 and x2 act only through their
     # product (H(x1,x2) = 1 in the population), x3 only additively (H(x3) = 0 exactly).

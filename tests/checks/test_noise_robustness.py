@@ -68,7 +68,7 @@ def test_flip_rate_matches_the_gaussian_closed_form(tmp_path):
     frame = pd.DataFrame({"x": rng.normal(size=n), "label": rng.integers(0, 2, n)})
     data = _one_column_data(tmp_path, frame, "x", centre)
     levels = [0.05, 0.2]
-    output = run_check("noise_robustness", data, {"levels": levels, "repeats": repeats, "max_rows": n}, seed=5)
+    output = run_check("noise_robustness", data, {"levels": levels, "n_repeats": repeats, "max_rows": n}, seed=5)
     x = frame["x"].to_numpy()
     sd = np.std(x, ddof=1)  # the check's scale: the audit rows' standard deviation
     for level in levels:
@@ -81,7 +81,7 @@ def test_flip_rate_matches_the_gaussian_closed_form(tmp_path):
 
 
 def test_same_seed_same_figures_and_levels_named_as_written(gbm):
-    params = {"levels": [0.05, 0.2], "repeats": 2, "max_rows": 500}
+    params = {"levels": [0.05, 0.2], "n_repeats": 2, "max_rows": 500}
     first = run_check("noise_robustness", gbm, params, seed=9)
     again = run_check("noise_robustness", gbm, params, seed=9)
     other = run_check("noise_robustness", gbm, params, seed=10)
@@ -102,7 +102,7 @@ def test_regression_reports_score_changes_and_no_flip_rate(samples):
     frame = pd.read_csv(samples / "credit_test.csv").iloc[:500]
     data = _data_with_model(samples / "credit_rate_gbr.onnx", frame, GBM_FEATURES, "interest_rate",
                             task="regression", fmt="onnx")
-    output = run_check("noise_robustness", data, {"levels": [0.1], "repeats": 2}, seed=0)
+    output = run_check("noise_robustness", data, {"levels": [0.1], "n_repeats": 2}, seed=0)
     assert output.metrics["flip_rate[0.1]"].value is None and output.metrics["flip_rate[0.1]"].note
     assert output.metrics["mean_abs_score_change[0.1]"].value > 0
     assert "performance_drop[0.1]" in output.metrics  # drop of r2

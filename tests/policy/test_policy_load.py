@@ -240,3 +240,28 @@ def test_validate_refuses_a_bad_policy_with_exit_code_2(cli, samples, tmp_path):
     assert "checks[0].thresholds.roc_auc: min (0.9) is greater than max (0.1)" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "valid:" not in result.stdout
+
+
+def test_a_parameter_given_by_its_former_name_loads_with_a_warning(samples, tmp_path):
+    """Renamed parameters (repeats -> n_repeats, grid_size -> grid_resolution, interaction
+    sample -> max_rows) keep old policies working, with a warning naming the line (#17)."""
+    from support import credit_policy, write_policy
+
+    policy = credit_policy(samples, tmp_path / "out")
+    policy["checks"] = [{"id": "noise", "type": "noise_robustness", "params": {"levels": [0.1], "repeats": 3}},
+                        {"id": "h", "type": "interaction_strength", "params": {"sample": 50}}]
+    loaded = load_policy(write_policy(tmp_path, policy))
+    assert loaded.params["noise"].n_repeats == 3
+    assert loaded.params["h"].max_rows == 50
+    assert len(loaded.warnings) == 2
+    assert "checks[0].params.repeats: 'repeats' is now called 'n_repeats'" in loaded.warnings[0]
+    assert "checks[1].params.sample: 'sample' is now called 'max_rows'" in loaded.warnings[1]
+
+
+def test_a_parameter_given_by_both_names_is_refused(samples, tmp_path):
+    from support import credit_policy, write_policy
+
+    policy = credit_policy(samples, tmp_path / "out")
+    policy["checks"] = [{"id": "noise", "type": "noise_robustness", "params": {"repeats": 3, "n_repeats": 4}}]
+    with pytest.raises(PolicyError, match="'repeats' is the former name of 'n_repeats'"):
+        load_policy(write_policy(tmp_path, policy))

@@ -17,7 +17,9 @@ from auditkit.results.model import CheckOutput, Metric, Plot
 class InteractionStrengthParams(CheckParams):
     features: Optional[list[str]] = Field(None, description="Features; default: up to 6 model inputs.")
     top_k: int = Field(4, ge=2, le=10, description="Pairwise H for the k features with the largest overall H.")
-    sample: int = Field(200, ge=20, le=2_000, description="Rows used: the cost grows with its square.")
+    max_rows: int = Field(200, ge=20, le=2_000, description="Rows used (a seeded sample): the cost grows with its "
+                                                           "square.")
+    renamed = {"sample": "max_rows"}  # max_rows caps the rows of every other global check
 
 
 def _pd_at_rows(predict: Any, X: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -35,7 +37,7 @@ def _pd_at_rows(predict: Any, X: pd.DataFrame, columns: list[str]) -> np.ndarray
 
 @check("interaction_strength", family="explanations", params=InteractionStrengthParams, needs_model=True,
        metrics=["h_overall[*]", "h_pair[*]", "max_h_pair"],
-       example={"params": {"top_k": 4, "sample": 200}, "thresholds": {"max_h_pair": {"max": 0.5, "severity": "warn"}}})
+       example={"params": {"top_k": 4, "max_rows": 200}, "thresholds": {"max_h_pair": {"max": 0.5, "severity": "warn"}}})
 def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -> CheckOutput:
     """Friedman's H-statistic: how much of the score's variation comes from interactions.
 
@@ -45,7 +47,7 @@ def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -
     ``h_pair[j & k]`` = sqrt( sum_i [PD_jk - PD_j - PD_k]^2 / sum_i PD_jk^2 ) for the
     ``params.top_k`` features with the largest overall H; ``max_h_pair`` is the largest. All
     partial dependences are centred and evaluated at the rows of a seeded sample of
-    ``params.sample`` rows (cost: sample^2 predictions per term).
+    ``params.max_rows`` rows (cost: sample^2 predictions per term).
 
     References: Friedman and Popescu (2008), Predictive learning via rule ensembles, AoAS.
     """
@@ -59,7 +61,7 @@ def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -
     if len(features) < 2:
         raise CheckError("interaction_strength needs at least two features")
     frame = data.frame
-    rows = np.sort(ctx.rng.choice(len(frame), min(params.sample, len(frame)), replace=False))
+    rows = np.sort(ctx.rng.choice(len(frame), min(params.max_rows, len(frame)), replace=False))
     X = frame.iloc[rows][data.features].reset_index(drop=True)
     n = len(X)
     f = ctx.model.predict(X)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from auditkit.core.decisions import decide
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric
@@ -89,7 +90,7 @@ def surrogate_tree(ctx: AuditContext, params: SurrogateTreeParams) -> CheckOutpu
                                      method=f"held-out {params.test_share:.0%} of rows"),
                "leaves": Metric(float(tree.get_n_leaves()))}
     if data.task == "binary" and data.threshold is not None:
-        agree = (predicted >= data.threshold) == (s_test >= data.threshold)
+        agree = decide(predicted, data.threshold) == decide(s_test, data.threshold)
         metrics["fidelity_accuracy"] = Metric(float(agree.mean()), n=len(s_test),
                                               method=f"held-out {params.test_share:.0%} of rows")
     from sklearn.tree import export_text

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from auditkit.core.decisions import decide
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
@@ -73,7 +74,7 @@ def counterfactual_fairness(ctx: AuditContext, params: CounterfactualFairnessPar
                 copies.append(flipped)
                 meta.append((source, target, rows))
         scores = ctx.model.predict(pd.concat(copies, ignore_index=True))
-        decisions = (scores >= data.threshold).astype(np.int64)
+        decisions = decide(scores, data.threshold)
         start = 0
         total_pairs = total_flips = 0
         abs_change = 0.0

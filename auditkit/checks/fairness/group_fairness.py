@@ -10,7 +10,8 @@ from auditkit.methods.groups import Grouping, make_grouping
 from auditkit.methods.rates import (LABEL_RATES, RATES, cell_counts, rates_from_counts, spread,
                                             stratified_resamples)
 from auditkit.engine.context import AuditContext
-from auditkit.core.registry import CheckParams, check
+from auditkit.core.params import IntervalParams
+from auditkit.core.registry import check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 from auditkit.methods.stats import bootstrap_se, percentile_interval
@@ -24,14 +25,14 @@ METRICS = ([f"{r}_ratio[*]" for r in SPREAD_RATES] + [f"{r}_difference[*]" for r
 PLOTTED = ("selection_rate", "true_positive_rate", "false_positive_rate", "positive_predictive_value")
 
 
-class GroupFairnessParams(CheckParams):
+class GroupFairnessParams(IntervalParams):
+    """``bootstrap`` resamples are stratified by group."""
+
     attributes: Optional[list[str]] = Field(None, description="Protected attributes; default: data.protected.")
     intersections: list[list[str]] = Field(default_factory=list, description="Combinations, e.g. [[sex, race]].")
     reference_group: dict[str, str] = Field(
         default_factory=dict, description="Per attribute, the group others are compared with (default: min/max).")
     min_group_size: int = Field(30, ge=1, description="Smaller groups are listed but left out of ratios and differences.")
-    bootstrap: int = Field(1000, ge=0, le=100_000, description="Stratified bootstrap resamples for the intervals.")
-    confidence: float = Field(0.95, gt=0, lt=1)
     bins: dict[str, list[float]] = Field(default_factory=dict, description="Bin edges for continuous attributes.")
     calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width score bins for the ECE.")
 

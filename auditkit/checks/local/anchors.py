@@ -18,8 +18,10 @@ import pandas as pd
 from pydantic import Field, model_validator
 from scipy.special import rel_entr
 
+from auditkit.core.decisions import decide
 from auditkit.methods.shap_values import background_rows
-from auditkit.methods.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.core.params import RowSelectionParams
+from auditkit.methods.rows import select_positions, validate_selection
 from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import check
@@ -642,7 +644,7 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
         def pull(anchor_list: list[Anchor], n: int, sampler: ConditionalSampler = sampler,
                  rng: np.random.Generator = rng, decision: int = decision) -> npt.NDArray[np.int64]:
             frame = sampler.sample(anchor_list, n, rng)
-            same = (ctx.model.predict(frame) >= threshold).astype(np.int64) == decision
+            same = decide(ctx.model.predict(frame), threshold) == decision
             return same.reshape(len(anchor_list), n).sum(axis=1)
 
         found = beam_search(predicates, pull, CoverageIndex(audit_X, predicates), settings)

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.methods.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.core.decisions import decide
+from auditkit.core.params import RowSelectionParams
+from auditkit.methods.rows import select_positions, validate_selection
 from auditkit.methods.values import finite_or_none, plain_value
 from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
@@ -22,8 +24,9 @@ class CeterisParibusParams(RowSelectionParams):
     sample: int = Field(5, ge=1, le=500, description="How many rows (see local_explanations).")
     features: Optional[list[str]] = Field(None, description=f"Features to vary; default: the first "
                                                             f"{DEFAULT_FEATURES} model inputs.")
-    grid_size: int = Field(25, ge=3, le=200, description="Grid points per numeric feature (categorical features "
+    grid_resolution: int = Field(25, ge=3, le=200, description="Grid points per numeric feature (categorical features "
                                                          "take each observed category).")
+    renamed = {"grid_size": "grid_resolution"}  # partial_dependence's (and scikit-learn's) name
     percentiles: tuple[float, float] = Field((0.01, 0.99), description="Range of the numeric grid, as percentiles "
                                                                        "of the audit data.")
 
@@ -67,7 +70,7 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
 
     Rows are chosen as in ``local_explanations`` (``rows``, ``query`` or a seeded sample
     stratified by decision). Grid: each observed category of a categorical feature; for a
-    numeric one ``params.grid_size`` evenly spaced points between ``params.percentiles`` of
+    numeric one ``params.grid_resolution`` evenly spaced points between ``params.percentiles`` of
     the audit data (whole numbers for an integer feature), plus the row's own value, so each
     profile passes through the row's actual score. All rows x grid points of a feature are
     predicted in one batch. Table ``profiles``: ``row``, ``feature``, ``value``, ``score``,
@@ -99,7 +102,7 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
     notes: list[str] = []
     for feature in features:
         column = data.frame[feature]
-        grid, categorical = feature_grid(column, params.grid_size, params.percentiles)
+        grid, categorical = feature_grid(column, params.grid_resolution, params.percentiles)
         if len(grid) == 0:
             notes.append(f"{feature}: no observed value; not profiled")
             continue
@@ -125,14 +128,14 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
             record["score_range"] = (None if record["score_min"] is None
                                      else record["score_max"] - record["score_min"])
             if threshold is not None and decisions is not None:
-                flips = np.flatnonzero(finite & ((ys_arr >= threshold).astype(np.int64) != decisions[r]))
+                flips = np.flatnonzero(finite & (decide(ys_arr, threshold) != decisions[r]))
                 record["flips"] = bool(len(flips))
                 record["nearest_flip"] = _nearest(xs, flips, current, categorical)
             summary.append(record)
             for x, y in zip(xs, ys):
                 profiles.append({"row": row_ids[r], "feature": feature, "value": plain_value(x),
                                  "score": finite_or_none(y),
-                                 "decision": None if threshold is None or not np.isfinite(y) else int(y >= threshold)})
+                                 "decision": None if threshold is None or not np.isfinite(y) else int(decide(y, threshold))})
             if not categorical:
                 by_row[row_ids[r]].append({"feature": feature, "xs": xs, "ys": ys, "current": current,
                                            "values": column.dropna().to_numpy(dtype=np.float64)})

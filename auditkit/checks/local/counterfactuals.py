@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import Field
 
+from auditkit.core.decisions import decide
 from auditkit.methods.groups import make_grouping
 from auditkit.methods.rows import select_positions
 from auditkit.methods.probes import is_numeric
@@ -258,7 +259,7 @@ class Space:
         if len(Z) == 0:
             return np.zeros(0, dtype=bool), np.zeros(0)
         scores = self.ctx.model.predict(self.decode(Z))
-        decision = (scores >= self.threshold).astype(np.int64)
+        decision = decide(scores, self.threshold)
         return decision == self.favourable, scores
 
     # -- constraints and cost

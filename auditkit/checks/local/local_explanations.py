@@ -9,7 +9,8 @@ import pandas as pd
 from pydantic import Field
 
 from auditkit.methods.shap_values import background_rows, explain
-from auditkit.methods.rows import RowSelectionParams, select_positions, validate_selection
+from auditkit.core.params import RowSelectionParams
+from auditkit.methods.rows import select_positions, validate_selection
 from auditkit.methods.values import finite_or_none, plain_value
 from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext

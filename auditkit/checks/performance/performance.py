@@ -7,7 +7,8 @@ import numpy as np
 from pydantic import Field
 
 from auditkit.engine.context import AuditContext
-from auditkit.core.registry import CheckParams, check
+from auditkit.core.params import IntervalParams
+from auditkit.core.registry import check
 from auditkit.errors import CheckError
 from auditkit.policy.models import Policy
 from auditkit.results.model import CheckOutput, Metric, Plot
@@ -24,11 +25,9 @@ MetricName = Literal["roc_auc", "average_precision", "accuracy", "balanced_accur
                      "log_loss", "brier_score", "f1_macro", "mae", "rmse", "r2"]
 
 
-class PerformanceParams(CheckParams):
+class PerformanceParams(IntervalParams):
     metrics: Optional[list[MetricName]] = Field(
         None, description="scikit-learn scorer names; default: every metric of the task.")
-    bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples for the intervals (0: none).")
-    confidence: float = Field(0.95, gt=0, lt=1, description="Two-sided level of the intervals.")
 
 
 def _produces(params: PerformanceParams, policy: Policy) -> list[str]:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from auditkit.core.decisions import decide
 from auditkit.methods.groups import make_grouping
 from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
@@ -38,7 +39,7 @@ def _bisect(ctx: AuditContext, base: pd.DataFrame, start: np.ndarray, end: np.nd
         mid = (low + high) / 2
         probe = base.copy()
         probe[columns] = start + mid[:, None] * (end - start)
-        decisions = (ctx.model.predict(probe) >= threshold).astype(np.int64)
+        decisions = decide(ctx.model.predict(probe), threshold)
         ok = decisions == flipped_decision
         high = np.where(ok, mid, high)
         low = np.where(ok, low, mid)
@@ -62,7 +63,7 @@ def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point
         probes = np.clip(probes, low, high)
         frame = base.iloc[np.repeat(np.arange(n), params.gradient_samples)].reset_index(drop=True)
         frame[columns] = probes.reshape(-1, k)
-        adverse = ((ctx.model.predict(frame) >= threshold).astype(np.int64).reshape(n, params.gradient_samples)
+        adverse = (decide(ctx.model.predict(frame), threshold).reshape(n, params.gradient_samples)
                    == flipped[:, None])
         signs = np.where(adverse, 1.0, -1.0)
         signs -= signs.mean(axis=1, keepdims=True)  # baseline, as HopSkipJump's estimator
@@ -74,7 +75,7 @@ def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point
         candidate = np.clip(point + (step[:, None] * gradient) * scale, low, high)
         probe = base.copy()
         probe[columns] = candidate
-        still = (ctx.model.predict(probe) >= threshold).astype(np.int64) == flipped
+        still = decide(ctx.model.predict(probe), threshold) == flipped
         moved = _bisect(ctx, base, x0, np.where(still[:, None], candidate, point), columns, flipped,
                         params.binary_steps, threshold)
         closer = np.sqrt((((moved - x0) / scale) ** 2).sum(axis=1)) < distance
@@ -156,7 +157,7 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
         nearest = np.argsort(distance, axis=1)[:, :k]
         tries = attacked.iloc[np.repeat(rows, k)].reset_index(drop=True)
         tries[columns] = others[nearest.ravel()]
-        ok = ((ctx.model.predict(tries) >= threshold).astype(np.int64) == decision).reshape(len(rows), k)
+        ok = (decide(ctx.model.predict(tries), threshold) == decision).reshape(len(rows), k)
         for i, row in enumerate(rows):
             hits = np.flatnonzero(ok[i])
             if len(hits):
@@ -174,7 +175,7 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
                 trial[:, j] = x0[found][:, j] + 0.5 * (point[:, j] - x0[found][:, j])
                 probe = base.copy()
                 probe[columns] = trial
-                ok = (ctx.model.predict(probe) >= threshold).astype(np.int64) == flipped[found]
+                ok = decide(ctx.model.predict(probe), threshold) == flipped[found]
                 point = np.where(ok[:, None], trial, point)
             point = _bisect(ctx, base, x0[found], point, columns, flipped[found], max(4, params.binary_steps // 2),
                             threshold)
@@ -184,7 +185,7 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
     # verify every example once more, as reported
     check_frame = attacked.copy()
     check_frame[columns] = adv
-    final = (ctx.model.predict(check_frame) >= threshold).astype(np.int64)
+    final = decide(ctx.model.predict(check_frame), threshold)
     found &= final == flipped
     queries = ctx.model.rows_predicted - start_queries
     delta = (adv - x0) / scale

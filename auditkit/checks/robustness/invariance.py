@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from auditkit.core.decisions import decide
 from auditkit.methods.probes import is_numeric, sample_rows
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
@@ -67,9 +68,6 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
     metrics: dict[str, Metric] = {}
     violations: list[dict[str, Any]] = []
 
-    def decide(scores: np.ndarray) -> np.ndarray:
-        return (scores >= threshold).astype(np.int64)
-
     for column in params.invariant:
         values = list(pd.unique(data.frame[column].dropna()))
         copies, meta = [], []
@@ -85,7 +83,7 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
         for value, keep in meta:
             part = scores[start:start + len(keep)]
             start += len(keep)
-            changed = decide(part) != base_decisions[keep]
+            changed = decide(part, threshold) != base_decisions[keep]
             pairs += len(keep)
             broken += int(changed.sum())
             for i in np.flatnonzero(changed)[:WORST_LISTED]:
@@ -123,7 +121,7 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
         swapped = X.iloc[on].copy()
         swapped[pair.column] = np.where(text.iloc[on] == a, b, a)
         scores = ctx.model.predict(swapped)
-        changed = decide(scores) != base_decisions[on]
+        changed = decide(scores, threshold) != base_decisions[on]
         metrics[f"violation_rate[{name}]"] = Metric(float(changed.mean()), n=len(on))
         for i in np.flatnonzero(changed)[:WORST_LISTED]:
             violations.append({"relation": name, "row": int(rows[on[i]]), "before": str(text.iloc[on[i]]),

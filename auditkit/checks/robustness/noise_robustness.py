@@ -8,6 +8,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import Field, StrictInt, field_validator
 
+from auditkit.core.decisions import decide
 from auditkit.methods.probes import is_numeric
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
@@ -31,7 +32,9 @@ class NoiseRobustnessParams(CheckParams):
     category_swap: Optional[float] = Field(None, ge=0, le=1,
                                            description="Probability that a categorical value is swapped for another "
                                                        "observed category; default: the level (capped at 1).")
-    repeats: int = Field(5, ge=2, le=100, description="Seeded noise draws per level; the interval comes from their spread.")
+    n_repeats: int = Field(5, ge=2, le=100, description="Seeded noise draws per level; the interval comes from their "
+                                                          "spread.")
+    renamed = {"repeats": "n_repeats"}  # the name permutation_importance (and scikit-learn) use
     max_rows: int = Field(5_000, ge=10, description="Seeded sample of audit rows (cost grows with it).")
     sensitivity_level: float = Field(0.1, gt=0, description="The level at which each feature is perturbed alone.")
     features: Optional[list[str]] = Field(None, description="Features to perturb; default: every model input.")
@@ -130,7 +133,7 @@ def _wilson(successes: int, n: int, confidence: float) -> tuple[float, float]:
 @check("noise_robustness", family="robustness", params=NoiseRobustnessParams, needs_model=True,
        metrics=["flip_rate[*]", "mean_abs_score_change[*]", "performance_drop[*]", "sensitivity[*]"],
        produces=_produces,
-       example={"params": {"levels": [0.01, 0.05, 0.1, 0.2], "repeats": 5, "max_rows": 5000},
+       example={"params": {"levels": [0.01, 0.05, 0.1, 0.2], "n_repeats": 5, "max_rows": 5000},
                 "thresholds": {"flip_rate[0.05]": {"max": 0.02}, "flip_rate[0.2]": {"max": 0.1, "severity": "warn"}}})
 def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckOutput:
     """Share of decisions that change when the inputs get small random noise, per noise level.
@@ -141,7 +144,7 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
     categorical (text, boolean) feature is swapped, with probability ``params.category_swap``
     (default: the level, capped at 1), for another observed category drawn by its frequency. A
     missing value stays missing. Integer-valued columns get continuous noise (the model sees
-    floats). Every level is drawn ``params.repeats`` times on a seeded sample of at most
+    floats). Every level is drawn ``params.n_repeats`` times on a seeded sample of at most
     ``params.max_rows`` rows, and all noisy copies are predicted in large batches.
 
     Metrics, per level (named as the policy writes the level, e.g. ``flip_rate[0.1]``):
@@ -155,7 +158,7 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
       (ROC AUC for a binary model, R² for regression), on the labelled sampled rows. Range
       [-1, 1] for AUC; 0 = no loss, lower is better. Only when the data are labelled.
 
-    Their interval is a Student-t interval over the ``params.repeats`` draws: it reflects the
+    Their interval is a Student-t interval over the ``params.n_repeats`` draws: it reflects the
     noise, conditional on the sampled rows.
 
     ``sensitivity[feature]`` = flip rate when only that feature is perturbed, at
@@ -204,7 +207,7 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
     threshold = data.threshold if data.threshold is not None else 0.5
     if binary and data.threshold is None:
         notes.append("no model threshold given: decisions use 0.5")
-    base_decisions = base_scores >= threshold if binary else None
+    base_decisions = decide(base_scores, threshold) if binary else None
 
     numeric = [f for f in data.features if is_numeric(X[f])]
     categorical = [f for f in data.features if f not in numeric]
@@ -221,8 +224,8 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
 
     # -------- every level x repeat, stacked into one frame
     levels = [float(v) for v in params.levels]
-    k = len(levels) * params.repeats
-    sigmas = np.repeat(np.array(levels), params.repeats)
+    k = len(levels) * params.n_repeats
+    sigmas = np.repeat(np.array(levels), params.n_repeats)
     stacked = perturber.numeric_noise(ctx.rng, sigmas)
     if still.any():  # features outside params.features keep their values
         stacked[:, still] = np.tile(perturber.values[:, still], (k, 1))
@@ -272,18 +275,18 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
             base_perf = float(perf(y, base_scores[labelled]))
             notes.append(f"performance_drop is the drop of {perf_name} from {base_perf:.4g} on "
                          f"{int(labelled.sum()):,} labelled rows")
-    method = f"mean of {params.repeats} noise draws, Student-t interval over the draws"
+    method = f"mean of {params.n_repeats} noise draws, Student-t interval over the draws"
     metrics: dict[str, Metric] = {}
     records: list[dict[str, Any]] = []
     for li, (raw, level) in enumerate(zip(params.levels, levels)):
         name = level_name(raw)
-        block = level_scores[li * params.repeats:(li + 1) * params.repeats]
+        block = level_scores[li * params.n_repeats:(li + 1) * params.n_repeats]
         change, change_ci = _t_interval(np.abs(block - base_scores).mean(axis=1), params.confidence)
         record: dict[str, Any] = {"level": raw, "n": n, "flip_rate": None, "flip_rate_ci": None,
                                   "mean_abs_score_change": change, "mean_abs_score_change_ci": list(change_ci),
                                   "performance_drop": None, "performance_drop_ci": None}
         if base_decisions is not None:
-            flip, flip_ci = _t_interval(((block >= threshold) != base_decisions).mean(axis=1), params.confidence)
+            flip, flip_ci = _t_interval((decide(block, threshold) != base_decisions).mean(axis=1), params.confidence)
             metrics[f"flip_rate[{name}]"] = Metric(flip, ci=flip_ci, n=n, method=method, level=params.confidence)
             record.update(flip_rate=flip, flip_rate_ci=list(flip_ci))
         else:
@@ -309,7 +312,7 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
                                  "scale": float(perturber.std[numeric.index(feature)]) if feature in numeric else None,
                                  "flip_rate": None, "flip_rate_ci": None, "mean_abs_score_change": change}
         if base_decisions is not None:
-            flips = int(((sens_scores[i] >= threshold) != base_decisions).sum())
+            flips = int((decide(sens_scores[i], threshold) != base_decisions).sum())
             ci = _wilson(flips, n, params.confidence)
             metrics[f"sensitivity[{feature}]"] = Metric(flips / n, ci=ci, n=n, level=params.confidence,
                                                         method="one noise draw, Wilson interval over rows")
