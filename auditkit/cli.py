@@ -360,10 +360,26 @@ def _type_text(info: dict[str, Any]) -> str:
     return str(info.get("type", "any"))
 
 
+FAMILY_ORDER = ("performance", "data", "explanations", "local", "fairness", "robustness", "influence")
+
+
+def catalogue_markdown(types: list[Any]) -> str:
+    """The check catalogue as README.md shows it: one row per type, by family, from the
+    registry (tests/cli/test_cli_checks.py fails when README.md's copy differs)."""
+    def order(t: Any) -> tuple[int, str]:
+        return (FAMILY_ORDER.index(t.family) if t.family in FAMILY_ORDER else len(FAMILY_ORDER), t.type)
+
+    lines = ["| type | family | what it measures |", "| --- | --- | --- |"]
+    for t in sorted(types, key=order):
+        lines.append(f"| `{t.type}` | {t.family} | {t.description.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines) + "\n"
+
+
 @app.command(name="checks", epilog="Examples: auditkit checks · auditkit checks performance · auditkit checks --json")
 def checks_command(
     check_type: Optional[str] = typer.Argument(None, metavar="[TYPE]", help="Show one check type in full."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_markdown: bool = typer.Option(False, "--markdown", help="The catalogue as a Markdown table (README.md's)."),
 ) -> None:
     """List the check types, or show one with its parameters, metrics and an example."""
     from auditkit.core.registry import get_registry
@@ -371,6 +387,9 @@ def checks_command(
     def _go() -> None:
         registry = get_registry()
         types = [registry.get(check_type)] if check_type else registry.types()
+        if as_markdown:
+            sys.stdout.write(catalogue_markdown(types))
+            return
         records = [{"type": t.type, "family": t.family, "description": t.description, "params": _params_doc(t),
                     "metrics": list(t.metrics), "needs_model": t.needs_model, "needs_target": t.needs_target,
                     "example": {"type": t.type, **t.example}} for t in types]
