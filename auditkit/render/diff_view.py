@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from auditkit.render.html import format_ci, format_number
+from auditkit.render.format import format_ci, format_number
 
 #: Rows of the collapsed table of every compared figure; diff.json keeps them all.
 ALL_ROWS_LIMIT: Final = 400

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from auditkit.render.html import (
+from auditkit.render.format import (
     STATUS_MEANING,
     error_summary,
     format_number,

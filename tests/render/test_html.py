@@ -9,15 +9,8 @@ from pathlib import Path
 import markupsafe
 import pytest
 
-from auditkit.render.html import (
-    TABLE_ROW_LIMIT,
-    build_environment,
-    environment,
-    format_ci,
-    format_number,
-    format_threshold,
-    render_html,
-)
+from auditkit.render.format import format_ci, format_number, format_threshold
+from auditkit.render.html import TABLE_ROW_LIMIT, build_environment, environment, render_html
 
 #: The hostile column name of tests/data/example_results.json.
 EVIL_COLUMN = '=HYPERLINK("http://evil")<script>alert(1)</script>'

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from auditkit.render.html import format_threshold, render_html
+from auditkit.render.format import format_threshold
+from auditkit.render.html import render_html
 from auditkit.render.junit import render_junit
 from auditkit.render.md import render_markdown
 from auditkit.results.io import validate_results
