@@ -170,6 +170,13 @@ def _text(data: dict[str, Any], *keys: str) -> str:
     return ""
 
 
+def interval_label(data: dict[str, Any]) -> str:
+    """The legend of a plot's intervals: their level as the plot data says (results.json files
+    written before plots carried a level had 95% intervals)."""
+    level = _num(data.get("level"))
+    return f"{level:.0%} interval" if level is not None and 0 < level < 1 else "95% interval"
+
+
 def _threshold_bounds(item: Any) -> list[tuple[str, float]]:
     if not isinstance(item, dict):
         return []
@@ -211,6 +218,7 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     bar([pos[i] for i in drawn], [values[i] for i in drawn], width, color=PALETTE[0], zorder=2)
 
     with_ci = [i for i in drawn if lows[i] is not None and highs[i] is not None]
+    interval = interval_label(data)
     if with_ci:
         err = [
             [max(0.0, values[i] - lows[i]) for i in with_ci],  # type: ignore[operator]
@@ -220,10 +228,10 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
         centres = [values[i] for i in with_ci]
         if horizontal:
             ax.errorbar(centres, where, xerr=err, fmt="none", ecolor=INK, elinewidth=0.9,
-                        capsize=3, zorder=3, label="95% interval")
+                        capsize=3, zorder=3, label=interval)
         else:
             ax.errorbar(where, centres, yerr=err, fmt="none", ecolor=INK, elinewidth=0.9,
-                        capsize=3, zorder=3, label="95% interval")
+                        capsize=3, zorder=3, label=interval)
 
     labelled: set[str] = set()
 

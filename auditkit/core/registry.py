@@ -31,6 +31,11 @@ BUILTIN_PACKAGE = "auditkit.checks"
 PLUGINS_ENV = "AUDITKIT_PLUGINS"
 Family = Literal["performance", "data", "explanations", "local", "fairness", "robustness", "influence"]
 _MARK = "__auditkit_check__"
+#: What a check's table can be in a case file: the row's score and decision ("decision", whose
+#: rows are the case files), its reasons ("reasons": row, rank, text), the change that flips it
+#: ("recourse": row, found, changes, score_before, score_after), a rule that holds around it
+#: ("rule": row, rule, precision, coverage), and per-row charts ("charts").
+CASE_FILE_ROLES = ("decision", "reasons", "recourse", "rule", "charts")
 
 
 class CheckParams(BaseModel):
@@ -85,6 +90,10 @@ class CheckType:
     # (naming the params key as ``params.<key>: ...``) for params that do not fit the data,
     # so a bad row id or column exits 2 with nothing run instead of ending as ``error``
     validate: Optional[Callable[[Any, Any], None]] = None
+    # what the check adds to the report's case files (one page per explained row): pairs of
+    # (role, table) with role one of CASE_FILE_ROLES; "charts" needs no table (plots whose
+    # data names a row)
+    case_file: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def description(self) -> str:
@@ -113,10 +122,14 @@ def check(
     produces: Callable[[Any, "Policy"], list[str]] | None = None,
     reading: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None,
     validate: Callable[[Any, Any], None] | None = None,
+    case_file: tuple[tuple[str, str | None], ...] = (),
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
         raise ValueError(f"check type {type!r}: use lower_snake_case")
+    unknown_roles = [role for role, _ in case_file if role not in CASE_FILE_ROLES]
+    if unknown_roles:
+        raise ValueError(f"check {type!r}: case_file roles {unknown_roles}; roles: {', '.join(CASE_FILE_ROLES)}")
     if not (inspect.isclass(params) and issubclass(params, CheckParams)):
         raise TypeError(f"check {type!r}: params must be a CheckParams subclass, got {params!r}")
 
@@ -127,7 +140,7 @@ def check(
         setattr(func, _MARK, CheckType(
             type=type, family=family, func=func, params=params, metrics=tuple(metrics),
             needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
-            validate=validate,
+            validate=validate, case_file=tuple(case_file),
         ))
         return func
 

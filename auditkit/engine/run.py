@@ -22,7 +22,7 @@ from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserEr
 from auditkit.policy.load import LoadedPolicy
 from auditkit.adapters.predictions import NO_MODEL_REASON
 from auditkit.engine.baseline import Baseline, path_from, resolve_baseline
-from auditkit.results.model import CheckOutput, CheckResult, new_run_id, to_jsonable, worst_status
+from auditkit.results.model import AuditResult, CheckOutput, CheckResult, new_run_id, to_jsonable, worst_status
 from auditkit.thresholds import check_status, evaluate, exit_code
 
 
@@ -132,7 +132,8 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
     check_type = get_registry().get(task.type)
     result = CheckResult(id=task.check_id, type=task.type, family=check_type.family, status="error",
                          duration_s=outcome.duration_s, params=task.params, seed=task.seed,
-                         description=spec.description or check_type.description)
+                         description=spec.description or check_type.description,
+                         case_file=[{"role": role, "table": table} for role, table in check_type.case_file])
     if outcome.output is None:
         result.error = outcome.error or "the check returned nothing"
         return result
@@ -258,36 +259,20 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     duration = time.perf_counter() - started
     checks_time = sum(r.duration_s for r in results_list)
     policy = loaded.policy
-    checks_json = []
-    for result in results_list:
-        notes: list[str] = []
-        item = to_jsonable(result.to_dict(), notes)
-        item["notes"].extend(notes)
-        checks_json.append(item)
-    results: dict[str, Any] = {
-        "schema_version": 1,
-        "auditkit_version": __version__,
-        "run_id": new_run_id(started_at),
-        "policy_name": policy.name,
-        "status": worst_status(statuses),
-        "exit_code": code,
-        "fail_on": options.fail_on,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": finished_at.isoformat(timespec="seconds"),
-        "duration_s": round(duration, 3),
-        "seed": seed,
-        "interrupted": executor.interrupted,
-        "command": options.command,
-        "report": {"title": policy.report.title or policy.name, "organization": policy.report.organization},
-        "engine": {"executor": options.executor, "workers": workers, "threads_per_worker": threads, "cores": cores,
-                   "prepare_s": round(prepared_s, 3), "checks_wall_s": round(checks_wall, 3),
-                   "checks_time_s": round(checks_time, 3),
-                   # the limit of a check without memory_mb (the inline executor enforces none)
-                   "memory_mb_default": None if options.executor == "inline" else memory_default},
-        "inputs": to_jsonable({**prepared.inputs, "policy_path_from_output": path_from(out_dir, loaded.path),
-                               "baseline": baseline.record(out_dir) if baseline is not None else None}),
-        "checks": checks_json,
-    }
+    audit = AuditResult(
+        run_id=new_run_id(started_at), policy_name=policy.name, status=worst_status(statuses), exit_code=code,
+        started_at=started_at, finished_at=finished_at, duration_s=duration, seed=seed, checks=results_list,
+        inputs={**prepared.inputs, "policy_path_from_output": path_from(out_dir, loaded.path),
+                "baseline": baseline.record(out_dir) if baseline is not None else None},
+        engine={"executor": options.executor, "workers": workers, "threads_per_worker": threads, "cores": cores,
+                "prepare_s": round(prepared_s, 3), "checks_wall_s": round(checks_wall, 3),
+                "checks_time_s": round(checks_time, 3),
+                # the limit of a check without memory_mb (the inline executor enforces none)
+                "memory_mb_default": None if options.executor == "inline" else memory_default},
+        report={"title": policy.report.title or policy.name, "organization": policy.report.organization},
+        command=options.command, fail_on=options.fail_on, interrupted=executor.interrupted,
+        auditkit_version=__version__)
+    results = audit.to_dict()
     return AuditRun(results=results, exit_code=code, out_dir=out_dir, prepared=prepared)
 
 

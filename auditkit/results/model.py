@@ -46,9 +46,15 @@ class Metric:
 class Plot:
     """Plot data, drawn by ``charts/`` from results alone."""
 
-    kind: str  # bar | line | hist | ...
+    kind: str  # one of results.plots.PLOT_KINDS
     title: str
     data: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        from auditkit.results.plots import canonical_plot_data, validate_plot_data
+
+        self.data = canonical_plot_data(self.data)
+        validate_plot_data(self.kind, self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "title": self.title, "data": self.data}
@@ -115,6 +121,7 @@ class CheckResult:
     seed: int | None = None
     description: str = ""
     skip_reason: str | None = None
+    case_file: list[dict[str, Any]] = field(default_factory=list)  # [{"role", "table"}]: see core.registry
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,7 +140,63 @@ class CheckResult:
             "notes": list(self.notes),
             "error": self.error,
             "skip_reason": self.skip_reason,
+            **({"case_file": self.case_file} if self.case_file else {}),
         }
+
+
+@dataclass
+class AuditResult:
+    """The whole of results.json (DESIGN.md, "results.json (contract)"): the run, its inputs
+    and its checks. :meth:`to_dict` is the file's content; the shipped schema
+    (``results-v1.schema.json``) describes it and every results.json written is checked
+    against it."""
+
+    run_id: str
+    policy_name: str
+    status: Status
+    exit_code: int
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+    seed: int
+    checks: list[CheckResult]
+    inputs: dict[str, Any]
+    engine: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    fail_on: str = "fail"
+    interrupted: bool = False
+    auditkit_version: str = ""
+    schema_version: int = RESULTS_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "auditkit_version": self.auditkit_version,
+            "run_id": self.run_id,
+            "policy_name": self.policy_name,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "fail_on": self.fail_on,
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "finished_at": self.finished_at.isoformat(timespec="seconds"),
+            "duration_s": round(self.duration_s, 3),
+            "seed": self.seed,
+            "interrupted": self.interrupted,
+            "command": self.command,
+            "report": self.report,
+            "engine": self.engine,
+            "inputs": to_jsonable(self.inputs),
+            "checks": [check_json(check) for check in self.checks],
+        }
+
+
+def check_json(result: CheckResult) -> dict[str, Any]:
+    """A check's record in results.json; a non-finite figure becomes null with a note saying where."""
+    notes: list[str] = []
+    item = to_jsonable(result.to_dict(), notes)
+    item["notes"].extend(notes)
+    return item
 
 
 def to_jsonable(obj: Any, notes: list[str] | None = None, where: str = "") -> Any:

@@ -187,10 +187,10 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
         tables["dtype_mismatches"] = mismatches
     plots = [Plot("bar", "Missing share by column", {
         "labels": [r["column"] for r in records], "values": [r["missing_share"] for r in records],
-        "ylabel": "share of rows missing", "n": n})]
+        "y_label": "share of rows missing", "n": n})]
     if reference is not None:
         plots.append(Plot("bar", "Values outside the reference range, by column", {
             "labels": [r["column"] for r in records if "out_of_range" in r],
             "values": [r["out_of_range"] for r in records if "out_of_range" in r],
-            "ylabel": "rows", "n": n}))
+            "y_label": "rows", "n": n}))
     return CheckOutput(metrics=metrics, tables=tables, plots=plots, notes=notes)

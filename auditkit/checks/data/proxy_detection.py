@@ -174,7 +174,7 @@ def proxy_detection(ctx: AuditContext, params: ProxyDetectionParams) -> CheckOut
         metrics[f"max_mutual_information_share[{attribute}]"] = Metric(best_mi["mi_share"], n=n)
         plots.append(Plot("bar", f"How well each feature alone predicts {attribute} (AUC)", {
             "labels": [r["feature"] for r in attribute_records], "values": [r["auc"] for r in attribute_records],
-            "ylabel": "cross-validated AUC", "attribute": attribute, "n": n, "horizontal": True}))
+            "y_label": "cross-validated AUC", "attribute": attribute, "n": n, "horizontal": True}))
     return CheckOutput(metrics=metrics, tables={"proxies": records, "all_features": overall}, plots=plots,
                        notes=notes)
 

@@ -70,7 +70,7 @@ def coefficients(ctx: AuditContext, params: CoefficientsParams) -> CheckOutput:
         "labels": [r["name"] for r in records],
         "values": [r["standardised_coefficient"] if r["standardised_coefficient"] is not None else r["coefficient"]
                    for r in records],
-        "ylabel": "per standard deviation", "horizontal": True, "n": len(data.frame)})
+        "y_label": "per standard deviation", "horizontal": True, "n": len(data.frame)})
     return CheckOutput(metrics=metrics, tables={"coefficients": records}, plots=[plot], notes=notes)
 
 

@@ -93,7 +93,7 @@ def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -
     metrics["max_h_pair"] = Metric(max((p["h"] for p in pairs), default=0.0), n=n)
     plots = [Plot("bar", "Overall interaction strength (Friedman's H)", {
         "labels": [r["feature"] for r in records], "values": [r["h_overall"] for r in records],
-        "ylabel": "H", "horizontal": True, "n": n})]
+        "y_label": "H", "horizontal": True, "n": n})]
     if pairs:
         plots.append(Plot("heatmap", "Pairwise H", {
             "labels": top, "values": [[next((p["h"] for p in pairs if {p["feature_a"], p["feature_b"]} == {a, b}), None)

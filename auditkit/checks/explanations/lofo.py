@@ -110,5 +110,5 @@ def lofo(ctx: AuditContext, params: LofoParams) -> CheckOutput:
     notes.append(f"metric {metric.name}; {(len(features) + 1) * params.folds} refits")
     plot = Plot("bar", f"Leave-one-feature-out importance (loss in {metric.name})", {
         "labels": [r["feature"] for r in records], "values": [r["importance"] for r in records],
-        "ylabel": f"loss in {metric.name}", "horizontal": True, "n": len(X)})
+        "y_label": f"loss in {metric.name}", "horizontal": True, "n": len(X)})
     return CheckOutput(metrics=metrics, tables={"importance": records}, plots=[plot], notes=notes)

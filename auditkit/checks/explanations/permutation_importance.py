@@ -98,6 +98,7 @@ def permutation_importance(ctx: AuditContext, params: PermutationImportanceParam
     plot = Plot("bar", f"Permutation importance (drop in {metric.name})", {
         "labels": [r["feature"] for r in records], "values": [r["importance"] for r in records],
         "ci_low": [r["importance_ci"][0] for r in records], "ci_high": [r["importance_ci"][1] for r in records],
-        "ylabel": f"drop in {metric.name}", "horizontal": True, "n": n})
+        "y_label": f"drop in {metric.name}", "horizontal": True, "n": n,
+        "level": params.confidence})
     notes.append(f"metric {metric.name}; baseline {baseline:.4g}; {params.n_repeats} shuffles per feature")
     return CheckOutput(metrics=metrics, tables={"importance": records}, plots=[plot], notes=notes)

@@ -88,7 +88,7 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
                            "shap": [float(v) for v in result.values[keep, j]]})
     plots = [Plot("bar", f"Mean |SHAP| ({result.units})", {
         "labels": [r["feature"] for r in records], "values": [r["mean_abs_shap"] for r in records],
-        "ylabel": f"mean |SHAP| ({result.units})", "horizontal": True, "n": n}),
+        "y_label": f"mean |SHAP| ({result.units})", "horizontal": True, "n": n}),
         Plot("beeswarm", "SHAP values of the top features (colour: the feature's value)", {
             "rows": beeswarm, "x_label": f"SHAP value ({result.units})", "n": len(keep)})]
     for item in dependence[:3]:

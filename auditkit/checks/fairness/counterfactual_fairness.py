@@ -100,5 +100,5 @@ def counterfactual_fairness(ctx: AuditContext, params: CounterfactualFairnessPar
         rows_for_plot = [r for r in records if r["attribute"] == attribute]
         plots.append(Plot("bar", f"Decision flip rate when only {attribute} changes", {
             "labels": [f"{r['source']} -> {r['target']}" for r in rows_for_plot],
-            "values": [r["flip_rate"] for r in rows_for_plot], "ylabel": "flip rate", "n": total_pairs}))
+            "values": [r["flip_rate"] for r in rows_for_plot], "y_label": "flip rate", "n": total_pairs}))
     return CheckOutput(metrics=metrics, tables={"flips": records}, plots=plots, notes=notes)

@@ -193,10 +193,10 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
                 "labels": [r["group"] for r in rows], "values": [r[name] for r in rows],
                 "ci_low": [r.get(f"{name}_ci", [None, None])[0] for r in rows],
                 "ci_high": [r.get(f"{name}_ci", [None, None])[1] for r in rows],
-                "included": [r["included"] for r in rows], "ylabel": name.replace("_", " "),
+                "included": [r["included"] for r in rows], "y_label": name.replace("_", " "),
                 "attribute": grouping.attribute, "rate": name, "ratio_metric": f"{name}_ratio[{grouping.attribute}]",
                 "difference_metric": f"{name}_difference[{grouping.attribute}]",
-                "n": int(sizes.sum())}))
+                "n": int(sizes.sum()), "level": params.confidence}))
     if method:
         notes.append(f"intervals: {method} (seeded)")
     return CheckOutput(metrics=metrics, tables={"groups": groups_table, "disparities": disparities}, plots=plots,

@@ -126,6 +126,6 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
         plots.append(Plot("bar", f"Impact ratio by {grouping.attribute}", {
             "labels": [l for l, ok in zip(grouping.labels, included) if ok],
             "values": [float(r) for r, ok in zip(ratios, included) if ok],
-            "ylabel": "impact ratio", "thresholds": {"min": 0.8}, "threshold_label": "four-fifths",
+            "y_label": "impact ratio", "thresholds": {"min": 0.8}, "threshold_label": "four-fifths",
             "attribute": grouping.attribute, "n": int(sizes.sum())}))
     return CheckOutput(metrics=metrics, tables={"categories": records}, plots=plots, notes=notes)

@@ -575,6 +575,7 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
 
 
 @check("anchors", family="local", params=AnchorsParams, needs_model=True, validate=validate_selection,
+       case_file=(("rule", "anchors"),),
        reading=_reading,
        metrics=["anchor_precision", "anchor_precision_min", "anchor_coverage", "anchor_length", "anchor_target_met"],
        example={"params": {"sample": 5},

@@ -60,6 +60,7 @@ def feature_grid(column: pd.Series, size: int, percentiles: tuple[float, float])
 
 
 @check("ceteris_paribus", family="local", params=CeterisParibusParams, needs_model=True,
+       case_file=(("charts", None),),
        metrics=["single_feature_flip_share", "mean_score_range", "max_score_range"],
        example={"params": {"query": "decision == 1", "sample": 3, "features": ["income", "debt_ratio"]},
                 "thresholds": {"max_score_range": {"max": 0.99, "severity": "warn"}}},

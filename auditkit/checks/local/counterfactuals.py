@@ -592,6 +592,7 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
 
 
 @check("counterfactuals", family="local", params=CounterfactualsParams, needs_model=True,
+       case_file=(("recourse", "counterfactuals"),),
        metrics=METRICS + [f"{m}[*]" for m in PER_ATTRIBUTE], produces=_produces, validate=validate, reading=_reading,
        example={"params": {"sample": 20, "directions": {"income": "increase"}},
                 "thresholds": {"recourse_rate": {"min": 0.9}, "recourse_burden_ratio": {"min": 0.5, "severity": "warn"}}})

@@ -83,6 +83,7 @@ def _raw_threshold(threshold: float | None, units: str) -> float | None:
 
 
 @check("local_explanations", family="local", params=LocalExplanationsParams, needs_model=True,
+       case_file=(("decision", "explanations"), ("reasons", "reasons"), ("charts", None)),
        metrics=["lime_fidelity", "lime_fidelity_min", "shap_lime_agreement", "top_k_overlap", "sign_agreement",
                 "reason_code_coverage", "additivity_error"],
        example={"params": {"query": "decision == 1", "sample": 5, "lime_samples": 2000},
@@ -236,7 +237,7 @@ def _waterfall(explanation: dict[str, Any], shap_row: np.ndarray, lime_row: np.n
              + f" — SHAP waterfall ({units}) and LIME weights")
     data: dict[str, Any] = {"labels": labels, "values": contributions, "base": explanation["base_value"],
                             "output": explanation["raw_output"], "side_values": side,
-                            "xlabel": f"model output ({units})", "side_label": "LIME weight", "row": explanation["row"]}
+                            "x_label": f"model output ({units})", "side_label": "LIME weight", "row": explanation["row"]}
     if threshold is not None:
         data["threshold"] = threshold
         data["threshold_label"] = "decision threshold"

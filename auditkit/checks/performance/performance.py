@@ -137,7 +137,7 @@ def performance(ctx: AuditContext, params: PerformanceParams) -> CheckOutput:
         "values": [metrics[m].value for m in wanted if metrics[m].value is not None],
         "ci_low": [metrics[m].ci[0] if metrics[m].ci else None for m in wanted if metrics[m].value is not None],
         "ci_high": [metrics[m].ci[1] if metrics[m].ci else None for m in wanted if metrics[m].value is not None],
-        "ylabel": "value", "n": n}))
+        "y_label": "value", "n": n, "level": params.confidence}))
     return CheckOutput(metrics=metrics, tables=tables, plots=plots, notes=notes)
 
 

@@ -87,6 +87,6 @@ def explanation_stability(ctx: AuditContext, params: ExplanationStabilityParams)
                                         for i in worst if np.isfinite(local[i])]
     counts, edges = np.histogram(defined, bins=10, range=(-1.0, 1.0)) if n else (np.zeros(10), np.linspace(-1, 1, 11))
     plot = Plot("hist", "Rank stability of local explanations under input noise", {
-        "edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "xlabel": "Spearman correlation",
-        "ylabel": "rows", "n": n})
+        "edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "x_label": "Spearman correlation",
+        "y_label": "rows", "n": n})
     return CheckOutput(metrics=metrics, tables={"least_stable_rows": rows_table}, plots=[plot], notes=notes)

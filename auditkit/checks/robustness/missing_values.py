@@ -66,5 +66,5 @@ def missing_values(ctx: AuditContext, params: MissingValuesParams) -> CheckOutpu
         notes.append(f"the model fails on a missing {', '.join(breaking)}: a finding about the model")
     plots = [Plot("bar", "Decisions that change when a feature is missing", {
         "labels": features, "values": [metrics[f"decision_change_rate[{f}]"].value for f in features],
-        "ylabel": "share of decisions changed", "horizontal": True, "n": n})]
+        "y_label": "share of decisions changed", "horizontal": True, "n": n})]
     return CheckOutput(metrics=metrics, tables={"features": records}, plots=plots, notes=notes)
