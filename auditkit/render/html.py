@@ -57,6 +57,15 @@ TABLE_ROW_LIMIT: Final = 50
 WIDE_TABLE_COLUMNS: Final = 9
 #: Columns of one printed table; a wider one is cut into parts.
 MAX_TABLE_COLUMNS: Final = 13
+def metrics_last(check: dict[str, Any]) -> bool:
+    """Whether a check's metrics table goes after its tables and charts: when it is a list of
+    figures per attribute, feature or level (``metric[key]``), the tables and charts say the
+    same more readably and come first."""
+    metrics = check.get("metrics") if isinstance(check.get("metrics"), dict) else {}
+    drawn = bool(check.get("tables")) or bool(check.get("plots"))
+    return drawn and any("[" in str(name) for name in metrics)
+
+
 def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
     """The metrics table: rows, which optional columns any row fills, and the method most
     metrics share (said once under the table; a row names its method only when it differs).
@@ -312,6 +321,7 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         return GENERIC_SECTION
 
     env.globals.update(
+        metrics_last=metrics_last,
         section_template=section_template,
         chart=_chart,
         badge=badge,
