@@ -34,7 +34,7 @@ class ExitCode(IntEnum):
     INCOMPLETE = 3
 
 
-STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skipped": "dim",
+STATUS_STYLE = {"pass": "green", "info": "blue", "warn": "yellow", "fail": "bold red", "error": "magenta", "skipped": "dim",
                 "queued": "dim", "running": "cyan"}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,

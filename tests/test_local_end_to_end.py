@@ -60,16 +60,16 @@ def runs(samples, tmp_path_factory):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_format_explains_the_same_rows_additively(runs, name):
     why = runs[name]["why"]
-    assert why["status"] == "pass"
+    assert why["status"] == "info"  # no threshold declared: reported, not assessed
     assert [e["row"] for e in why["tables"]["explanations"]] == ROWS
     assert why["metrics"]["additivity_error"]["value"] < 1e-4
     assert {p["kind"] for p in why["plots"]} == {"waterfall"}
-    assert runs[name]["what-if"]["status"] == "pass"
+    assert runs[name]["what-if"]["status"] == "info"
     anchors = runs[name]["rules"]
-    assert anchors["status"] == "pass" and [a["row"] for a in anchors["tables"]["anchors"]] == ROWS
+    assert anchors["status"] == "info" and [a["row"] for a in anchors["tables"]["anchors"]] == ROWS
     assert all(0 <= a["precision"] <= 1 and 0 <= a["coverage"] <= 1 for a in anchors["tables"]["anchors"])
     recourse = runs[name]["recourse"]
-    assert recourse["status"] == "pass" and len(recourse["tables"]["counterfactuals"]) == 15
+    assert recourse["status"] == "info" and len(recourse["tables"]["counterfactuals"]) == 15
     found = [r for r in recourse["tables"]["counterfactuals"] if r["found"]]
     assert found and all("n_late_payments" not in r["changes"] and r["score_before"] >= 0.5 > r["score_after"]
                          for r in found)

@@ -16,7 +16,7 @@ GLANCE_FINDINGS: Final = 4
 GLANCE_METRICS: Final = 3
 DASH: Final = "—"
 
-STATUS_ORDER: Final = ("fail", "error", "warn", "pass", "skipped")
+STATUS_ORDER: Final = ("fail", "error", "warn", "pass", "info", "skipped")
 
 #: What each overall status means, as the exit codes of DESIGN.md define them.
 STATUS_MEANING: Final = {
@@ -24,6 +24,7 @@ STATUS_MEANING: Final = {
     "warn": "No check failed; at least one raised a warning.",
     "fail": "At least one check failed its thresholds.",
     "error": "At least one check could not complete, and none failed.",
+    "info": "No threshold was declared: figures are reported, not assessed.",
     "skipped": "The check did not apply to this model or data.",
 }
 
@@ -181,7 +182,7 @@ def report_title(results: dict[str, Any]) -> str:
 
 
 def status_counts(results: dict[str, Any]) -> dict[str, int]:
-    counts = {status: 0 for status in ("pass", "warn", "fail", "error", "skipped")}
+    counts = {status: 0 for status in ("pass", "info", "warn", "fail", "error", "skipped")}
     for check in checks_of(results):
         status = check.get("status")
         if status in counts:

@@ -111,6 +111,11 @@ def render_junit(results: dict[str, Any]) -> str:
             summary = lines[-1] if lines else "the check could not complete"
             error = ET.SubElement(case, "error", {"message": _text(summary, MESSAGE_LIMIT), "type": "CheckError"})
             error.text = _text(reason)
+        elif status == "info":
+            # a passed testcase: nothing failed, but nothing was assessed either
+            case_properties = ET.SubElement(case, "properties")
+            ET.SubElement(case_properties, "property", {
+                "name": "auditkit.status", "value": "info: not assessed (the policy declares no threshold)"})
         elif status == "skipped":
             notes = check.get("notes") or []
             reason = check.get("skip_reason") or (notes[0] if notes else "not applicable")

@@ -20,7 +20,7 @@ from auditkit.render.format import (
     status_counts,
 )
 
-STATUS_ICON: Final = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "⛔", "skipped": "⏭️"}
+STATUS_ICON: Final = {"pass": "✅", "info": "ℹ️", "warn": "⚠️", "fail": "❌", "error": "⛔", "skipped": "⏭️"}
 #: Longest text kept from one data string (a cell stays a cell, not a page).
 CELL_LIMIT: Final = 200
 

@@ -14,8 +14,9 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-Status = Literal["pass", "warn", "fail", "error", "skipped"]
-STATUSES: Final = ("pass", "warn", "fail", "error", "skipped")
+# info: the check ran and reports its figures, but declares no threshold ("not assessed")
+Status = Literal["pass", "info", "warn", "fail", "error", "skipped"]
+STATUSES: Final = ("pass", "info", "warn", "fail", "error", "skipped")
 RESULTS_SCHEMA_VERSION: Final = 1
 
 
@@ -230,11 +231,12 @@ def to_jsonable(obj: Any, notes: list[str] | None = None, where: str = "") -> An
 
 
 def worst_status(statuses: list[str]) -> Status:
-    """Audit-level status: fail > error > warn > pass (skipped counts as pass)."""
-    for status in ("fail", "error", "warn"):
+    """Audit-level status: fail > error > warn > pass > info. An audit in which no check was
+    assessed against a threshold (every one info or skipped) is info, never pass."""
+    for status in ("fail", "error", "warn", "pass"):
         if status in statuses:
             return status  # type: ignore[return-value]
-    return "pass"
+    return "info"
 
 
 def new_run_id(started_at: datetime) -> str:

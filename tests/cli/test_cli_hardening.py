@@ -304,3 +304,30 @@ def test_init_with_protected_columns_writes_a_fairness_battery_that_runs(cli, sa
     assert all(c["status"] != "error" for c in results["checks"])
     fairness = next(c for c in results["checks"] if c["type"] == "group_fairness")
     assert fairness["metrics"]["selection_rate_ratio[race]"]["value"] < 0.8
+
+
+# --------------------------------------------------------------------------- status info (#14)
+
+
+def test_a_check_without_thresholds_is_info_never_pass_and_keeps_exit_0(cli, samples, tmp_path):
+    out_dir = tmp_path / "out"
+    policy = credit_policy(samples, out_dir)
+    policy["checks"] = [{"id": "integrity", "type": "data_integrity"}]
+    policy["report"]["formats"] = ["json", "junit", "md"]
+    result = run_policy(cli, tmp_path, policy)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["checks"][0]["status"] == "info" and results["status"] == "info"
+    assert "audit status: INFO" in result.stdout
+    junit = (out_dir / "junit.xml").read_text()
+    assert 'failures="0"' in junit and "<skipped" not in junit
+    assert "info: not assessed (the policy declares no threshold)" in junit
+    assert "info" in (out_dir / "summary.md").read_text()
+
+
+def test_an_audit_with_one_assessed_check_is_pass_not_info():
+    from auditkit.results.model import worst_status
+
+    assert worst_status(["info", "pass", "skipped"]) == "pass"
+    assert worst_status(["info", "skipped"]) == "info"
+    assert worst_status(["info", "warn"]) == "warn"

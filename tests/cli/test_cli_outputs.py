@@ -26,9 +26,8 @@ NO_PDF = "json,html,junit,md"
 
 def quick_policy(samples: Path, out_dir: Path, *, failing: bool = False) -> dict[str, Any]:
     """The small sample policy with one quick check (and a threshold it fails, when asked)."""
-    check: dict[str, Any] = {"id": "integrity", "type": "data_integrity"}
-    if failing:
-        check["thresholds"] = {"rows": {"min": 10**9}}
+    check: dict[str, Any] = {"id": "integrity", "type": "data_integrity",
+                             "thresholds": {"rows": {"min": 10**9 if failing else 1}}}
     return credit_policy(samples, out_dir, checks=[check])
 
 

@@ -39,7 +39,7 @@ def test_a_check_past_its_memory_limit_ends_as_error_and_the_others_complete(sam
     for hog in ("hog", "hog-by-chunks"):
         assert by_id[hog]["status"] == "error"
         assert by_id[hog]["error"] == "exceeded its memory limit of 200 MB (memory_mb)"
-    assert by_id["draws"]["status"] == "pass" and by_id["perf"]["status"] == "pass"
+    assert by_id["draws"]["status"] == "info" and by_id["perf"]["status"] == "info"  # no threshold declared: reported, not assessed
     assert "exceeded its memory limit of 200 MB" in result.stdout  # the summary says why
 
 
@@ -123,7 +123,7 @@ def test_a_check_that_writes_into_its_frame_works_in_a_worker_as_inline(samples,
     loaded = load_policy(policy)
     pooled = run_audit(loaded, RunOptions(workers=1)).results["checks"][0]
     inline = run_audit(loaded, RunOptions(executor="inline")).results["checks"][0]
-    assert pooled["status"] == "pass", pooled["error"]
+    assert pooled["status"] == "info", pooled["error"]
     assert {k: v["value"] for k, v in pooled["metrics"].items()} == {"written": -12345.0, "derived": -1.0,
                                                                     "original": 0.0}
     assert pooled["metrics"] == inline["metrics"]
