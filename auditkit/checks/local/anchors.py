@@ -138,6 +138,14 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
     ``anchor_length`` (mean number of predicates, >= 0, lower = simpler);
     ``anchor_target_met`` (share of rows whose anchor reached tau, [0, 1]).
 
+    Against the anchor authors' package (anchor-exp; ``benchmarks/local_anchors.py``, the
+    sample credit model, the same rows, background and settings, every anchor judged on fresh
+    draws by an independent sampler): as precise (same median precision; every anchor at or
+    above tau, where anchor-exp accepts an anchor once its lower bound passes tau - 0.05),
+    wider (median exact coverage 0.28 against 0.16), and slower (1.1-1.8x its time, about
+    4.5x its model rows: each candidate gets fresh samples, where anchor-exp reuses those of
+    the anchor it extends).
+
     References: Ribeiro, Singh and Guestrin (2018), Anchors: high-precision model-agnostic
     explanations, AAAI; Kaufmann and Kalyanakrishnan (2013), Information complexity in
     bandit subset selection, COLT (KL-LUCB).
