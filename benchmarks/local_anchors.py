@@ -243,7 +243,8 @@ def main() -> None:
     print("\nratio: auditkit / anchor-exp. anchor-exp accepts an anchor once its KL lower bound passes tau - "
           "epsilon_stop (0.05 by default, its 'anchor-exp' column); 'a-e, stop 0' asks, as auditkit does, for the "
           "bound to reach tau itself.")
-    print(f"Own estimates, for reference: median precision auditkit {statistics.median(r['precision'] for r in ours.values()):.3f} "
+    own = statistics.median(r["precision"] for r in ours.values())
+    print(f"Own estimates, for reference: median precision auditkit {own:.3f} "
           f"(its KL-bounded samples), anchor-exp {statistics.median(r['precision'] for r in theirs.values()):.3f}; "
           f"anchor-exp's own median coverage {statistics.median(r['coverage'] for r in theirs.values()):.3f} "
           f"(estimated on its samples)")

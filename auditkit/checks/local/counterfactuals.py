@@ -95,7 +95,8 @@ def _explained_rows(ctx: AuditContext, params: CounterfactualsParams) -> tuple[n
     if params.rows is None and params.query is None:
         total = int(unfavourable.sum())
         if total > params.sample:
-            return positions, f"a seeded sample of {params.sample:,} of the {total:,} rows with the unfavourable decision"
+            return positions, (f"a seeded sample of {params.sample:,} of the {total:,} rows with the unfavourable "
+                               f"decision")
         return positions, f"every row with the unfavourable decision ({total:,})"
     kept = positions[unfavourable[positions]]
     if len(kept) == len(positions):
@@ -304,7 +305,8 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
     found = search(space, data, ctx.rng, settings)
     queries = ctx.model.rows_predicted - start
     if found.broken:
-        notes.append(f"{found.broken} counterfactual(s) did not hold when predicted again and are reported as not found")
+        notes.append(f"{found.broken} counterfactual(s) did not hold when predicted again and are reported as not "
+                     f"found")
 
     metrics = _overall(found)
     groups: list[dict[str, Any]] = []
@@ -312,7 +314,8 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
     explained = data.frame.iloc[positions]
     for attribute in data.protected:
         if not len(positions):
-            metrics.update({f"{name}[{attribute}]": Metric(None, n=0, note="no row explained") for name in PER_ATTRIBUTE})
+            metrics.update({f"{name}[{attribute}]": Metric(None, n=0, note="no row explained")
+                            for name in PER_ATTRIBUTE})
             continue
         compared = compare_groups(explained, attribute, params.bins, found.found, found.distance, found.n_changed,
                                   min_group_size=params.min_group_size, rng=ctx.rng, bootstrap=params.bootstrap,
