@@ -1,4 +1,6 @@
-"""Vectorised bootstrap: metrics computed on resample *counts*, not on copied rows.
+"""Intervals: the vectorised bootstrap, and the Student-t and Wilson intervals.
+
+Bootstrap: metrics computed on resample *counts*, not on copied rows.
 
 A bootstrap resample of n rows is a vector of counts c (how often each row was drawn). Every
 metric here is a function of weighted sums, so B resamples are one matrix product C @ v
@@ -43,6 +45,39 @@ def percentile_interval(values: FloatArray, confidence: float = 0.95) -> tuple[f
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(finite, [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+def t_interval(values: FloatArray, confidence: float) -> tuple[float, tuple[float, float]]:
+    """Mean of repeated draws and its two-sided Student-t interval (``len(values) - 1`` degrees
+    of freedom, standard deviation with ddof 1)."""
+    from scipy import stats
+
+    mean = float(values.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, (mean - half, mean + half)
+
+
+def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n`` (Wilson 1927); exact 0 or 1 at the ends."""
+    from scipy import stats
+
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    # at 0 or n successes the bound is exact; rounding would leave e.g. 1e-19
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return float(low), float(high)
+
+
+def level_text(confidence: float) -> str:
+    """A confidence level as a reader writes it: 0.95 -> "95%", 0.975 -> "97.5%".
+
+    >>> level_text(0.95), level_text(0.975), level_text(0.9)
+    ('95%', '97.5%', '90%')
+    """
+    return f"{confidence * 100:g}%"
 
 
 def bootstrap_se(values: FloatArray) -> float | None:

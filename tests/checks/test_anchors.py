@@ -15,10 +15,11 @@ from numpy.testing import assert_allclose
 from check_support import run_check
 from test_explain_model_agnostic import _data_with_model
 
-from auditkit.checks.local.anchors import (AnchorsParams, ConditionalSampler, Predicate, anchor_conditions,
-                                           is_redundant, kl_bernoulli, kl_lower_bound, kl_lucb, kl_upper_bound,
-                                           lucb_beta, quantile_edges, readable_edges,
-                                           row_predicates)
+from auditkit.checks.local.anchors import AnchorsParams
+from auditkit.methods.anchor_search.bandit import kl_bernoulli, kl_lower_bound, kl_lucb, kl_upper_bound, lucb_beta
+from auditkit.methods.anchor_search.predicates import (Predicate, anchor_conditions, is_redundant, quantile_edges,
+                                                       readable_edges, row_predicates)
+from auditkit.methods.anchor_search.sampling import ConditionalSampler
 from auditkit.core.registry import get_registry
 from auditkit.errors import CheckError
 

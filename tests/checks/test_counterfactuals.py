@@ -136,7 +136,7 @@ def test_recourse_burden_is_compared_between_groups(logistic):
 
 
 def test_burden_interval_matches_a_plain_bootstrap_of_two_group_means():
-    from auditkit.checks.local.counterfactuals import _ratio_intervals
+    from auditkit.methods.recourse.burden import ratio_intervals as _ratio_intervals
 
     rng = np.random.default_rng(0)
     a, b = rng.exponential(1.0, 60), rng.exponential(2.0, 40)
@@ -281,7 +281,7 @@ def test_rows_and_query_select_only_unfavourable_rows_and_say_so(mixed):
     ({"rows": [0, 99_999]}, "params.rows: row 99999 is not among the audit rows"),
     ({"query": "income >"}, "params.query 'income >' cannot be evaluated"),
     ({"query": "years > 1000"}, "selects no row"),
-    ({"rows": [0], "query": "years > 1"}, "not both"),
+    ({"rows": [0], "query": "years > 1"}, "params.rows and params.query are both given"),
 ])
 def test_params_that_do_not_fit_the_data_are_rejected_before_anything_runs(mixed, params, message):
     from auditkit.checks.local.counterfactuals import CounterfactualsParams, validate
@@ -305,7 +305,7 @@ def test_a_bad_param_in_a_policy_exits_2_naming_its_line(tmp_path, samples, cli)
 
 
 def test_age_like_names_are_immutable_by_default():
-    from auditkit.checks.local.counterfactuals import looks_like_age
+    from auditkit.methods.recourse.constraints import looks_like_age
 
     assert all(map(looks_like_age, ["age", "age_band", "AgeBand", "applicant_age", "date_of_birth", "DOB"]))
     assert not any(map(looks_like_age, ["mileage", "average_balance", "page_views", "agent", "percentage"]))
@@ -336,3 +336,58 @@ def test_section_draws_a_before_after_table_per_row_and_lists_rows_without_one(l
         for name, (before, after) in record["changes"].items():
             assert f'<td class="text">{name}</td>' in body
     assert "No counterfactual found" in section
+
+
+# ------------------------------------------------------------------ shared params (#17)
+
+
+def test_confidence_sets_the_level_of_the_ratio_intervals(logistic):
+    data, _ = logistic
+    wide = run_check("counterfactuals", data, {"sample": 80, "bootstrap": 400})
+    narrow = run_check("counterfactuals", data, {"sample": 80, "bootstrap": 400, "confidence": 0.8})
+    for name in ("recourse_rate_ratio[group]", "recourse_burden_ratio[group]"):
+        a, b = wide.metrics[name], narrow.metrics[name]
+        assert a.value == b.value and a.ci is not None and b.ci is not None
+        assert (a.level, b.level) == (0.95, 0.8)
+        assert a.method.endswith("400 resamples, 95% percentile") and b.method.endswith("400 resamples, 80% percentile")
+    # the same seeded resamples: the 80% interval of the burden ratio lies strictly inside the 95% one
+    a, b = wide.metrics["recourse_burden_ratio[group]"].ci, narrow.metrics["recourse_burden_ratio[group]"].ci
+    assert a[0] < b[0] <= b[1] < a[1]
+
+
+def test_reading_quotes_the_level_of_the_interval():
+    from auditkit.checks.local.counterfactuals import _reading
+
+    groups = [{"attribute": "sex", "group": "F", "n": 40, "recourse_rate": 0.5, "mean_distance": 3.0},
+              {"attribute": "sex", "group": "M", "n": 40, "recourse_rate": 0.9, "mean_distance": 1.5}]
+    for level, text in ((0.8, "80% CI 0.40-0.70"), (0.975, "97.5% CI 0.40-0.70"), (None, "95% CI 0.40-0.70")):
+        figure = {"value": 0.56, "ci": [0.4, 0.7], **({"level": level} if level is not None else {})}
+        result = {"metrics": {"recourse_rate_ratio[sex]": figure}, "tables": {"groups": groups},
+                  "params": {"min_group_size": 5}}
+        sentence = _reading({"metric": "recourse_rate_ratio[sex]", "value": 0.6}, result)
+        assert f"(ratio 0.56, {text})" in sentence
+
+
+@pytest.mark.parametrize("params", [{"rows": []}, {"rows": [0, 99_999]}, {"rows": [0], "query": "years > 1"},
+                                    {"query": "income >"}, {"query": "years > 1000"}])
+def test_row_selection_is_refused_with_the_message_of_every_local_check(mixed, params):
+    from auditkit.checks.local.counterfactuals import CounterfactualsParams, validate
+    from auditkit.core.params import RowSelectionParams
+    from auditkit.methods.rows import validate_selection
+
+    data, _ = mixed
+    with pytest.raises(CheckError) as shared:
+        validate_selection(RowSelectionParams.model_validate(params), data)
+    with pytest.raises(CheckError) as own:
+        validate(CounterfactualsParams.model_validate(params), data)
+    assert str(own.value) == str(shared.value)
+
+
+def test_counterfactuals_keeps_its_own_sample_default_and_limit():
+    from auditkit.checks.local.counterfactuals import CounterfactualsParams
+    from pydantic import ValidationError
+
+    assert CounterfactualsParams().sample == 100
+    assert CounterfactualsParams(sample=5_000).sample == 5_000  # above the shared limit of 1,000
+    with pytest.raises(ValidationError, match="sample"):
+        CounterfactualsParams(sample=5_001)

@@ -8,6 +8,7 @@ import pandas as pd
 from pydantic import Field
 
 from auditkit.methods.scoring import DEFAULT_METRIC, scorer
+from auditkit.methods.stats import t_interval
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
@@ -74,24 +75,20 @@ def permutation_importance(ctx: AuditContext, params: PermutationImportanceParam
             shuffled[columns] = X[columns].iloc[order].to_numpy()
             copies.append(shuffled)
     scores = ctx.model.predict(pd.concat(copies, ignore_index=True))
-    from scipy import stats
-
     sign = 1.0 if metric.greater_is_better else -1.0
     records: list[dict[str, Any]] = []
     metrics: dict[str, Metric] = {"baseline_score": Metric(baseline, n=n, note=f"{metric.name} on the unshuffled rows")}
-    t = stats.t.ppf(0.5 + params.confidence / 2, params.n_repeats - 1)
     for u, name in enumerate(units):
         drops = []
         for r in range(params.n_repeats):
             start = (u * params.n_repeats + r) * n
             drops.append(sign * (baseline - float(metric.func(y, scores[start:start + n]))))
         drops_arr = np.array(drops)
-        mean, sd = float(drops_arr.mean()), float(drops_arr.std(ddof=1))
-        half = t * sd / np.sqrt(params.n_repeats)
-        metrics[f"importance[{name}]"] = Metric(mean, ci=(mean - half, mean + half), n=n, level=params.confidence,
+        mean, ci = t_interval(drops_arr, params.confidence)
+        metrics[f"importance[{name}]"] = Metric(mean, ci=ci, n=n, level=params.confidence,
                                                  method=f"mean of {params.n_repeats} shuffles, Student-t interval")
-        records.append({"feature": name, "columns": units[name], "importance": mean, "importance_std": sd,
-                        "importance_ci": [mean - half, mean + half]})
+        records.append({"feature": name, "columns": units[name], "importance": mean,
+                        "importance_std": float(drops_arr.std(ddof=1)), "importance_ci": list(ci)})
     records.sort(key=lambda r: -r["importance"])
     for rank, record in enumerate(records, start=1):
         record["rank"] = rank

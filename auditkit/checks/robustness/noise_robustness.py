@@ -1,7 +1,13 @@
-"""``noise_robustness``: do the model's decisions hold when its inputs are slightly noisy?"""
+"""``noise_robustness``: do the model's decisions hold when its inputs are slightly noisy?
+
+The noisy copies come from :class:`auditkit.methods.noise.Perturber`; the intervals from
+:mod:`auditkit.methods.stats`. The check samples rows, draws every level and every feature
+alone, predicts them in one call, and summarises per level and per feature.
+"""
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -9,10 +15,11 @@ import pandas as pd
 from pydantic import Field, StrictInt, field_validator
 
 from auditkit.core.decisions import decide
-from auditkit.methods.probes import is_numeric
-from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
-from auditkit.errors import CheckError
+from auditkit.engine.context import AuditContext, AuditData
+from auditkit.methods.noise import Perturber
+from auditkit.methods.probes import is_numeric
+from auditkit.methods.stats import t_interval, wilson_interval
 from auditkit.results.model import CheckOutput, Metric, Plot
 
 # An int stays an int so that a level is named as the policy writes it: ``1`` -> "1", ``1.0`` -> "1.0".
@@ -55,79 +62,160 @@ def _produces(params: NoiseRobustnessParams, policy: Any) -> list[str]:
     return names + list(PER_LEVEL) + ["sensitivity[*]"]
 
 
-class _Perturber:
-    """Builds noisy copies of the sampled rows with numpy, whole blocks at a time."""
+@dataclass(frozen=True)
+class _Base:
+    """The sampled rows' unperturbed scores and decisions (None for regression)."""
 
-    def __init__(self, X: pd.DataFrame, scale_from: pd.DataFrame, numeric: list[str], categorical: list[str]):
-        self.X, self.numeric, self.categorical = X, numeric, categorical
-        self.n = len(X)
-        self.values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan) if numeric else np.empty((self.n, 0))
-        std = np.nanstd(scale_from[numeric].to_numpy(dtype=np.float64, na_value=np.nan), axis=0, ddof=1) \
-            if numeric else np.empty(0)
-        self.std = np.where(np.isfinite(std), std, 0.0)
-        self.codes: dict[str, npt.NDArray[np.int64]] = {}
-        self.categories: dict[str, npt.NDArray[Any]] = {}
-        self.cumulative: dict[str, npt.NDArray[np.float64]] = {}
-        for column in categorical:
-            counts = scale_from[column].value_counts(dropna=True, sort=False)
-            categories = counts.index.to_numpy(dtype=object)
-            self.categories[column] = np.append(categories, np.nan)  # code -1 -> the last entry: missing
-            self.codes[column] = pd.Categorical(X[column], categories=counts.index).codes.astype(np.int64)
-            share = counts.to_numpy(dtype=np.float64) / counts.sum()
-            self.cumulative[column] = np.cumsum(share)
+    scores: npt.NDArray[np.float64]
+    decisions: Optional[npt.NDArray[np.int64]]
+    threshold: float
 
-    def numeric_noise(self, rng: np.random.Generator, sigmas: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """``len(sigmas)`` stacked copies (k*n, p); NaN + noise stays NaN."""
-        k, p = len(sigmas), self.values.shape[1]
-        noise = rng.standard_normal((k, self.n, p))
-        noise *= sigmas[:, None, None] * self.std[None, None, :]
-        noise += self.values[None, :, :]
-        return noise.reshape(k * self.n, p)
-
-    def swap(self, rng: np.random.Generator, column: str, codes: npt.NDArray[np.int64],
-             probability: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-        """Swap each observed code with its row's probability for another category drawn by frequency."""
-        cumulative = self.cumulative[column]
-        out = codes.copy()
-        if len(cumulative) < 2:
-            return out
-        chosen = (rng.random(len(codes)) < probability) & (codes >= 0)
-        current = codes[chosen]
-        start = np.concatenate([[0.0], cumulative[:-1]])[current]
-        mass = cumulative[current] - start
-        # uniform over [0, 1 - mass of the current category), mapped around that category's slice
-        u = rng.random(len(current)) * (1.0 - mass)
-        u = np.where(u >= start, u + mass, u)
-        out[chosen] = np.minimum(np.searchsorted(cumulative, u, side="right"), len(cumulative) - 1)
-        return out
-
-    def frame(self, numeric: npt.NDArray[np.float64], codes: dict[str, npt.NDArray[np.int64]],
-              features: list[str]) -> pd.DataFrame:
-        columns: dict[str, Any] = {c: numeric[:, j] for j, c in enumerate(self.numeric)}
-        for column, column_codes in codes.items():
-            columns[column] = self.categories[column][column_codes]
-        return pd.DataFrame(columns, copy=False)[features]
+    def flips(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        return decide(scores, self.threshold) != self.decisions
 
 
-def _t_interval(values: npt.NDArray[np.float64], confidence: float) -> tuple[float, tuple[float, float]]:
-    from scipy import stats
+@dataclass(frozen=True)
+class _Performance:
+    """ROC AUC (binary) or R² (regression) on the labelled sampled rows; ``func`` None when undefined."""
 
-    mean = float(values.mean())
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return mean, (mean - half, mean + half)
+    name: str
+    labelled: npt.NDArray[np.bool_]
+    y: Optional[npt.NDArray[np.float64]]
+    func: Optional[Callable[..., float]]
+    base: float = float("nan")
+
+    def drops(self, block: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The drop of the metric on each noisy copy (a row of ``block``)."""
+        assert self.func is not None
+        return np.array([self.base - float(self.func(self.y, row[self.labelled])) for row in block])
 
 
-def _wilson(successes: int, n: int, confidence: float) -> tuple[float, float]:
-    from scipy import stats
+def _performance(data: AuditData, positions: npt.NDArray[np.int64], base: _Base, notes: list[str]) -> _Performance:
+    binary = data.task == "binary"
+    labelled = data.labelled[positions] if data.y is not None else np.zeros(len(positions), dtype=bool)
+    name = "roc_auc" if binary else "r2"
+    y = np.asarray(data.y, dtype=np.float64)[positions][labelled] if labelled.any() else None
+    if y is None:
+        return _Performance(name, labelled, None, None)
+    from sklearn import metrics as skm
 
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # at 0 or n successes the bound is exact; rounding would leave e.g. 1e-19
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return float(low), float(high)
+    if binary and len(np.unique(y)) < 2:
+        notes.append("performance_drop: the labelled rows hold one class only, ROC AUC is undefined")
+        return _Performance(name, labelled, y, None)
+    func = skm.roc_auc_score if binary else skm.r2_score
+    base_perf = float(func(y, base.scores[labelled]))
+    notes.append(f"performance_drop is the drop of {name} from {base_perf:.4g} on "
+                 f"{int(labelled.sum()):,} labelled rows")
+    return _Performance(name, labelled, y, func, base_perf)
+
+
+def _feature_notes(X: pd.DataFrame, perturber: Perturber, features: list[str],
+                   params: NoiseRobustnessParams) -> list[str]:
+    notes: list[str] = []
+    numeric = perturber.numeric
+    integer_like = [f for f in features if f in numeric and np.all(np.mod(X[f].dropna().to_numpy(float), 1) == 0)]
+    if integer_like:
+        notes.append(f"integer-valued {', '.join(integer_like)} get continuous noise (the model sees floats)")
+    constant = [f for f in features if f in numeric and perturber.std[numeric.index(f)] == 0]
+    if constant:
+        notes.append(f"{', '.join(constant)} {'has' if len(constant) == 1 else 'have'} no spread: left unchanged")
+    swapped = [c for c in perturber.categorical if c in features]
+    if swapped:
+        how = ("with probability the level" if params.category_swap is None
+               else f"with probability {params.category_swap:g}")
+        notes.append(f"categorical {', '.join(swapped)} swapped {how} for another observed category, drawn by "
+                     f"frequency")
+    return notes
+
+
+def _per_level(params: NoiseRobustnessParams, scores: npt.NDArray[np.float64], base: _Base,
+               performance: _Performance) -> tuple[dict[str, Metric], list[dict[str, Any]]]:
+    """Per level: flip rate, mean |score change| and performance drop, each the mean of the
+    ``n_repeats`` draws with a Student-t interval over them; ``scores`` is (levels x repeats, n)."""
+    n, level = len(base.scores), params.confidence
+    method = f"mean of {params.n_repeats} noise draws, Student-t interval over the draws"
+    metrics: dict[str, Metric] = {}
+    records: list[dict[str, Any]] = []
+    for li, raw in enumerate(params.levels):
+        name = level_name(raw)
+        block = scores[li * params.n_repeats:(li + 1) * params.n_repeats]
+        change, change_ci = t_interval(np.abs(block - base.scores).mean(axis=1), level)
+        record: dict[str, Any] = {"level": raw, "n": n, "flip_rate": None, "flip_rate_ci": None,
+                                  "mean_abs_score_change": change, "mean_abs_score_change_ci": list(change_ci),
+                                  "performance_drop": None, "performance_drop_ci": None}
+        if base.decisions is not None:
+            flip, flip_ci = t_interval(base.flips(block).mean(axis=1), level)
+            metrics[f"flip_rate[{name}]"] = Metric(flip, ci=flip_ci, n=n, method=method, level=level)
+            record.update(flip_rate=flip, flip_rate_ci=list(flip_ci))
+        else:
+            metrics[f"flip_rate[{name}]"] = Metric(None, n=n, note="regression: no decision, so no flip rate")
+        metrics[f"mean_abs_score_change[{name}]"] = Metric(change, ci=change_ci, n=n, method=method, level=level)
+        if performance.func is not None:
+            drop, drop_ci = t_interval(performance.drops(block), level)
+            metrics[f"performance_drop[{name}]"] = Metric(drop, ci=drop_ci, n=int(performance.labelled.sum()),
+                                                          method=method, level=level,
+                                                          note=f"drop of {performance.name} against the "
+                                                               f"unperturbed rows")
+            record.update(performance_drop=drop, performance_drop_ci=list(drop_ci))
+        records.append(record)
+    return metrics, records
+
+
+def _sensitivity(params: NoiseRobustnessParams, features: list[str], perturber: Perturber,
+                 scores: npt.NDArray[np.float64], base: _Base) -> tuple[dict[str, Metric], list[dict[str, Any]]]:
+    """Per feature perturbed alone (one draw, a row of ``scores``): its flip rate with a Wilson
+    interval over rows, and its mean |score change|; records ranked by flip rate."""
+    n, numeric = len(base.scores), perturber.numeric
+    metrics: dict[str, Metric] = {}
+    records: list[dict[str, Any]] = []
+    for i, feature in enumerate(features):
+        change = float(np.abs(scores[i] - base.scores).mean())
+        entry: dict[str, Any] = {"feature": feature, "kind": "numeric" if feature in numeric else "categorical",
+                                 "scale": float(perturber.std[numeric.index(feature)]) if feature in numeric else None,
+                                 "flip_rate": None, "flip_rate_ci": None, "mean_abs_score_change": change}
+        if base.decisions is not None:
+            flips = int(base.flips(scores[i]).sum())
+            ci = wilson_interval(flips, n, params.confidence)
+            metrics[f"sensitivity[{feature}]"] = Metric(flips / n, ci=ci, n=n, level=params.confidence,
+                                                        method="one noise draw, Wilson interval over rows")
+            entry.update(flip_rate=flips / n, flip_rate_ci=list(ci))
+        else:
+            metrics[f"sensitivity[{feature}]"] = Metric(None, n=n, note="regression: no decision, so no flip rate")
+        records.append(entry)
+    records.sort(key=lambda r: (-(r["flip_rate"] or 0.0), -r["mean_abs_score_change"]))
+    for rank, entry in enumerate(records, start=1):
+        entry["rank"] = rank
+    return metrics, records
+
+
+def _level_plot(title: str, name: str, key: str, records: list[dict[str, Any]], y_label: str, n: int) -> Plot:
+    return Plot("line", title, {
+        "series": [{"name": name, "x": [float(r["level"]) for r in records], "y": [r[key] for r in records],
+                    "y_low": [r[f"{key}_ci"][0] for r in records], "y_high": [r[f"{key}_ci"][1] for r in records]}],
+        "x_label": "noise level (multiple of each feature's standard deviation)", "y_label": y_label, "n": n})
+
+
+def _plots(params: NoiseRobustnessParams, records: list[dict[str, Any]], sensitivity: list[dict[str, Any]],
+           base: _Base, performance: _Performance) -> list[Plot]:
+    n = len(base.scores)
+    if base.decisions is not None:
+        plots = [_level_plot("Decisions that flip under input noise", "flip rate", "flip_rate", records,
+                             "share of decisions changed", n)]
+    else:
+        plots = [_level_plot("Score change under input noise", "mean |score change|", "mean_abs_score_change",
+                             records, "mean absolute score change", n)]
+    if any(r["performance_drop"] is not None for r in records):
+        plots.append(_level_plot(f"Drop of {performance.name} under input noise", f"{performance.name} drop",
+                                 "performance_drop", records, f"drop of {performance.name}",
+                                 int(performance.labelled.sum())))
+    key = "flip_rate" if base.decisions is not None else "mean_abs_score_change"
+    plots.append(Plot("bar", f"Sensitivity per feature (noise level {level_name(params.sensitivity_level)})", {
+        "labels": [r["feature"] for r in sensitivity], "values": [r[key] for r in sensitivity],
+        **({"ci_low": [r["flip_rate_ci"][0] for r in sensitivity],
+            "ci_high": [r["flip_rate_ci"][1] for r in sensitivity]} if key == "flip_rate" else {}),
+        "ylabel": "share of decisions changed" if key == "flip_rate" else "mean absolute score change",
+        "horizontal": True, "n": n}))
+    return plots
 
 
 @check("noise_robustness", family="robustness", params=NoiseRobustnessParams, needs_model=True,
@@ -191,171 +279,39 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
     if data.task == "multiclass":
         return CheckOutput.skip("multiclass models are not covered yet: flip rate is defined for binary decisions")
     features = params.features if params.features is not None else list(data.features)
-    unknown = [f for f in features if f not in data.features]
-    if unknown:
-        raise CheckError(f"not model features: {unknown}; features: {', '.join(data.features)}")
+    ctx.require_features(features)
 
+    # -------- sampling
     notes: list[str] = []
-    positions = np.arange(len(data.frame))
-    if len(positions) > params.max_rows:
-        positions = np.sort(ctx.rng.choice(len(positions), params.max_rows, replace=False))
-        notes.append(f"on a seeded sample of {params.max_rows:,} of {len(data.frame):,} rows")
+    positions = ctx.sample_positions(params.max_rows, notes)
     X = data.frame.iloc[positions][data.features].reset_index(drop=True)
-    n = len(X)
-    base_scores = np.asarray(data.scores, dtype=np.float64)[positions]
     binary = data.task == "binary"
     threshold = data.threshold if data.threshold is not None else 0.5
     if binary and data.threshold is None:
         notes.append("no model threshold given: decisions use 0.5")
-    base_decisions = decide(base_scores, threshold) if binary else None
+    scores = np.asarray(data.scores, dtype=np.float64)[positions]
+    base = _Base(scores, decide(scores, threshold) if binary else None, threshold)
 
+    # -------- noising: every level x repeat, then every feature alone; one model call
     numeric = [f for f in data.features if is_numeric(X[f])]
-    categorical = [f for f in data.features if f not in numeric]
-    perturber = _Perturber(X, data.frame, numeric, categorical)
-    perturbed_numeric = [numeric.index(f) for f in features if f in numeric]
-    still = np.ones(len(numeric), dtype=bool)
-    still[perturbed_numeric] = False
-    integer_like = [f for f in features if f in numeric and np.all(np.mod(X[f].dropna().to_numpy(float), 1) == 0)]
-    if integer_like:
-        notes.append(f"integer-valued {', '.join(integer_like)} get continuous noise (the model sees floats)")
-    constant = [f for f in features if f in numeric and perturber.std[numeric.index(f)] == 0]
-    if constant:
-        notes.append(f"{', '.join(constant)} {'has' if len(constant) == 1 else 'have'} no spread: left unchanged")
+    perturber = Perturber(X, data.frame, numeric, [f for f in data.features if f not in numeric])
+    notes.extend(_feature_notes(X, perturber, features, params))
+    sigmas = np.repeat(np.array([float(v) for v in params.levels]), params.n_repeats)
+    swap = np.minimum(sigmas if params.category_swap is None else np.full(len(sigmas), params.category_swap), 1.0)
+    levels = perturber.copies(ctx.rng, sigmas, swap, features)
+    sensitivity_swap = params.sensitivity_level if params.category_swap is None else params.category_swap
+    alone = perturber.one_at_a_time(ctx.rng, params.sensitivity_level, min(sensitivity_swap, 1.0), features)
+    noisy = np.asarray(ctx.model.predict(perturber.stacked_frame([levels, alone], list(data.features))),
+                       dtype=np.float64).reshape(len(sigmas) + len(features), len(X))
 
-    # -------- every level x repeat, stacked into one frame
-    levels = [float(v) for v in params.levels]
-    k = len(levels) * params.n_repeats
-    sigmas = np.repeat(np.array(levels), params.n_repeats)
-    stacked = perturber.numeric_noise(ctx.rng, sigmas)
-    if still.any():  # features outside params.features keep their values
-        stacked[:, still] = np.tile(perturber.values[:, still], (k, 1))
-    swap_p = np.minimum(sigmas if params.category_swap is None else np.full(k, params.category_swap), 1.0)
-    codes = {c: np.tile(perturber.codes[c], k) for c in categorical}
-    for column in categorical:
-        if column in features:
-            codes[column] = perturber.swap(ctx.rng, column, codes[column], np.repeat(swap_p, n))
-    if categorical and any(c in features for c in categorical):
-        how = ("with probability the level" if params.category_swap is None
-               else f"with probability {params.category_swap:g}")
-        notes.append(f"categorical {', '.join(c for c in categorical if c in features)} swapped {how} "
-                     f"for another observed category, drawn by frequency")
-
-    # -------- every feature alone at the sensitivity level, one draw
-    p_all = len(features)
-    sens_numeric = np.tile(perturber.values, (p_all, 1))
-    sens_codes = {c: np.tile(perturber.codes[c], p_all) for c in categorical}
-    sens_swap = min(params.sensitivity_level if params.category_swap is None else params.category_swap, 1.0)
-    for i, feature in enumerate(features):
-        block = slice(i * n, (i + 1) * n)
-        if feature in numeric:
-            j = numeric.index(feature)
-            sens_numeric[block, j] += (params.sensitivity_level * perturber.std[j]) * ctx.rng.standard_normal(n)
-        else:
-            sens_codes[feature][block] = perturber.swap(ctx.rng, feature, perturber.codes[feature],
-                                                        np.full(n, sens_swap))
-
-    all_numeric = np.concatenate([stacked, sens_numeric]) if numeric else np.empty(((k + p_all) * n, 0))
-    all_codes = {c: np.concatenate([codes[c], sens_codes[c]]) for c in categorical}
-    scores = np.asarray(ctx.model.predict(perturber.frame(all_numeric, all_codes, list(data.features))), dtype=np.float64)
-    level_scores = scores[:k * n].reshape(k, n)
-    sens_scores = scores[k * n:].reshape(p_all, n)
-
-    # -------- per level
-    labelled = data.labelled[positions] if data.y is not None else np.zeros(n, dtype=bool)
-    perf_name = "roc_auc" if binary else "r2"
-    y = np.asarray(data.y, dtype=np.float64)[positions][labelled] if labelled.any() else None
-    perf = None
-    if y is not None:
-        from sklearn import metrics as skm
-
-        if binary and len(np.unique(y)) < 2:
-            notes.append("performance_drop: the labelled rows hold one class only, ROC AUC is undefined")
-        else:
-            perf = skm.roc_auc_score if binary else skm.r2_score
-            base_perf = float(perf(y, base_scores[labelled]))
-            notes.append(f"performance_drop is the drop of {perf_name} from {base_perf:.4g} on "
-                         f"{int(labelled.sum()):,} labelled rows")
-    method = f"mean of {params.n_repeats} noise draws, Student-t interval over the draws"
-    metrics: dict[str, Metric] = {}
-    records: list[dict[str, Any]] = []
-    for li, (raw, level) in enumerate(zip(params.levels, levels)):
-        name = level_name(raw)
-        block = level_scores[li * params.n_repeats:(li + 1) * params.n_repeats]
-        change, change_ci = _t_interval(np.abs(block - base_scores).mean(axis=1), params.confidence)
-        record: dict[str, Any] = {"level": raw, "n": n, "flip_rate": None, "flip_rate_ci": None,
-                                  "mean_abs_score_change": change, "mean_abs_score_change_ci": list(change_ci),
-                                  "performance_drop": None, "performance_drop_ci": None}
-        if base_decisions is not None:
-            flip, flip_ci = _t_interval((decide(block, threshold) != base_decisions).mean(axis=1), params.confidence)
-            metrics[f"flip_rate[{name}]"] = Metric(flip, ci=flip_ci, n=n, method=method, level=params.confidence)
-            record.update(flip_rate=flip, flip_rate_ci=list(flip_ci))
-        else:
-            metrics[f"flip_rate[{name}]"] = Metric(None, n=n, note="regression: no decision, so no flip rate")
-        metrics[f"mean_abs_score_change[{name}]"] = Metric(change, ci=change_ci, n=n, method=method,
-                                                            level=params.confidence)
-        if perf is not None and y is not None:
-            drops = np.array([base_perf - float(perf(y, row[labelled])) for row in block])
-            drop, drop_ci = _t_interval(drops, params.confidence)
-            metrics[f"performance_drop[{name}]"] = Metric(drop, ci=drop_ci, n=int(labelled.sum()), method=method,
-                                                          level=params.confidence,
-                                                          note=f"drop of {perf_name} against the unperturbed rows")
-            record.update(performance_drop=drop, performance_drop_ci=list(drop_ci))
-        records.append(record)
+    # -------- per level, then per feature
+    performance = _performance(data, positions, base, notes)
+    metrics, records = _per_level(params, noisy[:len(sigmas)], base, performance)
     if not binary:
         notes.append("regression: flip rates are undefined (null); score changes are reported")
-
-    # -------- per feature
-    sens_records: list[dict[str, Any]] = []
-    for i, feature in enumerate(features):
-        change = float(np.abs(sens_scores[i] - base_scores).mean())
-        entry: dict[str, Any] = {"feature": feature, "kind": "numeric" if feature in numeric else "categorical",
-                                 "scale": float(perturber.std[numeric.index(feature)]) if feature in numeric else None,
-                                 "flip_rate": None, "flip_rate_ci": None, "mean_abs_score_change": change}
-        if base_decisions is not None:
-            flips = int((decide(sens_scores[i], threshold) != base_decisions).sum())
-            ci = _wilson(flips, n, params.confidence)
-            metrics[f"sensitivity[{feature}]"] = Metric(flips / n, ci=ci, n=n, level=params.confidence,
-                                                        method="one noise draw, Wilson interval over rows")
-            entry.update(flip_rate=flips / n, flip_rate_ci=list(ci))
-        else:
-            metrics[f"sensitivity[{feature}]"] = Metric(None, n=n, note="regression: no decision, so no flip rate")
-        sens_records.append(entry)
-    sens_records.sort(key=lambda r: (-(r["flip_rate"] or 0.0), -r["mean_abs_score_change"]))
-    for rank, entry in enumerate(sens_records, start=1):
-        entry["rank"] = rank
+    sensitivity_metrics, sensitivity = _sensitivity(params, features, perturber, noisy[len(sigmas):], base)
+    metrics.update(sensitivity_metrics)
     notes.append(f"sensitivity: each feature perturbed alone at level {level_name(params.sensitivity_level)}, "
-                 f"one draw; {k * n + p_all * n:,} noisy rows predicted")
-
-    # -------- plots
-    x = list(levels)
-    plots: list[Plot] = []
-    if base_decisions is not None:
-        plots.append(Plot("line", "Decisions that flip under input noise", {
-            "series": [{"name": "flip rate", "x": x, "y": [r["flip_rate"] for r in records],
-                        "y_low": [r["flip_rate_ci"][0] for r in records],
-                        "y_high": [r["flip_rate_ci"][1] for r in records]}],
-            "x_label": "noise level (multiple of each feature's standard deviation)",
-            "y_label": "share of decisions changed", "n": n}))
-    else:
-        plots.append(Plot("line", "Score change under input noise", {
-            "series": [{"name": "mean |score change|", "x": x, "y": [r["mean_abs_score_change"] for r in records],
-                        "y_low": [r["mean_abs_score_change_ci"][0] for r in records],
-                        "y_high": [r["mean_abs_score_change_ci"][1] for r in records]}],
-            "x_label": "noise level (multiple of each feature's standard deviation)",
-            "y_label": "mean absolute score change", "n": n}))
-    if any(r["performance_drop"] is not None for r in records):
-        plots.append(Plot("line", f"Drop of {perf_name} under input noise", {
-            "series": [{"name": f"{perf_name} drop", "x": x, "y": [r["performance_drop"] for r in records],
-                        "y_low": [r["performance_drop_ci"][0] for r in records],
-                        "y_high": [r["performance_drop_ci"][1] for r in records]}],
-            "x_label": "noise level (multiple of each feature's standard deviation)",
-            "y_label": f"drop of {perf_name}", "n": int(labelled.sum())}))
-    key = "flip_rate" if base_decisions is not None else "mean_abs_score_change"
-    plots.append(Plot("bar", f"Sensitivity per feature (noise level {level_name(params.sensitivity_level)})", {
-        "labels": [r["feature"] for r in sens_records], "values": [r[key] for r in sens_records],
-        **({"ci_low": [r["flip_rate_ci"][0] for r in sens_records],
-            "ci_high": [r["flip_rate_ci"][1] for r in sens_records]} if key == "flip_rate" else {}),
-        "ylabel": "share of decisions changed" if key == "flip_rate" else "mean absolute score change",
-        "horizontal": True, "n": n}))
-    return CheckOutput(metrics=metrics, tables={"levels": records, "sensitivity": sens_records}, plots=plots,
-                       notes=notes)
+                 f"one draw; {noisy.size:,} noisy rows predicted")
+    return CheckOutput(metrics=metrics, tables={"levels": records, "sensitivity": sensitivity},
+                       plots=_plots(params, records, sensitivity, base, performance), notes=notes)
