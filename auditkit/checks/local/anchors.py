@@ -97,7 +97,7 @@ def _plot(records: list[dict[str, Any]], params: AnchorsParams) -> Plot:
     return Plot("bar", f"Anchor precision per explained row (KL bounds; target {params.threshold:g})", {
         "labels": [f"row {r['row']}" for r in records], "values": [r["precision"] for r in records],
         "ci_low": [r["precision_ci"][0] for r in records], "ci_high": [r["precision_ci"][1] for r in records],
-        "ylabel": "precision", "thresholds": {"min": params.threshold}, "n": len(records)})
+        "level": 1 - params.delta, "y_label": "precision", "thresholds": {"min": params.threshold}, "n": len(records)})
 
 
 @check("anchors", family="local", params=AnchorsParams, needs_model=True, validate=validate_selection,

@@ -166,7 +166,7 @@ def _plots(space: Space, found: Recourse, burden_plots: list[Plot]) -> list[Plot
                 "x_label": "distance (MADs of change + changed categories)", "y_label": "rows", "n": hits}),
             Plot("bar", "Features changed by the counterfactuals (share of rows with one)", {
                 "labels": [space.features[j] for j in order], "values": [float(share[j]) for j in order],
-                "ylabel": "share of counterfactuals", "horizontal": True, "n": hits}),
+                "y_label": "share of counterfactuals", "horizontal": True, "n": hits}),
             *burden_plots]
 
 
@@ -176,7 +176,7 @@ def _burden_plot(attribute: str, compared: GroupRecourse, n: int) -> Plot | None
         return None
     return Plot("bar", f"Recourse burden by {attribute}: mean distance of the counterfactual", {
         "labels": [g["group"] for g in compared.groups], "values": means,
-        "ylabel": "mean distance (MADs + categories)", "n": n})
+        "y_label": "mean distance (MADs + categories)", "n": n})
 
 
 def _search_notes(space: Space, found: Recourse, reasons: dict[str, str], params: CounterfactualsParams,

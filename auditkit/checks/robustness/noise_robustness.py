@@ -188,11 +188,13 @@ def _sensitivity(params: NoiseRobustnessParams, features: list[str], perturber: 
     return metrics, records
 
 
-def _level_plot(title: str, name: str, key: str, records: list[dict[str, Any]], y_label: str, n: int) -> Plot:
+def _level_plot(title: str, name: str, key: str, records: list[dict[str, Any]], y_label: str, n: int,
+                level: float) -> Plot:
     return Plot("line", title, {
         "series": [{"name": name, "x": [float(r["level"]) for r in records], "y": [r[key] for r in records],
                     "y_low": [r[f"{key}_ci"][0] for r in records], "y_high": [r[f"{key}_ci"][1] for r in records]}],
-        "x_label": "noise level (multiple of each feature's standard deviation)", "y_label": y_label, "n": n})
+        "x_label": "noise level (multiple of each feature's standard deviation)", "y_label": y_label, "n": n,
+        "level": level})
 
 
 def _plots(params: NoiseRobustnessParams, records: list[dict[str, Any]], sensitivity: list[dict[str, Any]],
@@ -200,20 +202,21 @@ def _plots(params: NoiseRobustnessParams, records: list[dict[str, Any]], sensiti
     n = len(base.scores)
     if base.decisions is not None:
         plots = [_level_plot("Decisions that flip under input noise", "flip rate", "flip_rate", records,
-                             "share of decisions changed", n)]
+                             "share of decisions changed", n, params.confidence)]
     else:
         plots = [_level_plot("Score change under input noise", "mean |score change|", "mean_abs_score_change",
-                             records, "mean absolute score change", n)]
+                             records, "mean absolute score change", n, params.confidence)]
     if any(r["performance_drop"] is not None for r in records):
         plots.append(_level_plot(f"Drop of {performance.name} under input noise", f"{performance.name} drop",
                                  "performance_drop", records, f"drop of {performance.name}",
-                                 int(performance.labelled.sum())))
+                                 int(performance.labelled.sum()), params.confidence))
     key = "flip_rate" if base.decisions is not None else "mean_abs_score_change"
     plots.append(Plot("bar", f"Sensitivity per feature (noise level {level_name(params.sensitivity_level)})", {
         "labels": [r["feature"] for r in sensitivity], "values": [r[key] for r in sensitivity],
         **({"ci_low": [r["flip_rate_ci"][0] for r in sensitivity],
-            "ci_high": [r["flip_rate_ci"][1] for r in sensitivity]} if key == "flip_rate" else {}),
-        "ylabel": "share of decisions changed" if key == "flip_rate" else "mean absolute score change",
+            "ci_high": [r["flip_rate_ci"][1] for r in sensitivity], "level": params.confidence}
+           if key == "flip_rate" else {}),
+        "y_label": "share of decisions changed" if key == "flip_rate" else "mean absolute score change",
         "horizontal": True, "n": n}))
     return plots
 
