@@ -20,6 +20,7 @@ from auditkit.engine.rundir import create_run_directory, remove_run_directory
 from auditkit.engine.worker import CheckTask, TaskOutcome
 from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserError, did_you_mean
 from auditkit.policy.load import LoadedPolicy
+from auditkit.policy.models import Policy
 from auditkit.adapters.predictions import NO_MODEL_REASON
 from auditkit.engine.baseline import Baseline, path_from, resolve_baseline
 from auditkit.results.model import AuditResult, CheckOutput, CheckResult, new_run_id, to_jsonable, worst_status
@@ -269,11 +270,26 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
                 "checks_time_s": round(checks_time, 3),
                 # the limit of a check without memory_mb (the inline executor enforces none)
                 "memory_mb_default": None if options.executor == "inline" else memory_default},
-        report={"title": policy.report.title or policy.name, "organization": policy.report.organization},
+        report=report_header(policy),
         command=options.command, fail_on=options.fail_on, interrupted=executor.interrupted,
         auditkit_version=__version__)
     results = audit.to_dict()
     return AuditRun(results=results, exit_code=code, out_dir=out_dir, prepared=prepared)
+
+
+def report_header(policy: Policy) -> dict[str, Any]:
+    """What the report's cover, summary and sign-off need from the policy, kept in results.json so
+    a report re-rendered from it alone says the same."""
+    def names(mapping: dict[Any, str]) -> dict[str, str]:
+        return {str(key): value for key, value in mapping.items()}
+    signoff = {role: (person.model_dump() if person is not None else None)
+               for role, person in policy.report.signoff}
+    return {"title": policy.report.title or policy.name, "organization": policy.report.organization,
+            "model_name": policy.model.name, "model_version": policy.model.version, "model_owner": policy.model.owner,
+            "intended_use": policy.report.intended_use, "classification": policy.report.classification,
+            "regimes": list(policy.report.regimes), "signoff": signoff,
+            "label_names": names(policy.data.label_names), "decision_names": names(policy.model.decision_names),
+            "proxies": list(policy.data.proxies)}
 
 
 def check_inputs(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool = False,

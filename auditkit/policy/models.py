@@ -37,6 +37,12 @@ class ModelSpec(StrictModel):
     prediction_column: Optional[str] = Field(None, description="Predictions mode: the column holding the decisions.")
     trusted_types: list[str] = Field(default_factory=list,
                                      description="skops: types to trust beyond skops' defaults, after you have reviewed them.")
+    name: Optional[str] = Field(None, description="The model's name, as the report's cover shows it.")
+    version: Optional[str] = Field(None, description="The model's version, as the report's cover shows it.")
+    owner: Optional[str] = Field(None, description="Who answers for the model (a person or a team).")
+    decision_names: dict[Label, str] = Field(
+        default_factory=dict, description="What each decision means to the person, e.g. {1: declined, 0: approved}: "
+                                          "the report's sentences use these words.")
 
     @model_validator(mode="after")
     def _predictions_need_columns(self) -> "ModelSpec":
@@ -64,6 +70,12 @@ class DataSpec(StrictModel):
     sample: Optional[int] = Field(None, ge=1, description="Cap on audit rows: a stratified, seeded sample.")
     query: Optional[str] = Field(None, description="Keep only the rows this pandas query selects (applied before sampling).")
     na_values: list[str] = Field(default_factory=list, description="Extra strings read as missing (empty cells always are).")
+    label_names: dict[Label, str] = Field(
+        default_factory=dict, description="What each observed outcome means, e.g. {1: defaulted, 0: repaid}: the "
+                                          "report's sentences use these words.")
+    proxies: list[str] = Field(
+        default_factory=list, description="Model inputs known to stand in for a protected attribute: explanations "
+                                          "that cite them are marked, and checks with exclude_from_reasons never cite them.")
     encoding: Optional[str] = Field(
         None, description="Text encoding of CSV files (data.path and data.reference), e.g. latin-1. Default: UTF-8; "
                           "a file that is not UTF-8 is read as Windows-1252, with a note.")
@@ -117,14 +129,52 @@ class CheckSpec(StrictModel):
         return self.id or self.type
 
 
+Regime = Literal["eu_ai_act", "nyc_ll144", "ecoa_reg_b", "sr_11_7"]
+
+
+class Signatory(StrictModel):
+    name: Optional[str] = None
+    role: Optional[str] = None
+    date: Optional[str] = Field(None, description="As written; an unquoted YAML date is kept as YYYY-MM-DD.")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+class SignoffSpec(StrictModel):
+    """Who prepared, reviewed and approved the audit; absent entries print as blank lines to sign."""
+
+    prepared: Optional[Signatory] = None
+    reviewed: Optional[Signatory] = None
+    approved: Optional[Signatory] = None
+
+
 class ReportSpec(StrictModel):
     title: Optional[str] = None
     organization: Optional[str] = None
+    intended_use: Optional[str] = Field(None, description="What the model is for and who it decides about.")
+    classification: Optional[str] = Field(None, description="Label on the cover and every page, e.g. Confidential.")
+    regimes: list[Regime] = Field(
+        default_factory=list, description="Regulatory regimes whose obligations the report maps to the checks: "
+                                          "eu_ai_act, nyc_ll144, ecoa_reg_b, sr_11_7.")
+    signoff: SignoffSpec = Field(default_factory=SignoffSpec)
     formats: list[ReportFormat] = Field(default_factory=lambda: list(ALL_FORMATS))
     output_dir: Optional[str] = Field(None, description="Relative to the policy file. Default: reports/<policy file name>.")
     baseline: Optional[str] = Field(
         None, description="A results.json of an earlier audit (relative to the policy file) that the "
                           "thresholds' max_decrease / max_increase compare with; --baseline overrides it.")
+
+
+class StatisticsSpec(StrictModel):
+    """How group comparisons are judged across the whole audit."""
+
+    multiple_comparisons: Literal["holm", "bh", "none"] = Field(
+        "holm", description="Correction of the group comparisons' p-values across the audit: holm (family-wise), "
+                            "bh (Benjamini-Hochberg false discovery rate) or none.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the group comparisons.")
+    power: float = Field(0.8, gt=0, lt=1, description="Power at which the minimum detectable disparity is stated.")
 
 
 class Policy(StrictModel):
@@ -135,6 +185,7 @@ class Policy(StrictModel):
     data: DataSpec
     checks: list[CheckSpec] = Field(min_length=1)
     report: ReportSpec = Field(default_factory=ReportSpec)
+    statistics: StatisticsSpec = Field(default_factory=StatisticsSpec)
 
     @field_validator("checks")
     @classmethod
