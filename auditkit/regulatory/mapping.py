@@ -136,7 +136,8 @@ def regulatory_mapping(results: Mapping[str, Any], regimes: Sequence[str] | None
         if not isinstance(regime, dict):
             continue
         obligations = [map_obligation(o, checks, cross) for o in regime.get("obligations") or []]
-        out.append({"key": key, "name": regime.get("name"), "instrument": regime.get("instrument"),
+        out.append({"key": key, "name": regime.get("name"), "short": regime.get("short") or key,
+                    "instrument": regime.get("instrument"),
                     "obligations": obligations,
                     "counts": {state: sum(o["state"] == state for o in obligations)
                                for state in ("tested", "not_completed", "not_tested", "not_testable")}})
@@ -145,5 +146,5 @@ def regulatory_mapping(results: Mapping[str, Any], regimes: Sequence[str] | None
 
 def untested(mapping: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The testable obligations this audit leaves untested (no check, or none completed), with their regime."""
-    return [{**o, "regime": r["key"], "regime_name": r["name"]} for r in mapping for o in r["obligations"]
+    return [{**o, "regime": r["key"], "regime_name": r["name"], "regime_short": r["short"]} for r in mapping for o in r["obligations"]
             if o["state"] in ("not_tested", "not_completed")]

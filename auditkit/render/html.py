@@ -26,6 +26,7 @@ from markupsafe import Markup, escape
 
 from auditkit.charts import plot_to_svg
 from auditkit.render.case_files import MAX_CASES, case_files
+from auditkit.render.compliance import compliance_view
 from auditkit.render.format import (
     checks_of,
     DASH,
@@ -376,6 +377,8 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
         results=results,
         checks=checks,
         cases=case_files(results, checks),
+        compliance=compliance_view(results, checks),  # regulatory mapping and cross-check findings, or None
+        compliance_number="5",
         title=report_title(results),
         organization=report.get("organization") if isinstance(report.get("organization"), str) else "",
         counts=status_counts(results),
