@@ -139,12 +139,17 @@ def _mark_cross_findings(cases: list[dict[str, Any]], cross: list[dict[str, Any]
     for finding in cross:
         flags.setdefault((str(finding.get("kind")), finding.get("row"), str(finding.get("feature"))),
                          basis_text(finding))
+    if not cross:
+        return
+
+    def marked(item: dict[str, Any], key: tuple[str, Any, str]) -> dict[str, Any]:
+        return {**item, "flag": flags[key]} if key in flags else item
+
     for c in cases:
         row = c["row"]
-        c["reasons"] = [{**r, "flag": flags.get(("reason", row, str(r.get("feature"))))} for r in c["reasons"]]
+        c["reasons"] = [marked(r, ("reason", row, str(r.get("feature")))) for r in c["reasons"]]
         for cf in c["counterfactuals"]:
-            cf["changes"] = [{**ch, "flag": flags.get(("counterfactual", row, str(ch["feature"])))}
-                             for ch in cf["changes"]]
+            cf["changes"] = [marked(ch, ("counterfactual", row, str(ch["feature"]))) for ch in cf["changes"]]
         for a in c["anchors"]:
             record = a["record"]
             features = record.get("features") if isinstance(record.get("features"), list) else []
