@@ -71,13 +71,26 @@ def _addresses(entry: Mapping[str, Any], check: Mapping[str, Any]) -> list[str] 
     return matched if matched else None
 
 
+def _status_of(check: Mapping[str, Any], metrics: list[str]) -> Any:
+    """The check's status, or, when only some of its metrics bear on the obligation, theirs: the
+    worst of their findings, ``info`` when no threshold was set on them (reported, not assessed)."""
+    if not metrics:
+        return check.get("status")
+    statuses = [str(f.get("status")) for f in check.get("findings") or []
+                if isinstance(f, dict) and f.get("metric") in metrics]
+    if not statuses:
+        return "info"
+    return min(statuses, key=lambda s: _STATUS_RANK.get(s, len(_STATUS_RANK)))
+
+
 def _cross_findings_for(kinds: Sequence[str], cross: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [f for f in cross if isinstance(f, dict) and f.get("kind") in kinds]
 
 
 def map_obligation(obligation: Mapping[str, Any], checks: Sequence[Mapping[str, Any]],
                    cross: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """One obligation with the checks of this audit that bear on it.
+    """One obligation with the checks of this audit that bear on it: each check's ``status`` is
+    its own, or, when only some of its metrics bear on the obligation, that of their findings.
 
     ``state``: ``not_testable`` (no tool can test it: ``why`` says why), ``not_tested`` (no
     check of this audit bears on it), ``not_completed`` (its checks ended as error or were
@@ -95,7 +108,8 @@ def map_obligation(obligation: Mapping[str, Any], checks: Sequence[Mapping[str, 
             metrics = _addresses(entry, check)
             if metrics is None:
                 continue
-            out["checks"].append({"id": check.get("id"), "type": check.get("type"), "status": check.get("status"),
+            out["checks"].append({"id": check.get("id"), "type": check.get("type"),
+                                  "status": _status_of(check, metrics), "check_status": check.get("status"),
                                   "metrics": metrics, "note": entry.get("note")})
             break
     out["cross_findings"] = _cross_findings_for(obligation.get("cross_findings") or [], cross)

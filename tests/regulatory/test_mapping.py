@@ -107,7 +107,19 @@ def test_the_packaged_regimes_map_the_demo_checks():
     mapping = regulatory_mapping(document, ["nyc_ll144"])
     obligations = {o["id"]: o for o in mapping[0]["obligations"]}
     assert [(c["id"], c["status"]) for c in obligations["nyc_ll144.impact_ratios"]["checks"]] == [
-        ("ir", "fail"), ("rates", "pass")]
+        ("ir", "fail"), ("rates", "info")]  # no threshold on selection_rate_ratio: reported, not assessed
     assert [c["id"] for c in obligations["nyc_ll144.intersectional"]["checks"]] == ["ir"]
     assert obligations["nyc_ll144.scoring_rates"]["state"] == "not_tested"
     assert obligations["nyc_ll144.independent_audit"]["state"] == "not_testable"
+
+
+def test_a_check_bearing_through_some_metrics_shows_their_status_not_the_whole_checks():
+    both = check("ir", "impact_ratio", {"impact_ratio[sex]": metric(0.7), "impact_ratio[sex & race]": metric(0.9)},
+                 [finding("impact_ratio[sex]", 0.7, "fail", min=0.8),
+                  finding("impact_ratio[sex & race]", 0.9, "pass", min=0.8)], status="fail")
+    obligations, _ = _by_id(results([both]))
+    (addressed,) = obligations["toy.intersections"]["checks"]
+    assert (addressed["status"], addressed["check_status"]) == ("pass", "fail")
+    unassessed = check("ir2", "impact_ratio", {"impact_ratio[a & b]": metric(0.9)}, status="info")
+    obligations, _ = _by_id(results([unassessed]))
+    assert obligations["toy.intersections"]["checks"][0]["status"] == "info"  # reported, no threshold on it
