@@ -30,6 +30,7 @@ def test_the_wheel_ships_templates_schema_and_every_check_module(tmp_path):
     assert "auditkit/templates/report.css" in names
     assert "auditkit/templates/sections/generic.html.j2" in names
     assert "auditkit/results/results-v1.schema.json" in names
+    assert "auditkit/regulatory/obligations.yaml" in names  # the regulatory mapping's data (#14)
     from auditkit.core.registry import builtin_check_modules
 
     for module in builtin_check_modules():  # the registry finds the built-in checks by walking the package

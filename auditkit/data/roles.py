@@ -37,6 +37,8 @@ def resolve_roles(data: DataSpec, model: ModelSpec, columns: list[str], *, data_
         need(name, f"data.protected[{i}]")
     for i, name in enumerate(data.ignore):
         need(name, f"data.ignore[{i}]")
+    for i, name in enumerate(data.proxies):
+        need(name, f"data.proxies[{i}]")
     if model.score_column is not None:
         need(model.score_column, "model.score_column")
     if model.prediction_column is not None:

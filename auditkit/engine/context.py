@@ -44,6 +44,7 @@ class AuditData:
     input_dtypes: dict[str, str] = field(default_factory=dict)  # model input column -> expected kind
     rows_in_file: int = 0
     notes: list[str] = field(default_factory=list)
+    proxies: list[str] = field(default_factory=list)  # data.proxies: inputs declared to stand in for a protected one
 
     @property
     def predictions_mode(self) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from auditkit import __version__
 from auditkit.engine.context import derive_seed
+from auditkit.engine.cross_checks import cross_findings
 from auditkit.engine.executors import Event, Executor, InlineExecutor, LocalExecutor
 from auditkit.engine.limits import default_memory_mb
 from auditkit.engine.prepare import Prepared, prepare
@@ -280,6 +281,8 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         command=options.command, fail_on=options.fail_on, interrupted=executor.interrupted,
         auditkit_version=__version__)
     results = audit.to_dict()
+    # the post-pass reads the checks as results.json has them, so a re-rendered report derives the same
+    audit.cross_findings = results["cross_findings"] = cross_findings(results)
     return AuditRun(results=results, exit_code=code, out_dir=out_dir, prepared=prepared)
 
 

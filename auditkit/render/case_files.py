@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from auditkit.render.compliance import basis_text, findings_of
+
 #: What the four local checks declared before results.json carried ``case_file`` (files
 #: written by earlier versions); a check's own declaration always wins.
 DECLARED_BEFORE: Final = {
@@ -127,4 +129,34 @@ def case_files(results: dict[str, Any], checks: list[dict[str, Any]]) -> list[di
     ordered = [cases[k] for k in sorted(keys, key=lambda r: (0, r, "") if isinstance(r, (int, float)) else (1, 0, str(r)))]
     for c in ordered:
         c["meaning"] = decision_meaning(c["decision"], results)
+    _mark_cross_findings(ordered, findings_of(results))
     return ordered
+
+
+def _mark_cross_findings(cases: list[dict[str, Any]], cross: list[dict[str, Any]]) -> None:
+    """Mark each reason, counterfactual change and anchor rule that relies on a protected
+    attribute or a proxy (the cross-check findings), so the page says it where it is read.
+    Reasons are copied before they are marked: results.json's records stay as they are."""
+    flags: dict[tuple[str, Any, str], str] = {}
+    for finding in cross:
+        flags.setdefault((str(finding.get("kind")), finding.get("row"), str(finding.get("feature"))),
+                         basis_text(finding))
+    if not cross:
+        return
+
+    def marked(item: dict[str, Any], key: tuple[str, Any, str]) -> dict[str, Any]:
+        return {**item, "flag": flags[key]} if key in flags else item
+
+    for c in cases:
+        row = c["row"]
+        c["reasons"] = [marked(r, ("reason", row, str(r.get("feature")))) for r in c["reasons"]]
+        for cf in c["counterfactuals"]:
+            cf["changes"] = [marked(ch, ("counterfactual", row, str(ch["feature"]))) for ch in cf["changes"]]
+        for a in c["anchors"]:
+            record = a["record"]
+            features = record.get("features") if isinstance(record.get("features"), list) else []
+            named = [f for f in cross if f.get("kind") == "anchor" and f.get("row") == row
+                     and f.get("check_id") == a.get("id")]
+            a["flags"] = [f"{f.get('feature')}: {basis_text(f)}" for f in named
+                          if not features or f.get("feature") in features]
+        c["cross"] = [f for f in cross if f.get("row") == row]

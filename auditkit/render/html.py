@@ -28,6 +28,7 @@ from auditkit.charts import plot_to_svg
 from auditkit.render.case_files import MAX_CASES, case_files
 from auditkit.render.limitations import limitations
 from auditkit.render.summary import executive_summary
+from auditkit.render.compliance import compliance_view
 from auditkit.render.format import (
     checks_of,
     DASH,
@@ -378,11 +379,11 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
         results=results,
         checks=checks,
         cases=case_files(results, checks),
+        compliance=compliance_view(results, checks),  # regulatory mapping and cross-check findings, or None
         title=report_title(results),
         organization=report.get("organization") if isinstance(report.get("organization"), str) else "",
         report=report,
         engine=results.get("engine") if isinstance(results.get("engine"), dict) else {},
-        regulatory=None,
         header=_header_view(report),
         summary=executive_summary(results),
         limitations=limitations(results),

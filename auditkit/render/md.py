@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from auditkit.render.compliance import markdown_lines as compliance_lines
 from auditkit.render.format import (
     STATUS_MEANING,
     error_summary,
@@ -132,6 +133,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += ["### Failures and errors", "", *failures, ""]
     if warnings:
         lines += ["### Warnings", "", *warnings, ""]
+    lines += compliance_lines(results, escape_md)  # cross-check findings, obligations left untested (#14)
 
     inputs = results.get("inputs") if isinstance(results.get("inputs"), dict) else {}
     footer = [f"auditkit {escape_md(results.get('auditkit_version', ''), limit=40)}",

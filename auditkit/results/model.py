@@ -169,6 +169,9 @@ class AuditResult:
     interrupted: bool = False
     auditkit_version: str = ""
     schema_version: int = RESULTS_SCHEMA_VERSION
+    # findings that need two results (engine/cross_checks.py): an explanation citing a protected
+    # attribute or a proxy; additive, so results written before it carry none
+    cross_findings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +192,7 @@ class AuditResult:
             "engine": self.engine,
             "inputs": to_jsonable(self.inputs),
             "checks": [check_json(check) for check in self.checks],
+            "cross_findings": to_jsonable(self.cross_findings),
         }
 
 

@@ -19,6 +19,8 @@ from auditkit.engine.context import AuditContext
 from auditkit.methods.anchor_search.beam import SearchSettings, explain_row
 from auditkit.methods.anchor_search.predicates import anchor_conditions, discretise, row_predicates, rule_text
 from auditkit.methods.rows import select_positions, validate_selection
+from auditkit.methods.sensitive import (EXCLUDE_DESCRIPTION, ExcludeFromReasons, excluded_features, exclusion_note,
+                                        validate_excluded)
 from auditkit.methods.shap_values import background_rows
 from auditkit.results.model import CheckOutput, Metric, Plot
 
@@ -37,6 +39,7 @@ class AnchorsParams(RowSelectionParams):  # rows / query / sample, as every loca
     bins: int = Field(4, ge=2, le=20, description="Quantile bins of each numeric feature (4 = quartiles).")
     background_size: int = Field(10_000, ge=50, le=1_000_000, description="Rows the perturbations are drawn "
                                                                           "from (DESIGN.md's background rule).")
+    exclude_from_reasons: ExcludeFromReasons = Field(False, description=EXCLUDE_DESCRIPTION)
 
     @model_validator(mode="after")
     def _budget_holds_a_batch_per_candidate(self) -> "AnchorsParams":
@@ -100,12 +103,17 @@ def _plot(records: list[dict[str, Any]], params: AnchorsParams) -> Plot:
         "level": 1 - params.delta, "y_label": "precision", "thresholds": {"min": params.threshold}, "n": len(records)})
 
 
+def _validate(params: AnchorsParams, data: Any) -> None:
+    validate_selection(params, data)
+    validate_excluded(params.exclude_from_reasons, data)
+
+
 CAVEATS = (
     'Anchor precision is estimated by sampling with KL confidence bounds; coverage is measured on the audit data only.',
 )
 
 
-@check("anchors", caveats=CAVEATS, family="local", params=AnchorsParams, needs_model=True, validate=validate_selection,
+@check("anchors", caveats=CAVEATS, family="local", params=AnchorsParams, needs_model=True, validate=_validate,
        case_file=(("rule", "anchors"),),
        reading=_reading,
        metrics=["anchor_precision", "anchor_precision_min", "anchor_coverage", "anchor_length", "anchor_target_met"],
@@ -132,9 +140,11 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
     ``met_target`` false. Background: data.reference when given, else the audit data (a
     seeded sample of ``background_size`` rows beyond that). Rows: ``params.rows``,
     ``params.query`` or a seeded sample stratified by decision, as every local check.
+    ``params.exclude_from_reasons`` (true: the protected attributes and data.proxies; or a
+    list of columns): no predicate on those features is a candidate.
 
     Table ``anchors``, one record per explained row: ``row``, ``decision``, ``rule`` (text),
-    ``predicates`` (each a text), ``precision``, ``precision_ci`` (its KL bounds),
+    ``predicates`` (each a text), ``features`` (the feature of each predicate), ``precision``, ``precision_ci`` (its KL bounds),
     ``precision_n`` (samples of the anchor), ``coverage``, ``n_samples`` (model rows
     predicted for the row), ``met_target`` (lower bound >= tau).
 
@@ -168,6 +178,7 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
     threshold = float(data.threshold if data.threshold is not None else 0.5)
     audit_X = data.frame[features]
     decisions = np.asarray(data.decisions)
+    excluded = excluded_features(params.exclude_from_reasons, data)
     settings = SearchSettings(tau=params.threshold, delta=params.delta, epsilon=params.epsilon,
                               beam_size=params.beam_size, batch_size=params.batch_size,
                               max_anchor_size=params.max_anchor_size, max_samples=params.max_samples)
@@ -177,7 +188,7 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
         row_id = int(data.frame.index[position])
         x = data.frame.iloc[position]
         decision = int(decisions[position])
-        predicates = row_predicates(x, features, edges)
+        predicates = [p for p in row_predicates(x, features, edges) if p.feature not in excluded]
 
         def same_decision(frame: pd.DataFrame, decision: int = decision) -> np.ndarray:
             return decide(ctx.model.predict(frame), threshold) == decision
@@ -191,9 +202,13 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
             "row": row_id, "decision": decision,
             "rule": rule_text(anchor_conditions(predicates, found.anchor), decision, data.favorable_decision),
             "predicates": [predicates[j].text() for j in found.anchor],
+            "features": [predicates[j].feature for j in found.anchor],
             "precision": found.precision, "precision_ci": [found.low, found.high], "precision_n": found.n,
             "coverage": found.coverage, "n_samples": found.n_samples, "met_target": bool(found.met),
         })
     notes = [f"background: {described}", *_notes(params, [f for f in features if f in edges], records, exhausted_rows)]
+    note = exclusion_note(excluded, features, "no predicate on")
+    if note is not None:
+        notes.append(note)
     return CheckOutput(metrics=_metrics(records, params, len(audit_X)), tables={"anchors": records},
                        plots=[_plot(records, params)], notes=notes)

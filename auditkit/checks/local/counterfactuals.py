@@ -20,6 +20,7 @@ from auditkit.methods.recourse.burden import GroupRecourse, compare_groups, mean
 from auditkit.methods.recourse.constraints import Space, immutable_features
 from auditkit.methods.recourse.search import Recourse, SearchSettings, search
 from auditkit.methods.rows import select_positions, validate_selection
+from auditkit.methods.sensitive import EXCLUDE_DESCRIPTION, ExcludeFromReasons, excluded_features, validate_excluded
 from auditkit.methods.stats import level_text
 from auditkit.results.model import CheckOutput, Metric, Plot
 
@@ -55,6 +56,17 @@ class CounterfactualsParams(RowSelectionParams, IntervalParams):  # rows / query
                                                               "the ratios between groups; 0 for none.")
     bins: dict[str, list[float]] = Field(default_factory=dict, description="Bin edges for continuous protected "
                                                                            "attributes.")
+    exclude_from_reasons: ExcludeFromReasons = Field(False, description=EXCLUDE_DESCRIPTION)
+
+
+def immutables(params: CounterfactualsParams, data: AuditData) -> dict[str, str]:
+    """Model inputs the search keeps, and why: params.immutable (or its default), the protected
+    attributes, and the features excluded from reasons (a proxy is not recourse either)."""
+    reasons = immutable_features(params.immutable, data)
+    for name, why in excluded_features(params.exclude_from_reasons, data).items():
+        if name in data.features:
+            reasons.setdefault(name, f"exclude_from_reasons: {why}")
+    return reasons
 
 
 def validate(params: CounterfactualsParams, data: AuditData) -> None:
@@ -63,7 +75,8 @@ def validate(params: CounterfactualsParams, data: AuditData) -> None:
     for name in params.immutable or []:
         if name not in data.frame.columns:
             raise CheckError(f"params.immutable: '{name}' is not a column of the data; {did_you_mean(name, columns)}")
-    immutable = immutable_features(params.immutable, data)
+    validate_excluded(params.exclude_from_reasons, data)
+    immutable = immutables(params, data)
     for name in params.directions:
         if name not in data.features:
             raise CheckError(f"params.directions: '{name}' is not a model feature; "
@@ -253,7 +266,8 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
     at most ``params.sample`` from a query, a seeded sample), else a seeded sample of
     ``params.sample`` rows with the unfavourable decision.
     Constraints: protected attributes never change, nor ``params.immutable`` (default: every
-    feature named like an age: ``age``, ``age_band``, ``date_of_birth``); a missing value stays
+    feature named like an age: ``age``, ``age_band``, ``date_of_birth``), nor the features of
+    ``params.exclude_from_reasons`` (true: data.proxies too); a missing value stays
     missing; ``params.directions`` lets a numeric feature only increase or only decrease;
     numeric values stay within the observed minimum and maximum and on the data's resolution
     (integer columns stay integers, a ratio written with 3 decimals keeps 3); a categorical
@@ -298,7 +312,7 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
     validate(params, data)
     positions, rows_note = _explained_rows(ctx, params)
     notes = [rows_note] if rows_note else []
-    reasons = immutable_features(params.immutable, data)
+    reasons = immutables(params, data)
     extra = [c for c in (params.immutable or []) if c not in data.features]
     if extra:
         notes.append(f"immutable columns that are not model inputs (nothing to keep): {', '.join(extra)}")

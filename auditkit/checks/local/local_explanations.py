@@ -13,6 +13,8 @@ from auditkit.core.params import RowSelectionParams
 from auditkit.methods.rows import select_positions, validate_selection
 from auditkit.methods.values import finite_or_none, plain_value
 from auditkit.methods.probes import is_numeric
+from auditkit.methods.sensitive import (EXCLUDE_DESCRIPTION, ExcludeFromReasons, excluded_features, exclusion_note,
+                                        validate_excluded)
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import check
 from auditkit.methods.lime_tabular import explain_rows, lime_explainer
@@ -26,6 +28,7 @@ class LocalExplanationsParams(RowSelectionParams):
                                                                   "sampling statistics (as shap_importance).")
     waterfalls: int = Field(10, ge=0, le=200, description="Rows drawn as a waterfall chart (all rows are in the "
                                                           "tables and the case files).")
+    exclude_from_reasons: ExcludeFromReasons = Field(False, description=EXCLUDE_DESCRIPTION)
 
 
 class _Standing:
@@ -69,6 +72,7 @@ def _format(value: Any) -> str:
 
 def _validate(params: LocalExplanationsParams, data: Any) -> None:
     validate_selection(params, data)
+    validate_excluded(params.exclude_from_reasons, data)
 
 
 def _raw_threshold(threshold: float | None, units: str) -> float | None:
@@ -116,6 +120,10 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     decision, the top-k features whose SHAP value pushed it towards that decision, as
     sentences with the row's value and its percentile among the audit rows;
     ``reason_code_coverage`` = share of those rows that received at least one.
+    ``params.exclude_from_reasons`` (true: the protected attributes and data.proxies; or a
+    list of columns) keeps features out of the reason codes only: their SHAP values stay in
+    table ``attributions`` and the waterfalls, and a note counts the rows where one of them
+    would have been among the top-k reasons.
 
     References: Ribeiro, Singh and Guestrin (2016), "Why should I trust you?" (LIME); Lundberg
     and Lee (2017), A unified approach to interpreting model predictions (SHAP).
@@ -157,6 +165,9 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     lime_rows = explain_rows(explainer, encoder.encode(X), predict, num_samples=params.lime_samples)
     k = min(params.top_k, len(features))
     standing = _Standing(data.frame)
+    excluded = excluded_features(params.exclude_from_reasons, data)
+    kept_out = {j for j, f in enumerate(features) if f in excluded}
+    would_cite: dict[str, int] = {}  # excluded feature -> rows where it would have been a top-k reason
     for r, position in enumerate(positions):
         row_id = int(data.frame.index[position])
         lime_row = lime_rows[r]
@@ -188,7 +199,11 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
                                  "shap": float(shap_row[j]), "lime_weight": float(weights[j]), "rank": rank})
         if decision is not None and decision == unfavourable:
             needing += 1
-            pushing = [j for j in order if towards_one * shap_row[j] > 0][:k]
+            pushing_all = [j for j in order if towards_one * shap_row[j] > 0]
+            for j in pushing_all[:k]:
+                if j in kept_out:
+                    would_cite[features[j]] = would_cite.get(features[j], 0) + 1
+            pushing = [j for j in pushing_all if j not in kept_out][:k]
             covered += bool(pushing)
             for rank, j in enumerate(pushing, start=1):
                 value = row_values[features[j]]
@@ -198,6 +213,12 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
                                         f"{standing.text(features[j], value)}"})
     finite = [a for a in agreements if np.isfinite(a)]
     n = len(positions)
+    note = exclusion_note(excluded, features, "never cited as reasons:")
+    if note is not None:
+        # the model still uses them: say how often a notice would have cited them
+        notes.append(note + ("; " + ", ".join(f"{f} would have been among the top {k} reasons of {c} of the {needing} "
+                                               f"unfavourable decisions" for f, c in would_cite.items())
+                             if would_cite else ""))
     metrics = {
         "lime_fidelity": Metric(float(np.median(fidelities)), n=n, note="median local R^2 of LIME's fit"),
         "lime_fidelity_min": Metric(float(np.min(fidelities)), n=n, note="the worst row's local R^2"),
