@@ -44,6 +44,9 @@ class AuditData:
     input_dtypes: dict[str, str] = field(default_factory=dict)  # model input column -> expected kind
     rows_in_file: int = 0
     notes: list[str] = field(default_factory=list)
+    # the policy's statistics: level and power at which group comparisons state what they can detect
+    alpha: float = 0.05
+    power: float = 0.8
 
     @property
     def predictions_mode(self) -> bool:

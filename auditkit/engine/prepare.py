@@ -233,7 +233,8 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         scores=np.asarray(scores, dtype=np.float64), decisions=decisions, y=y, score_kind=score_kind,
         adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
         favorable_decision=favorable_decision, classes=adapter.classes, reference=reference,
-        model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes)
+        model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes,
+        alpha=policy.statistics.alpha, power=policy.statistics.power)
 
     inputs = {
         "model": {**{k: v for k, v in adapter.describe().items() if k != "input_features"},
