@@ -51,7 +51,8 @@ def test_demo_writes_every_report_and_results_validate_against_the_schema(demo):
     assert by_id["discrimination"]["status"] == "pass"
     assert by_id["attribute-flips"]["status"] == "skipped"
     html = (out_dir / "report.html").read_text()
-    assert "Group &#39;Black&#39; of race received the favourable decision at 0.74 times" in html
+    # in the policy's words (report.subjects, model.decision_names)
+    assert "Applicants in race group &#39;Black&#39; were approved at 0.74 times the rate" in html
     assert "duplicate_rows" in html
     assert (out_dir / "report.pdf").read_bytes().startswith(b"%PDF")
     suite = ET.parse(out_dir / "junit.xml").getroot().find("testsuite")
@@ -85,3 +86,30 @@ def test_report_command_re_renders_the_same_html_without_running_checks(demo, tm
     assert result.exit_code == 0, result.stdout + result.stderr
     assert (tmp_path / "report.html").read_text() == (out_dir / "report.html").read_text()
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_demo_pdf_reads_back_with_every_check_its_figures_a_contents_page_and_metadata(demo):
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is not installed (the dev extra has it)")
+    from auditkit.render.format import format_number
+
+    _, out_dir = demo
+    results = json.loads((out_dir / "results.json").read_text())
+    reader = pypdf.PdfReader(str(out_dir / "report.pdf"))
+    pages = [page.extract_text() for page in reader.pages]
+    text = " ".join(" ".join(pages).split())
+    contents = " ".join(" ".join(pages[1:3]).split())
+    for part in ("Executive summary", "At a glance", "What was audited", "Checks", "Limitations and assumptions",
+                 "Reproducibility", "Sign-off", "Case files"):
+        assert part in contents
+    for check in results["checks"]:
+        assert f"{check['id']} ({check['status']})" in contents  # the contents list every check with its status
+        for finding in check["findings"]:
+            assert format_number(finding["value"]) in text  # each judged figure, as the report displays it
+    metadata = reader.metadata
+    assert metadata.title == results["report"]["title"]  # once, not "... audit report · audit report"
+    assert metadata.author == "Example Bank (demo data)"
+    assert "Confidential" in (metadata.get("/Keywords") or "")
+    assert "Confidential" in pages[-1]  # the classification in every page's footer
+    assert "Page 2 of" in pages[1]
+    assert "Chief risk officer" in text and "Prepared by" in text  # the sign-off block

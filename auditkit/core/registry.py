@@ -85,7 +85,7 @@ class CheckType:
     # (params, policy) -> metric names this configuration produces, for threshold validation
     produces: Optional[Callable[[Any, "Policy"], list[str]]] = None
     # (finding, check result as in results.json) -> one plain-language sentence, or None
-    reading: Optional[Callable[[dict[str, Any], dict[str, Any]], Optional[str]]] = None
+    reading: Optional[Callable[..., Optional[str]]] = None  # (finding, result[, wording]) -> sentence
     # (params, data) -> None, run in the parent before any check starts: raise CheckError
     # (naming the params key as ``params.<key>: ...``) for params that do not fit the data,
     # so a bad row id or column exits 2 with nothing run instead of ending as ``error``
@@ -94,6 +94,9 @@ class CheckType:
     # (role, table) with role one of CASE_FILE_ROLES; "charts" needs no table (plots whose
     # data names a row)
     case_file: tuple[tuple[str, str | None], ...] = ()
+    # what a reader must know of the method before trusting its figures, said once per type
+    # (the report's limitations list them for the types an audit ran)
+    caveats: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -120,9 +123,10 @@ def check(
     needs_target: bool = False,
     example: dict[str, Any] | None = None,
     produces: Callable[[Any, "Policy"], list[str]] | None = None,
-    reading: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None,
+    reading: Callable[..., str | None] | None = None,
     validate: Callable[[Any, Any], None] | None = None,
     case_file: tuple[tuple[str, str | None], ...] = (),
+    caveats: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
@@ -140,7 +144,7 @@ def check(
         setattr(func, _MARK, CheckType(
             type=type, family=family, func=func, params=params, metrics=tuple(metrics),
             needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
-            validate=validate, case_file=tuple(case_file),
+            validate=validate, case_file=tuple(case_file), caveats=tuple(caveats),
         ))
         return func
 

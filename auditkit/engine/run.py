@@ -1,6 +1,7 @@
 """The audit run: validate, prepare once, plan, execute, judge, assemble results."""
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import tempfile
@@ -16,6 +17,7 @@ from auditkit.engine.executors import Event, Executor, InlineExecutor, LocalExec
 from auditkit.engine.limits import default_memory_mb
 from auditkit.engine.prepare import Prepared, prepare
 from auditkit.core.registry import get_registry
+from auditkit.core.wording import wording_of
 from auditkit.engine.rundir import create_run_directory, remove_run_directory
 from auditkit.engine.worker import CheckTask, TaskOutcome
 from auditkit.errors import CheckError, OutputError, PolicyError, Source, UserError, did_you_mean
@@ -156,10 +158,14 @@ def judge(loaded: LoadedPolicy, task: CheckTask, outcome: TaskOutcome, prepared:
     _draw_thresholds(result)
     if check_type.reading is not None:
         as_json = to_jsonable(result.to_dict())
+        words = wording_of({"report": report_header(loaded.policy), "inputs": prepared.inputs})
+        takes_words = len(inspect.signature(check_type.reading).parameters) >= 3
         for finding in result.findings:
             if finding.status in ("fail", "warn"):
                 try:
-                    finding.reading = check_type.reading(to_jsonable(finding.to_dict()), as_json)
+                    finding_json = to_jsonable(finding.to_dict())
+                    finding.reading = (check_type.reading(finding_json, as_json, words) if takes_words
+                                       else check_type.reading(finding_json, as_json))
                 except Exception:  # a sentence is a courtesy: never lose a result over it
                     finding.reading = None
     return result
@@ -291,7 +297,7 @@ def report_header(policy: Policy) -> dict[str, Any]:
                for role, person in policy.report.signoff}
     return {"title": policy.report.title or policy.name, "organization": policy.report.organization,
             "model_name": policy.model.name, "model_version": policy.model.version, "model_owner": policy.model.owner,
-            "intended_use": policy.report.intended_use, "classification": policy.report.classification,
+            "intended_use": policy.report.intended_use, "subjects": policy.report.subjects, "classification": policy.report.classification,
             "regimes": list(policy.report.regimes), "signoff": signoff,
             "label_names": names(policy.data.label_names), "decision_names": names(policy.model.decision_names),
             "proxies": list(policy.data.proxies)}

@@ -155,6 +155,8 @@ class ReportSpec(StrictModel):
     title: Optional[str] = None
     organization: Optional[str] = None
     intended_use: Optional[str] = Field(None, description="What the model is for and who it decides about.")
+    subjects: Optional[str] = Field(None, description="Who the decisions are about, in the plural (e.g. applicants): "
+                                                      "the report's sentences use it. Default: people.")
     classification: Optional[str] = Field(None, description="Label on the cover and every page, e.g. Confidential.")
     regimes: list[Regime] = Field(
         default_factory=list, description="Regulatory regimes whose obligations the report maps to the checks: "

@@ -22,6 +22,8 @@ DECLARED_BEFORE: Final = {
 }
 #: Pages of case files at most; the rest are in results.json.
 MAX_CASES = 25
+#: The report's number of its "Checks" part (after the summary, the glance and what was audited).
+CHECKS_SECTION: Final = 4
 
 
 def _records(check: dict[str, Any], table: Any) -> list[dict[str, Any]]:
@@ -80,7 +82,7 @@ def case_files(results: dict[str, Any], checks: list[dict[str, Any]]) -> list[di
     for index, check in enumerate(checks, start=1):
         if check.get("status") in ("error", "skipped"):
             continue
-        source = {"id": check.get("id"), "number": f"3.{index}", "index": index}
+        source = {"id": check.get("id"), "number": f"{CHECKS_SECTION}.{index}", "index": index}
         roles = {c["role"] for c in contributions(check)}
         for contribution in contributions(check):
             role, table = contribution["role"], contribution.get("table")

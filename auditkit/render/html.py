@@ -27,6 +27,8 @@ from markupsafe import Markup, escape
 
 from auditkit.charts import plot_to_svg
 from auditkit.render.case_files import MAX_CASES, case_files
+from auditkit.render.limitations import limitations
+from auditkit.render.summary import executive_summary
 from auditkit.render.format import (
     checks_of,
     DASH,
@@ -417,6 +419,14 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
         cases=case_files(results, checks),
         title=report_title(results),
         organization=report.get("organization") if isinstance(report.get("organization"), str) else "",
+        report=report,
+        engine=results.get("engine") if isinstance(results.get("engine"), dict) else {},
+        regulatory=None,
+        header=_header_view(report),
+        summary=executive_summary(results),
+        limitations=limitations(results),
+        signoff=signoff_view(report),
+        rerun_command=rerun_command(results),
         counts=status_counts(results),
         inputs=inputs,
         inputs_view=inputs_view(results),
@@ -425,6 +435,41 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
         renderer_version=__version__,
         css=Markup(_css_for_style_element(css)),
     )
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _header_view(report: dict[str, Any]) -> dict[str, str]:
+    """The policy's optional cover fields, as text (absent ones empty)."""
+    return {key: _text(report.get(key)) for key in
+            ("model_name", "model_version", "model_owner", "intended_use", "classification", "subjects")}
+
+
+SIGNOFF_ROLES: Final = (("prepared", "Prepared by"), ("reviewed", "Reviewed by"), ("approved", "Approved by"))
+
+
+def signoff_view(report: dict[str, Any]) -> list[dict[str, str]]:
+    """Three signature rows (prepared, reviewed, approved); absent names print as lines to fill in."""
+    signoff = report.get("signoff") if isinstance(report.get("signoff"), dict) else {}
+    rows = []
+    for key, label in SIGNOFF_ROLES:
+        person = signoff.get(key) if isinstance(signoff.get(key), dict) else {}
+        rows.append({"label": label, "name": _text(person.get("name")), "role": _text(person.get("role")),
+                     "date": _text(person.get("date"))})
+    return rows
+
+
+def rerun_command(results: dict[str, Any]) -> str:
+    """The command that re-runs this audit with the same seed and checks: the recorded command
+    line when there is one (it already names them), else one built from the policy's path."""
+    command = _text(results.get("command"))
+    if command:
+        return command if "--seed" in command else f"{command} --seed {results.get('seed', 0)}"
+    inputs = results.get("inputs") if isinstance(results.get("inputs"), dict) else {}
+    policy = _text(inputs.get("policy_path")) or "<policy file>"
+    return f"auditkit run {policy} --seed {results.get('seed', 0)}"
 
 
 def _css_for_style_element(css: str) -> str:

@@ -24,6 +24,9 @@ PANGO_HINT: Final = (
 )
 
 
+#: The PDF standard the report is written to (WeasyPrint's ``pdf_variant``).
+PDF_VARIANT: Final = "pdf/a-3b"
+
 #: The HTML report's ``<meta name=...>`` that names its run; copied into the PDF's document information.
 RUN_ID_META: Final = "auditkit-run-id"
 
@@ -153,7 +156,12 @@ def html_to_pdf(html: str, *, url_fetcher: Callable[[str], Any] | None = None, e
         # dictionary (as /auditkitrunid: WeasyPrint keeps the letters and digits of a name).
         custom = getattr(document.metadata, "custom", None) or {}
         document.metadata.custom = {k: v for k, v in custom.items() if k == RUN_ID_META}
-        pdf = document.write_pdf(custom_metadata=True)
+        try:
+            # PDF/A-3b (archival: fonts embedded, colour profile) and tagged (structure for
+            # screen readers and text extraction), where this WeasyPrint supports them
+            pdf = document.write_pdf(custom_metadata=True, pdf_variant=PDF_VARIANT, pdf_tags=True)
+        except (TypeError, ValueError):
+            pdf = document.write_pdf(custom_metadata=True)
     assert isinstance(pdf, bytes)
     return pdf
 

@@ -26,8 +26,9 @@ def visible_text(page: str) -> str:
 def test_example_report_has_the_contents_in_order(example_results):
     page = render_html(example_results)
     text = visible_text(page)
-    headings = ["Credit model audit", "Overall result", "At a glance", "What was audited", "3 Checks",
-                "3.1 discrimination", "3.2 data-quality", "3.3 crashy", "3.4 lofo", "Reproduce this audit"]
+    headings = ["Credit model audit", "Overall result", "Contents", "1 Executive summary", "2 At a glance",
+                "3 What was audited", "4 Checks", "4.1 discrimination", "4.2 data-quality", "4.3 crashy", "4.4 lofo",
+                "5 Limitations and assumptions", "6 Reproducibility", "7 Sign-off"]
     positions = [text.find(h) for h in headings]
     assert -1 not in positions, dict(zip(headings, positions))
     assert positions == sorted(positions)
@@ -44,7 +45,7 @@ def test_cover_gives_title_organization_status_and_exit_code(example_results):
 def test_title_falls_back_to_the_policy_name(example_results):
     del example_results["report"]
     page = render_html(example_results)
-    assert "<title>Consumer credit scoring model — pre-deployment audit &lt;demo&gt; · audit report</title>" in page
+    assert "<title>Consumer credit scoring model — pre-deployment audit &lt;demo&gt;</title>" in page
 
 
 def test_findings_metrics_and_reasons_are_shown(example_results):
@@ -57,9 +58,10 @@ def test_findings_metrics_and_reasons_are_shown(example_results):
     # interval method, the same for every interval, said once under the table.
     assert "roc_auc 0.81 [0.80, 0.82] 20,150 accuracy 0.76 [0.75, 0.77] 20,150" in text
     assert "log_loss — the model outputs labels only Method: percentile bootstrap, 1000 resamples." in text
-    # Error and skip reasons, in the summary and in the sections.
-    assert text.count("timed out after 600 s (timeout_s)") == 2
-    assert text.count("predictions mode: this check needs to query a model") == 2
+    # Error and skip reasons: in the glance table and the sections; an error also in the
+    # executive summary, and both in the limitations (checks that did not run or complete).
+    assert text.count("timed out after 600 s (timeout_s)") == 4
+    assert text.count("predictions mode: this check needs to query a model") == 3
     # Summary key figures: the worst finding first.
     assert "accuracy = 0.76 (threshold ≥ 0.8) warn roc_auc = 0.81 (threshold ≥ 0.75)" in text
 
@@ -77,7 +79,7 @@ def test_what_was_audited_lists_inputs_engine_and_hashes(example_results):
 
 def test_reproduce_section_gives_command_versions_and_hashes(example_results):
     text = visible_text(render_html(example_results))
-    tail = text[text.index("Reproduce this audit", text.index("3.4 lofo")):]
+    tail = text[text.index("6 Reproducibility", text.index("4.4 lofo")):]
     for expected in ["auditkit run policies/credit_scoring.yaml", "auditkit 0.1.0", "Python 3.11.7",
                      "numpy 2.4.6", "shap 0.51.0", "Seed 42", "cd" * 32]:
         assert expected in tail, expected
@@ -144,7 +146,7 @@ def test_a_check_with_only_the_required_keys_renders(empty_results):
                                 "metrics": {"x": {"value": 1}}, "findings": [], "tables": {}, "plots": [],
                                 "notes": [], "error": None}]
     text = visible_text(render_html(empty_results))
-    assert "3.1 bare pass type performance · 0.5 s" in text
+    assert "4.1 bare pass type performance · 0.5 s" in text
     assert "x = 1" in text  # the glance table falls back on the first metrics
 
 
@@ -213,7 +215,7 @@ def test_a_check_type_cannot_name_a_template_outside_sections(example_results):
     assert choose("../report") == "sections/generic.html.j2"
     assert choose("performance") == "sections/generic.html.j2"
     example_results["checks"][0]["type"] = "../../report"
-    assert "3.1" in render_html(example_results)
+    assert "4.1" in render_html(example_results)
 
 
 @pytest.mark.parametrize(("value", "text"), [

@@ -102,9 +102,10 @@ def test_example_pdf_has_cover_summary_and_sections(weasyprint, example_results)
     pdf = document.write_pdf()
     assert pdf.startswith(b"%PDF-")
     assert pdf.rstrip().endswith(b"%%EOF")
-    # Cover; summary; inputs; checks (3.1 over two pages, 3.2 with 3.3, 3.4); reproduce.
-    assert 6 <= len(document.pages) <= 10
-    assert document.metadata.title == "Credit model audit · audit report"
+    # Cover; contents and summary; glance; inputs; checks (4.1 over two pages, 4.2 with 4.3, 4.4);
+    # limitations; reproducibility and sign-off.
+    assert 7 <= len(document.pages) <= 13
+    assert document.metadata.title == "Credit model audit"  # the title once
     assert document.metadata.authors == ["Example Bank"]
     # Every check's anchor is on a page, in order, after the cover.
     anchors: dict[str, int] = {}  # where each element starts
@@ -113,7 +114,8 @@ def test_example_pdf_has_cover_summary_and_sections(weasyprint, example_results)
             anchors.setdefault(name, number)
     assert anchors["cover"] == 1
     assert 1 < anchors["glance"] < anchors["audited"] <= anchors["checks"] <= anchors["check-1"]
-    assert anchors["check-1"] < anchors["check-2"] <= anchors["check-3"] <= anchors["check-4"] <= anchors["reproduce"]
+    assert anchors["check-1"] < anchors["check-2"] <= anchors["check-3"] <= anchors["check-4"] < anchors["limitations"]
+    assert anchors["limitations"] < anchors["reproduce"] <= anchors["signoff"]
 
 
 def test_render_pdf_is_deterministic(weasyprint, example_results):

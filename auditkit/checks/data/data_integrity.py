@@ -38,7 +38,33 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
 
 
-@check("data_integrity", family="data", params=DataIntegrityParams,
+_PLAIN: dict[str, str] = {
+    "duplicate_rows": "{value:,.0f} rows of the audit data repeat an earlier row exactly",
+    "duplicate_row_share": "{value:.1%} of the audit data's rows repeat an earlier row exactly",
+    "max_missing_share": "a column of the audit data is {value:.1%} missing",
+    "missing_cells": "{value:,.0f} cells of the audit data are missing",
+    "out_of_range_share": "{value:.1%} of the values fall outside the range seen in the reference data",
+    "dtype_mismatches": "{value:,.0f} columns have a different type than in the reference data",
+    "constant_columns": "{value:,.0f} columns hold a single value",
+}
+
+
+def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
+    template, value = _PLAIN.get(finding["metric"]), finding.get("value")
+    if template is None or value is None:
+        return None
+    bound = (f"the policy allows at most {finding['max']:g}" if finding.get("max") is not None
+             else f"the policy requires at least {finding['min']:g}")
+    sentence = template.format(value=value)
+    return f"{sentence[:1].upper()}{sentence[1:]}; {bound}."
+
+
+CAVEATS = (
+    "Out-of-range values are judged against the reference data's observed range, not against what is valid in the domain.",
+)
+
+
+@check("data_integrity", caveats=CAVEATS, family="data", params=DataIntegrityParams, reading=_reading,
        metrics=["rows", "missing_cells", "max_missing_share", "missing_share[*]", "infinite_cells",
                 "infinite_values[*]", "constant_columns",
                 "duplicate_columns", "duplicate_rows", "duplicate_row_share", "out_of_range[*]",

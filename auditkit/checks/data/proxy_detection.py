@@ -89,7 +89,12 @@ def _auc_by_group(y: np.ndarray, scores: np.ndarray, labels: list[str]) -> tuple
     return float(aucs_arr[best]), labels[best], float(np.nanmean(aucs_arr))
 
 
-@check("proxy_detection", family="data", params=ProxyDetectionParams, reading=_reading,
+CAVEATS = (
+    'A low single-feature AUC does not rule out proxies formed by combinations of features; the all-features AUC bounds that only for the classifier used.',
+)
+
+
+@check("proxy_detection", caveats=CAVEATS, family="data", params=ProxyDetectionParams, reading=_reading,
        metrics=["max_single_feature_auc[*]", "all_features_auc[*]", "max_mutual_information[*]",
                 "max_mutual_information_share[*]"],
        example={"params": {"attributes": ["race", "sex"]}, "thresholds": {"max_single_feature_auc": {"max": 0.7}}})

@@ -75,7 +75,12 @@ def ale_ordered_categories(predict: Any, X: pd.DataFrame, feature: str, order: l
             "bin_counts": [int(c) for c in counts], "categorical": True}
 
 
-@check("ale", family="explanations", params=AleParams, needs_model=True, metrics=["ale_range[*]"],
+CAVEATS = (
+    "ALE effects are local to the data's bins; bins with few rows give noisy effects (bin counts are shown).",
+)
+
+
+@check("ale", caveats=CAVEATS, family="explanations", params=AleParams, needs_model=True, metrics=["ale_range[*]"],
        example={"params": {"features": ["income", "debt_ratio"], "bins": 20}})
 def ale(ctx: AuditContext, params: AleParams) -> CheckOutput:
     """Accumulated local effects (ALE) of features on the audited score, centred, with bin counts.

@@ -29,7 +29,12 @@ def linear_model_of(ctx: AuditContext) -> LinearModel | None:
     return from_sklearn(estimator, list(ctx.data.features), positive)
 
 
-@check("coefficients", family="explanations", params=CoefficientsParams, needs_model=True,
+CAVEATS = (
+    'Coefficients are comparable only on standardised inputs and are confounded by correlated features; odds ratios are per unit of the input as the model sees it.',
+)
+
+
+@check("coefficients", caveats=CAVEATS, family="explanations", params=CoefficientsParams, needs_model=True,
        metrics=["coefficient[*]", "standardised_coefficient[*]", "odds_ratio[*]", "intercept"],
        example={"thresholds": {"odds_ratio[zip_region_R03]": {"max": 1.5}}})
 def coefficients(ctx: AuditContext, params: CoefficientsParams) -> CheckOutput:

@@ -35,7 +35,12 @@ def _pd_at_rows(predict: Any, X: pd.DataFrame, columns: list[str]) -> np.ndarray
     return values - values.mean()
 
 
-@check("interaction_strength", family="explanations", params=InteractionStrengthParams, needs_model=True,
+CAVEATS = (
+    "Friedman's H is estimated on a sample and is unstable where the feature's own effect is small (a ratio of small numbers).",
+)
+
+
+@check("interaction_strength", caveats=CAVEATS, family="explanations", params=InteractionStrengthParams, needs_model=True,
        metrics=["h_overall[*]", "h_pair[*]", "max_h_pair"],
        example={"params": {"top_k": 4, "max_rows": 200}, "thresholds": {"max_h_pair": {"max": 0.5, "severity": "warn"}}})
 def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -> CheckOutput:

@@ -29,7 +29,12 @@ def _neutral(column: pd.Series) -> Any:
     return mode.iloc[0] if len(mode) else column.iloc[0]
 
 
-@check("lofo", family="explanations", params=LofoParams, needs_model=True, needs_target=True,
+CAVEATS = (
+    'Leave-one-feature-out refits measure what the data loses without a feature, not what this model relies on.',
+)
+
+
+@check("lofo", caveats=CAVEATS, family="explanations", params=LofoParams, needs_model=True, needs_target=True,
        metrics=["importance[*]", "baseline_score"],
        example={"params": {"folds": 3}, "thresholds": {"importance[zip_region]": {"max": 0.005}}})
 def lofo(ctx: AuditContext, params: LofoParams) -> CheckOutput:

@@ -46,7 +46,24 @@ def _grid(values: pd.Series, resolution: int, percentiles: tuple[float, float]) 
     return np.linspace(low, high, num=resolution), False
 
 
-@check("partial_dependence", family="explanations", params=PartialDependenceParams, needs_model=True,
+def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
+    metric, value = finding["metric"], finding.get("value")
+    if not metric.startswith("monotonicity_violation[") or value is None:
+        return None
+    feature = metric[len("monotonicity_violation["):-1]
+    direction = result.get("params", {}).get("monotone", {}).get(feature, "monotone")
+    n = (result.get("metrics", {}).get(metric) or {}).get("n")
+    of = f" of {n:,} sampled" if isinstance(n, int) else ""
+    return (f"The score should be {direction} in {feature}, but for {value:.0%}{of} individual cases it moves the "
+            f"other way somewhere in the range; the policy allows at most {finding.get('max', 0):.0%}.")
+
+
+CAVEATS = (
+    "Partial dependence averages over the data's rows as if the feature were independent of the others; under strong correlation it evaluates unrealistic rows (ALE avoids this).",
+)
+
+
+@check("partial_dependence", caveats=CAVEATS, family="explanations", params=PartialDependenceParams, needs_model=True, reading=_reading,
        metrics=["monotonicity_violation[*]", "pdp_max_violation[*]", "pdp_range[*]"],
        example={"params": {"features": ["income", "debt_ratio"], "monotone": {"income": "decreasing"}},
                 "thresholds": {"monotonicity_violation": {"max": 0.05}}})

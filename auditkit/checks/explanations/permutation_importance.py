@@ -25,7 +25,12 @@ class PermutationImportanceParams(CheckParams):
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
-@check("permutation_importance", family="explanations", params=PermutationImportanceParams, needs_model=True,
+CAVEATS = (
+    'Shuffling a feature that is correlated with others creates unrealistic rows and can understate its importance (the others stand in for it).',
+)
+
+
+@check("permutation_importance", caveats=CAVEATS, family="explanations", params=PermutationImportanceParams, needs_model=True,
        needs_target=True, metrics=["importance[*]", "baseline_score"],
        example={"params": {"metric": "roc_auc", "n_repeats": 5},
                 "thresholds": {"importance[zip_region]": {"max": 0.01}}})

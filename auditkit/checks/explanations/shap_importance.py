@@ -23,7 +23,22 @@ class ShapImportanceParams(CheckParams):
     explainer: Literal["auto", "tree", "linear", "permutation"] = Field("auto", description="Force an explainer.")
 
 
-@check("shap_importance", family="explanations", params=ShapImportanceParams, needs_model=True,
+def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
+    if finding["metric"] != "protected_share" or finding.get("value") is None:
+        return None
+    note = (result.get("metrics", {}).get("protected_share") or {}).get("note") or ""
+    watched = note.split(": ", 1)[1] if ": " in note else "protected attributes and declared proxies"
+    return (f"{finding['value']:.0%} of the model's attributions (mean |SHAP|) rest on {watched}; "
+            f"the policy allows at most {finding.get('max', 0):.0%}.")
+
+
+CAVEATS = (
+    "SHAP values attribute the model's output, not causes in the world; under correlated features the interventional attributions credit features the model uses, which may differ from what drives the outcome.",
+    'Attributions depend on the background data (here the reference data or a sample of it).',
+)
+
+
+@check("shap_importance", caveats=CAVEATS, family="explanations", params=ShapImportanceParams, needs_model=True, reading=_reading,
        metrics=["protected_share", "mean_abs_shap[*]", "rank[*]", "additivity_error"],
        example={"params": {"proxies": ["zip_region"]}, "thresholds": {"protected_share": {"max": 0.05}}})
 def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOutput:

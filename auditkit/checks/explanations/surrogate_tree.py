@@ -56,7 +56,12 @@ def _rules(tree: Any, names: list[str]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: -r["mean_score"])
 
 
-@check("surrogate_tree", family="explanations", params=SurrogateTreeParams,
+CAVEATS = (
+    'A surrogate explains the model only as far as its fidelity goes; read its rules with the fidelity figure.',
+)
+
+
+@check("surrogate_tree", caveats=CAVEATS, family="explanations", params=SurrogateTreeParams,
        metrics=["fidelity_r2", "fidelity_accuracy", "leaves"],
        example={"params": {"max_depth": 3}, "thresholds": {"fidelity_r2": {"min": 0.7}}})
 def surrogate_tree(ctx: AuditContext, params: SurrogateTreeParams) -> CheckOutput:

@@ -19,7 +19,12 @@ class CounterfactualFairnessParams(CheckParams):
     max_rows: int = Field(5_000, ge=10, description="Seeded sample of rows whose attribute is flipped.")
 
 
-@check("counterfactual_fairness", family="fairness", params=CounterfactualFairnessParams, needs_model=True,
+CAVEATS = (
+    'Flipping only the protected attribute leaves its correlates (proxies) unchanged, so a zero flip rate does not show the absence of discrimination through proxies.',
+)
+
+
+@check("counterfactual_fairness", caveats=CAVEATS, family="fairness", params=CounterfactualFairnessParams, needs_model=True,
        metrics=["flip_rate[*]", "max_pair_flip_rate[*]", "mean_abs_score_change[*]"],
        example={"params": {"attributes": ["sex"]}, "thresholds": {"flip_rate": {"max": 0.0}}})
 def counterfactual_fairness(ctx: AuditContext, params: CounterfactualFairnessParams) -> CheckOutput:

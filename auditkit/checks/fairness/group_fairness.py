@@ -11,6 +11,7 @@ from auditkit.methods.groups import Grouping, make_grouping
 from auditkit.methods.rates import (D0Y0, D0Y1, D1Y0, D1Y1, LABEL_RATES, RATES, cell_counts, rates_from_counts,
                                     spread, stratified_resamples)
 from auditkit.engine.context import AuditContext
+from auditkit.core.wording import Wording
 from auditkit.core.params import IntervalParams
 from auditkit.core.registry import check
 from auditkit.errors import CheckError
@@ -38,8 +39,8 @@ class GroupFairnessParams(IntervalParams):
     calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width score bins for the ECE.")
 
 
-def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
-    """One plain-language sentence for a failing or warning figure."""
+def _reading(finding: dict[str, Any], result: dict[str, Any], words: Wording = Wording()) -> str | None:
+    """One plain-language sentence for a failing or warning figure, in the policy's words."""
     metric = finding["metric"]
     if "[" not in metric or finding.get("value") is None:
         return None
@@ -58,17 +59,26 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
         verb = "received the favourable decision" if rate.startswith("selection rate") or rate.startswith(
             "demographic parity") else f"had a {rate}"
         if verb.startswith("received"):
-            return (f"Group '{low}' of {attribute} received the favourable decision at {finding['value']:.2f} times "
-                    f"the rate of group '{high}'{ci_text}; {bound}.")
-        return (f"For {attribute}, group '{low}' had {finding['value']:.2f} times the {rate} of group "
-                f"'{high}'{ci_text}; {bound}.")
+            return (f"{words.subjects_capitalised()} in {attribute} group '{low}' were {words.favorable_outcome} at "
+                    f"{finding['value']:.2f} times the rate of group '{high}'{ci_text}; {bound}.")
+        gloss = words.rate_gloss(rate)
+        return (f"For {attribute}, group '{low}' had {finding['value']:.2f} times the {rate}"
+                f"{f' ({gloss})' if gloss else ''} of group '{high}'{ci_text}; {bound}.")
     if low and high:
-        return (f"For {attribute}, the {rate} of group '{high}' exceeds that of group '{low}' by "
-                f"{finding['value']:.2f}{ci_text}; {bound}.")
+        gloss = words.rate_gloss(rate)
+        return (f"For {attribute}, the {rate}{f' ({gloss})' if gloss else ''} of group '{high}' exceeds that of "
+                f"group '{low}' by {finding['value']:.2f}{ci_text}; {bound}.")
     return None
 
 
-@check("group_fairness", family="fairness", params=GroupFairnessParams, metrics=METRICS, reading=_reading,
+CAVEATS = (
+    'Each group comparison is judged against its threshold separately; with many groups and rates some misses or passes can arise by chance (see the multiple-comparisons note).',
+    'Group fairness metrics can conflict: when base rates differ, equal selection rates, equal error rates and calibration cannot all hold at once (Kleinberg et al., 2016; Chouldechova, 2017).',
+    'Error-rate metrics use the observed outcomes, which may themselves carry historical bias.',
+)
+
+
+@check("group_fairness", caveats=CAVEATS, family="fairness", params=GroupFairnessParams, metrics=METRICS, reading=_reading,
        example={"params": {"attributes": ["sex", "race"], "intersections": [["sex", "race"]], "min_group_size": 30},
                 "thresholds": {"selection_rate_ratio": {"min": 0.8}, "equalized_odds_difference": {"max": 0.1}}})
 def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutput:

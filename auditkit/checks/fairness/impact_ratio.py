@@ -43,7 +43,12 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
             f"{finding.get('min', 0):.2f}.")
 
 
-@check("impact_ratio", family="fairness", params=ImpactRatioParams, reading=_reading,
+CAVEATS = (
+    'The impact ratio compares each category with the most selected one; it says nothing of why rates differ or whether the difference is justified by job-related factors.',
+)
+
+
+@check("impact_ratio", caveats=CAVEATS, family="fairness", params=ImpactRatioParams, reading=_reading,
        metrics=["impact_ratio[*]", "scoring_impact_ratio[*]", "categories_excluded[*]"],
        example={"params": {"attributes": ["sex", "race"], "exclude_small": True},
                 "thresholds": {"impact_ratio": {"min": 0.8}}})

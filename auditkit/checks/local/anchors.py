@@ -100,7 +100,12 @@ def _plot(records: list[dict[str, Any]], params: AnchorsParams) -> Plot:
         "level": 1 - params.delta, "y_label": "precision", "thresholds": {"min": params.threshold}, "n": len(records)})
 
 
-@check("anchors", family="local", params=AnchorsParams, needs_model=True, validate=validate_selection,
+CAVEATS = (
+    'Anchor precision is estimated by sampling with KL confidence bounds; coverage is measured on the audit data only.',
+)
+
+
+@check("anchors", caveats=CAVEATS, family="local", params=AnchorsParams, needs_model=True, validate=validate_selection,
        case_file=(("rule", "anchors"),),
        reading=_reading,
        metrics=["anchor_precision", "anchor_precision_min", "anchor_coverage", "anchor_length", "anchor_target_met"],

@@ -59,7 +59,12 @@ def feature_grid(column: pd.Series, size: int, percentiles: tuple[float, float])
     return np.array([float(f"{x:.6g}") for x in grid]), False  # no 0.30524499999999966 in the report
 
 
-@check("ceteris_paribus", family="local", params=CeterisParibusParams, needs_model=True,
+CAVEATS = (
+    'What-if profiles move one feature while holding the others fixed, including combinations that do not occur in the data.',
+)
+
+
+@check("ceteris_paribus", caveats=CAVEATS, family="local", params=CeterisParibusParams, needs_model=True,
        case_file=(("charts", None),),
        metrics=["single_feature_flip_share", "mean_score_range", "max_score_range"],
        example={"params": {"query": "decision == 1", "sample": 3, "features": ["income", "debt_ratio"]},

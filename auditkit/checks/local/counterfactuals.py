@@ -236,7 +236,12 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
 # ---------------------------------------------------------------------------- the check
 
 
-@check("counterfactuals", family="local", params=CounterfactualsParams, needs_model=True,
+CAVEATS = (
+    'A counterfactual is one actionable change the search found, not the only or the cheapest possible one; its cost is measured in MADs of change, which may not match the effort the change costs a person.',
+)
+
+
+@check("counterfactuals", caveats=CAVEATS, family="local", params=CounterfactualsParams, needs_model=True,
        case_file=(("recourse", "counterfactuals"),),
        metrics=METRICS + [f"{m}[*]" for m in PER_ATTRIBUTE], produces=_produces, validate=validate, reading=_reading,
        example={"params": {"sample": 20, "directions": {"income": "increase"}},

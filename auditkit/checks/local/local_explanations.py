@@ -82,7 +82,13 @@ def _raw_threshold(threshold: float | None, units: str) -> float | None:
     return float(threshold)
 
 
-@check("local_explanations", family="local", params=LocalExplanationsParams, needs_model=True,
+CAVEATS = (
+    'LIME fits a local linear model on random perturbations: its weights vary with the sampling and the kernel width; the SHAP-LIME agreement figure says how far they can be trusted here.',
+    'Reason codes rank contributions to the score; they are not causes, and a reason that is a proxy for a protected attribute must not be cited in an adverse-action notice.',
+)
+
+
+@check("local_explanations", caveats=CAVEATS, family="local", params=LocalExplanationsParams, needs_model=True,
        case_file=(("decision", "explanations"), ("reasons", "reasons"), ("charts", None)),
        metrics=["lime_fidelity", "lime_fidelity_min", "shap_lime_agreement", "top_k_overlap", "sign_agreement",
                 "reason_code_coverage", "additivity_error"],

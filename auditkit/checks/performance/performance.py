@@ -38,7 +38,13 @@ def _produces(params: PerformanceParams, policy: Policy) -> list[str]:
     return sorted(set(BINARY) | set(MULTICLASS) | set(REGRESSION))
 
 
-@check("performance", family="performance", params=PerformanceParams, needs_target=True,
+CAVEATS = (
+    'Figures describe the audit data only; they hold for the population the model will meet only as far as that data represents it.',
+    'Intervals are percentile bootstraps over rows: they assume rows are independent (no repeated applicants or time dependence).',
+)
+
+
+@check("performance", caveats=CAVEATS, family="performance", params=PerformanceParams, needs_target=True,
        metrics=sorted(set(BINARY) | set(MULTICLASS) | set(REGRESSION)), produces=_produces,
        example={"params": {"metrics": ["roc_auc", "accuracy"], "bootstrap": 1000},
                 "thresholds": {"roc_auc": {"min": 0.75}, "accuracy": {"min": 0.7, "severity": "warn"}}})

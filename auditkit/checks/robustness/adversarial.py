@@ -83,7 +83,12 @@ def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point
     return point
 
 
-@check("adversarial", family="robustness", params=AdversarialParams, needs_model=True,
+CAVEATS = (
+    'The search is black-box and decision-based: a flip it fails to find may still exist; the distances found are upper bounds on the smallest flip.',
+)
+
+
+@check("adversarial", caveats=CAVEATS, family="robustness", params=AdversarialParams, needs_model=True,
        metrics=["success_rate_linf", "success_rate_l2", "median_perturbation_linf", "median_perturbation_l2",
                 "queries_per_row", "median_perturbation_ratio[*]"],
        example={"params": {"epsilon": 0.05, "max_rows": 100}, "thresholds": {"success_rate_linf": {"max": 0.1}}})

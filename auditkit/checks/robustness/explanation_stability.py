@@ -29,7 +29,12 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-@check("explanation_stability", family="robustness", params=ExplanationStabilityParams, needs_model=True,
+CAVEATS = (
+    'Stability is measured under small Gaussian noise and resampling; it does not test adversarial manipulation of explanations.',
+)
+
+
+@check("explanation_stability", caveats=CAVEATS, family="robustness", params=ExplanationStabilityParams, needs_model=True,
        metrics=["rank_stability", "rank_stability_lower_quartile", "global_rank_stability"],
        example={"params": {"max_rows": 200, "noise": 0.01}, "thresholds": {"rank_stability": {"min": 0.8}}})
 def explanation_stability(ctx: AuditContext, params: ExplanationStabilityParams) -> CheckOutput:

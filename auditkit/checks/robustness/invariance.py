@@ -34,7 +34,12 @@ class InvarianceParams(CheckParams):
     max_rows: int = Field(2_000, ge=10, description="Seeded sample of rows.")
 
 
-@check("invariance", family="robustness", params=InvarianceParams, needs_model=True,
+CAVEATS = (
+    'Only the declared relations are tested; a model can meet them and break others.',
+)
+
+
+@check("invariance", caveats=CAVEATS, family="robustness", params=InvarianceParams, needs_model=True,
        metrics=["violation_rate[*]", "max_violation_rate"],
        example={"params": {"invariant": ["zip_region"], "monotone": {"income": "decreasing"}},
                 "thresholds": {"violation_rate": {"max": 0.0}}})

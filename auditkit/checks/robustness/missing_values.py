@@ -17,7 +17,12 @@ class MissingValuesParams(CheckParams):
     max_rows: int = Field(1_000, ge=10, description="Seeded sample of rows.")
 
 
-@check("missing_values", family="robustness", params=MissingValuesParams, needs_model=True,
+CAVEATS = (
+    'Missing values are injected completely at random; real missingness is usually informative.',
+)
+
+
+@check("missing_values", caveats=CAVEATS, family="robustness", params=MissingValuesParams, needs_model=True,
        metrics=["error_rate[*]", "decision_change_rate[*]", "features_breaking", "max_decision_change_rate"],
        example={"thresholds": {"features_breaking": {"max": 0}, "max_decision_change_rate": {"max": 0.2}}})
 def missing_values(ctx: AuditContext, params: MissingValuesParams) -> CheckOutput:

@@ -221,7 +221,12 @@ def _plots(params: NoiseRobustnessParams, records: list[dict[str, Any]], sensiti
     return plots
 
 
-@check("noise_robustness", family="robustness", params=NoiseRobustnessParams, needs_model=True,
+CAVEATS = (
+    "Noise is drawn independently per feature in multiples of each feature's standard deviation; real measurement error may be correlated or one-sided.",
+)
+
+
+@check("noise_robustness", caveats=CAVEATS, family="robustness", params=NoiseRobustnessParams, needs_model=True,
        metrics=["flip_rate[*]", "mean_abs_score_change[*]", "performance_drop[*]", "sensitivity[*]"],
        produces=_produces,
        example={"params": {"levels": [0.01, 0.05, 0.1, 0.2], "n_repeats": 5, "max_rows": 5000},

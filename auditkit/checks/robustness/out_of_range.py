@@ -19,7 +19,12 @@ class OutOfRangeParams(CheckParams):
     max_rows: int = Field(500, ge=10, description="Seeded sample of rows.")
 
 
-@check("out_of_range", family="robustness", params=OutOfRangeParams, needs_model=True,
+CAVEATS = (
+    'Only the tested extremes are probed; behaviour between them and the training range is not.',
+)
+
+
+@check("out_of_range", caveats=CAVEATS, family="robustness", params=OutOfRangeParams, needs_model=True,
        metrics=["failures", "failure_rate", "max_decision_change_rate"],
        example={"thresholds": {"failures": {"max": 0}}})
 def out_of_range(ctx: AuditContext, params: OutOfRangeParams) -> CheckOutput:
