@@ -136,6 +136,10 @@ def test_pass_that_rests_on_a_tiny_reference_group_is_marked_underpowered_and_sa
     html = (out / "report.html").read_text()
     assert "adj. p" in html and "min. detectable ratio" in html
     assert "Passes, but on groups too small to show a four-fifths disparity" in html
+    # the report's limitations read the same records
+    size = results["statistics"]["family_size"]
+    assert f"The fairness checks test {size} group comparisons" in html
+    assert "rates: site, selection rate against &#39;Small&#39; (20 rows): too small to detect" in html
 
 
 def test_benjamini_hochberg_is_selected_in_the_policy(tmp_path):
