@@ -26,6 +26,7 @@ from auditkit.policy.load import LoadedPolicy
 from auditkit.policy.models import Policy
 from auditkit.adapters.predictions import NO_MODEL_REASON
 from auditkit.engine.baseline import Baseline, path_from, resolve_baseline
+from auditkit.results.multiplicity import apply_statistics
 from auditkit.results.model import AuditResult, CheckOutput, CheckResult, new_run_id, to_jsonable, worst_status
 from auditkit.thresholds import check_status, evaluate, exit_code
 
@@ -261,6 +262,10 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     outcomes = [by_id[t.check_id] for t in tasks]
 
     results_list = [judge(loaded, task, outcome, prepared, baseline) for task, outcome in zip(tasks, outcomes)]
+    # Group comparisons are corrected across the whole audit, so only once every check has run.
+    stats_spec = loaded.policy.statistics
+    results_list, statistics = apply_statistics(results_list, correction=stats_spec.multiple_comparisons,
+                                                alpha=stats_spec.alpha, power=stats_spec.power)
     statuses = [r.status for r in results_list]
     code = exit_code(statuses, fail_on=options.fail_on)
     finished_at = datetime.now(timezone.utc)
@@ -277,7 +282,7 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
                 "checks_time_s": round(checks_time, 3),
                 # the limit of a check without memory_mb (the inline executor enforces none)
                 "memory_mb_default": None if options.executor == "inline" else memory_default},
-        report=report_header(policy),
+        report=report_header(policy), statistics=statistics,
         command=options.command, fail_on=options.fail_on, interrupted=executor.interrupted,
         auditkit_version=__version__)
     results = audit.to_dict()

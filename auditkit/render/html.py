@@ -14,6 +14,7 @@ and file names come from the audited data and the policy, and are untrusted.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from functools import lru_cache
@@ -89,6 +90,8 @@ def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
             "n": format_number(metric["n"]) if metric.get("n") is not None else "",
             "detail": "; ".join(detail),
             "null": metric.get("value") is None,
+            "p": format_p(metric.get("p_value")) if "p_value" in metric else "",
+            "p_adjusted": format_p(metric.get("p_adjusted")) if "p_adjusted" in metric else "",
         })
     levels = {float(m["level"]) for _, m in items if m.get("ci") is not None and m.get("level") is not None}
     ci_header = f"{levels.pop():.0%} CI" if len(levels) == 1 else ("CI" if levels else "95% CI")
@@ -98,9 +101,44 @@ def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
         "has_ci": any(r["ci"] for r in rows),
         "has_n": any(r["n"] for r in rows),
         "has_detail": any(r["detail"] for r in rows),
+        "has_p": any(r["p"] for r in rows),
+        "has_p_adjusted": any(r["p_adjusted"] for r in rows),
         "method": shared,
         "method_for_all": shared is not None and uses == sum(methods.values()),
     }
+
+
+def format_p(value: Any) -> str:
+    """A p-value: four decimals, or two significant digits below 0.0001 (``3.9e-18``), never "0"."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return DASH
+    return f"{value:.1e}" if 0 < value < 1e-4 else f"{value:.4f}"
+
+
+_TEST_SHORT: Final = {"two-proportion z test": "z", "Fisher's exact test": "Fisher"}
+
+
+def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
+    """Table ``comparisons`` (each group against its reference group, results.multiplicity) as
+    report rows: a pair of figures per cell (group / reference), so the raw and adjusted
+    p-values and the minimum detectable ratio fit on one line."""
+    rows = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+
+    def pair(a: Any, b: Any) -> str:
+        return f"{format_number(a)} / {format_number(b)}"
+
+    shown = [{
+        "attribute": str(r.get("attribute", "")), "rate": str(r.get("rate", "")).replace("_", " "),
+        "group": str(r.get("group", "")), "reference": str(r.get("reference_group", "")),
+        "n": pair(r.get("n"), r.get("reference_n")), "rates": pair(r.get("group_rate"), r.get("reference_rate")),
+        "ratio": format_number(r.get("ratio")), "test": _TEST_SHORT.get(str(r.get("test")), str(r.get("test") or DASH)),
+        "p": format_p(r.get("p_value")), "p_adjusted": format_p(r.get("p_adjusted")),
+        "detectable": format_number(r.get("min_detectable_ratio")) if r.get("min_detectable_ratio") is not None
+        else ("none" if r.get("underpowered") else DASH),
+        "underpowered": bool(r.get("underpowered")),
+    } for r in rows[:limit]]
+    return {"rows": shown, "total": len(rows), "more": max(0, len(rows) - limit),
+            "has_adjusted": any("p_adjusted" in r for r in rows)}
 
 
 def _is_identifier(column: str) -> bool:
@@ -311,7 +349,7 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        num=format_number, ci=format_ci, threshold=format_threshold, param=format_param,
+        num=format_number, ci=format_ci, pvalue=format_p, threshold=format_threshold, param=format_param,
         cell=format_cell, duration=format_duration, datetime=format_datetime, breakable=breakable,
     )
 
@@ -330,6 +368,7 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         badge=badge,
         table_view=table_view,
         metrics_view=metrics_view,
+        comparisons_view=comparisons_view,
         key_figures=key_figures,
         param_items=param_items,
         skip_reason=skip_reason,

@@ -91,11 +91,30 @@ def _small_groups(checks: list[dict[str, Any]]) -> Limitation:
 
 
 def _underpowered(checks: list[dict[str, Any]]) -> Limitation:
-    """Groups whose size could not detect the disparity the policy cares about (when the
-    fairness checks record it: ``underpowered`` per group row)."""
+    """Groups too small to detect a four-fifths disparity from their reference group: the
+    records of table ``comparisons`` marked ``underpowered`` (one item per check, attribute
+    and rate), or group rows marked so by a check that records it there."""
     items = []
     for check in checks:
-        for row in (check.get("tables") or {}).get("groups") or []:
+        if check.get("status") in ("skipped", "error"):
+            continue
+        tables = check.get("tables") or {}
+        by_key: dict[tuple[str, str, str, Any], list[dict[str, Any]]] = {}
+        for row in tables.get("comparisons") or []:
+            if isinstance(row, dict) and row.get("underpowered"):
+                key = (str(row.get("attribute")), str(row.get("rate")).replace("_", " "), str(row.get("reference_group")),
+                       row.get("reference_n"))
+                by_key.setdefault(key, []).append(row)
+        for (attribute, rate, reference, reference_n), rows in by_key.items():
+            groups = "; ".join(
+                f"'{r.get('group')}' ({format_number(r.get('n'))} rows"
+                + (f", only a ratio of {format_number(r['min_detectable_ratio'])} or lower"
+                   if r.get("min_detectable_ratio") is not None else ", no ratio at all") + ")"
+                for r in rows)
+            items.append(f"{check.get('id')}: {attribute}, {rate} against '{reference}' "
+                         f"({format_number(reference_n)} rows): too small to detect a four-fifths (0.8) disparity "
+                         f"at the policy's power — {groups}. A pass for these groups is weak evidence.")
+        for row in tables.get("groups") or []:
             if isinstance(row, dict) and row.get("underpowered"):
                 detectable = row.get("min_detectable_ratio")
                 what = (f"; the smallest ratio it could detect is {format_number(detectable)}"
@@ -118,6 +137,20 @@ def _multiple_comparisons(checks: list[dict[str, Any]], results: dict[str, Any])
         return Limitation("Multiple comparisons")
     statistics = results.get("statistics") if isinstance(results.get("statistics"), dict) else {}
     correction = statistics.get("multiple_comparisons")
+    if isinstance(statistics.get("family_size"), int) and statistics["family_size"] >= 1:
+        # the engine tested each group against its reference group and corrected them together
+        size, alpha = statistics["family_size"], statistics.get("alpha", 0.05)
+        how = {"holm": "Holm's correction (family-wise error rate)",
+               "bh": "the Benjamini-Hochberg correction (false discovery rate)"}.get(str(correction))
+        said = (f"The fairness checks test {format_number(size)} group comparisons (each group against its "
+                "reference group, tables comparisons). "
+                + (f"Their p-values are adjusted together, across every fairness check, by {how}: "
+                   f"{format_number(statistics.get('significant', 0))} stay significant at alpha {alpha:g} "
+                   "(adj. p in the tables)." if how else
+                   f"Their p-values are not corrected for multiplicity: at alpha {alpha:g} about one in "
+                   f"{round(1 / alpha):d} equal groups looks different by chance.")
+                + " The thresholds themselves are applied to each figure as the policy states them.")
+        return Limitation("Multiple comparisons", [said])
     if correction and correction != "none":
         said = (f"Their p-values are adjusted across the whole audit ({'Holm' if correction == 'holm' else 'Benjamini-Hochberg'}"
                 f" correction); the thresholds themselves are applied to each figure as the policy states them.")

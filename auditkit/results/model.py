@@ -31,15 +31,29 @@ class Metric:
     note: str | None = None  # why value is null, or what it is about
     level: float | None = None  # the interval's confidence level (0.95 when a ci is given and this is None)
     se: float | None = None  # standard deviation of the bootstrap draws behind ci (for tests of a change)
+    # A group comparison behind the figure (its worst group against the reference group; a
+    # record of the check's table ``comparisons``): the check's raw two-sided p-value, and,
+    # written by the engine once every check has run, that p-value adjusted across every
+    # comparison of the audit (results.multiplicity).
+    p_value: float | None = None
+    comparison: dict[str, str] | None = None  # {"attribute", "rate", "group", "reference_group"}
+    p_adjusted: float | None = None
+    correction: str | None = None  # holm | bh | none (the policy's statistics.multiple_comparisons)
+    family_size: int | None = None  # how many comparisons the correction spans
+    # Groups too small to detect a four-fifths disparity from the reference group (records
+    # {"group", "rate", "n", "reference_group", "reference_n", "min_detectable_ratio"}); empty: none.
+    underpowered: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value}
         if self.ci is not None:
             out["ci"] = [self.ci[0], self.ci[1]]
             out["level"] = self.level if self.level is not None else 0.95
-        for key in ("n", "method", "note", "se"):
+        for key in ("n", "method", "note", "se", "p_value", "p_adjusted", "correction", "family_size", "comparison"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.underpowered:
+            out["underpowered"] = [dict(record) for record in self.underpowered]
         return out
 
 
@@ -98,6 +112,9 @@ class Finding:
     absolute_status: Status | None = None  # the min/max verdict, when the threshold has both kinds
     relative_status: Status | None = None  # "skipped" when there is no baseline figure to compare
     relative_note: str | None = None  # why the relative bound was not assessed
+    # True on a pass whose figure rests on a group too small to detect a four-fifths disparity
+    # (the metric's ``underpowered`` list names them; ``reading`` says it in words)
+    underpowered: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if v is not None}
@@ -169,9 +186,14 @@ class AuditResult:
     interrupted: bool = False
     auditkit_version: str = ""
     schema_version: int = RESULTS_SCHEMA_VERSION
+<<<<<<< HEAD
     # findings that need two results (engine/cross_checks.py): an explanation citing a protected
     # attribute or a proxy; additive, so results written before it carry none
     cross_findings: list[dict[str, Any]] = field(default_factory=list)
+=======
+    # how group comparisons were judged across the audit (results.multiplicity.audit_statistics)
+    statistics: dict[str, Any] = field(default_factory=dict)
+>>>>>>> w-fairstats
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +211,7 @@ class AuditResult:
             "interrupted": self.interrupted,
             "command": self.command,
             "report": self.report,
+            **({"statistics": self.statistics} if self.statistics else {}),
             "engine": self.engine,
             "inputs": to_jsonable(self.inputs),
             "checks": [check_json(check) for check in self.checks],

@@ -6,9 +6,10 @@ from typing import Any, Optional
 import numpy as np
 from pydantic import Field
 
+from auditkit.methods.comparisons import attach, compare_groups, power_notes, worst
 from auditkit.methods.groups import Grouping, make_grouping
-from auditkit.methods.rates import (LABEL_RATES, RATES, cell_counts, rates_from_counts, spread,
-                                            stratified_resamples)
+from auditkit.methods.rates import (D0Y0, D0Y1, D1Y0, D1Y1, LABEL_RATES, RATES, cell_counts, rates_from_counts,
+                                    spread, stratified_resamples)
 from auditkit.engine.context import AuditContext
 from auditkit.core.wording import Wording
 from auditkit.core.params import IntervalParams
@@ -107,6 +108,17 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
     Groups under ``params.min_group_size`` rows are listed but left out of ratios and
     differences; missing attribute values form the group ``(missing)``.
 
+    Table ``comparisons``: for the selection rate and, with a target, the true and false
+    positive rates, each included group against the reference group (``params.reference_group``,
+    else the group with the highest rate): both rates and sizes, the two-sided two-proportion z
+    test's p-value (Fisher's exact test where an expected count is under 5), the minimum
+    detectable ratio (the largest ratio below 1 that the test finds with the policy's
+    ``statistics.power`` at its ``alpha``) and ``underpowered`` (that ratio is under 0.8: a
+    four-fifths disparity could go unseen). The ratio and difference metrics of those rates
+    (and demographic parity, equal opportunity, equalized odds) carry the p-value of their
+    worst group and the groups that are underpowered; the engine adds ``p_adjusted``, corrected
+    across every comparison of the audit (``statistics.multiple_comparisons``).
+
     References: fairlearn.metrics (MetricFrame, demographic_parity_ratio,
     equalized_odds_difference); EEOC Uniform Guidelines, 29 CFR 1607.4(D) (four-fifths rule).
     """
@@ -128,6 +140,7 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
     metrics: dict[str, Metric] = {}
     groups_table: list[dict[str, Any]] = []
     disparities: list[dict[str, Any]] = []
+    comparisons: list[dict[str, Any]] = []
     plots: list[Plot] = []
     method = (f"stratified bootstrap by group, {params.bootstrap:,} resamples, {params.confidence:.0%} percentile"
               if params.bootstrap else None)
@@ -193,6 +206,10 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
             _add(metrics, disparities, grouping, metric_name, source, float(value),
                  aggregate_boot.get(metric_name), params, method, y is None and metric_name != "demographic_parity_difference"
                  and metric_name != "demographic_parity_ratio", point[source], included, reference)
+        found = _comparisons(grouping, counts, data.favorable_decision, included, reference, labelled=y is not None,
+                             alpha=data.alpha, power=data.power)
+        _link(metrics, grouping.attribute, found)
+        comparisons.extend(found)
         metrics[f"selection_rate_p_value[{grouping.attribute}]"] = _omnibus(counts, data.favorable_decision, included)
         metrics[f"groups_compared[{grouping.attribute}]"] = Metric(float(included.sum()), n=int(sizes.sum()))
         for name in PLOTTED:
@@ -209,8 +226,51 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
                 "n": int(sizes.sum()), "level": params.confidence}))
     if method:
         notes.append(f"intervals: {method} (seeded)")
-    return CheckOutput(metrics=metrics, tables={"groups": groups_table, "disparities": disparities}, plots=plots,
-                       notes=notes)
+    notes.extend(power_notes(comparisons, alpha=data.alpha, power=data.power))
+    return CheckOutput(metrics=metrics, tables={"groups": groups_table, "disparities": disparities,
+                                                "comparisons": comparisons}, plots=plots, notes=notes)
+
+
+# The rates whose group comparisons are tested, each as (hits, denominator) cells of cell_counts:
+# selection rate (demographic parity, the four-fifths rule) and the two rates of equalized odds.
+_LABEL_COMPARED = {"true_positive_rate": ((D1Y1,), (D1Y1, D0Y1)), "false_positive_rate": ((D1Y0,), (D1Y0, D0Y0))}
+# metric -> the rates behind it; the first is the one whose ratio / difference the metric is,
+# except for equalized odds, whose figure is the worse of its two
+_LINKED = {"selection_rate": ("selection_rate",), "demographic_parity": ("selection_rate",),
+           "true_positive_rate": ("true_positive_rate",), "equal_opportunity": ("true_positive_rate",),
+           "false_positive_rate": ("false_positive_rate",),
+           "equalized_odds": ("true_positive_rate", "false_positive_rate")}
+
+
+def _comparisons(grouping: Grouping, counts: np.ndarray, favorable: int, included: np.ndarray,
+                 reference: int | None, *, labelled: bool, alpha: float, power: float) -> list[dict[str, Any]]:
+    """Each included group against the reference group (or the highest rate's group), per compared rate."""
+    selected = _selected_table(counts, favorable)
+    out = compare_groups(grouping.attribute, grouping.labels, selected[:, 0], counts.sum(axis=1),
+                         rate="selection_rate", included=included, reference=reference, alpha=alpha, power=power)
+    if labelled:
+        for rate, (hits, denominator) in _LABEL_COMPARED.items():
+            out += compare_groups(grouping.attribute, grouping.labels, counts[:, list(hits)].sum(axis=1),
+                                  counts[:, list(denominator)].sum(axis=1), rate=rate, included=included,
+                                  reference=reference, alpha=alpha, power=power)
+    return out
+
+
+def _link(metrics: dict[str, Metric], attribute: str, records: list[dict[str, Any]]) -> None:
+    """Each metric that rests on a tested comparison gets its p-value and its too-small groups."""
+    for prefix, rates in _LINKED.items():
+        for kind in ("ratio", "difference"):
+            metric = metrics.get(f"{prefix}_{kind}[{attribute}]")
+            if metric is None or metric.value is None:
+                continue
+            rate = rates[0]
+            if len(rates) == 2:  # equalized odds: the worse of the two rates' figures
+                first, second = (metrics.get(f"{r}_{kind}[{attribute}]") for r in rates)
+                if first is not None and second is not None and first.value is not None and second.value is not None:
+                    worse_second = second.value < first.value if kind == "ratio" else second.value > first.value
+                    rate = rates[1] if worse_second else rates[0]
+            attach(metric, worst(records, attribute=attribute, rate=rate, kind=kind), records, attribute=attribute,
+                   rates=rates)
 
 
 _AGGREGATE_SOURCE = {

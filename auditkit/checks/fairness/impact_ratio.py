@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from auditkit.methods.comparisons import attach, compare_groups, power_notes, worst
 from auditkit.methods.groups import MISSING, make_grouping
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
@@ -63,6 +64,12 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
     ``params.exclude_small`` categories under 2% of the data are listed but left out of the
     ratios, as the rules allow; unknown values are listed as ``(missing)`` and left out.
 
+    Table ``comparisons`` (as ``group_fairness`` writes it): each included category against
+    the most-selected one (and, with scores, the top-scoring one), with the two-sided
+    two-proportion z test's p-value (Fisher's exact test where an expected count is under 5),
+    the minimum detectable ratio at the policy's ``statistics.alpha`` and ``power`` and
+    ``underpowered`` (under 0.8); the engine adds ``p_adjusted`` across the whole audit.
+
     References: NYC Admin. Code 20-870; Rules of the City of New York, Title 6, 5-300 and 5-301
     (bias audit calculations).
     """
@@ -86,6 +93,7 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
     n_total = len(favorable)
     metrics: dict[str, Metric] = {}
     records: list[dict[str, Any]] = []
+    comparisons: list[dict[str, Any]] = []
     plots: list[Plot] = []
     for parts in [[a] for a in attributes] + [list(i) for i in intersections]:
         grouping = make_grouping(data.frame, parts, {})
@@ -117,13 +125,27 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
                 record["scoring_impact_ratio"] = None if not np.isfinite(scoring_ratio[g]) else float(scoring_ratio[g])
             records.append(record)
         finite = ratios[np.isfinite(ratios)]
-        metrics[f"impact_ratio[{grouping.attribute}]"] = Metric(
+        found = compare_groups(grouping.attribute, grouping.labels, selected, sizes.astype(float),
+                               rate="selection_rate", included=included, reference=None, alpha=data.alpha,
+                               power=data.power)
+        metric = metrics[f"impact_ratio[{grouping.attribute}]"] = Metric(
             float(finite.min()) if finite.size else None, n=int(sizes[included].sum()),
             note=None if finite.size else "no included category was selected")
+        attach(metric, worst(found, attribute=grouping.attribute, rate="selection_rate", kind="ratio"), found,
+               attribute=grouping.attribute, rates=["selection_rate"])
         if scoring_ratio is not None:
             finite_s = scoring_ratio[np.isfinite(scoring_ratio)]
-            metrics[f"scoring_impact_ratio[{grouping.attribute}]"] = Metric(
+            scored = compare_groups(grouping.attribute, grouping.labels,
+                                    np.bincount(grouping.codes, weights=favourable_score.astype(float),
+                                                minlength=len(grouping.labels)),
+                                    sizes.astype(float), rate="scoring_rate", included=included, reference=None,
+                                    alpha=data.alpha, power=data.power)
+            metric = metrics[f"scoring_impact_ratio[{grouping.attribute}]"] = Metric(
                 float(finite_s.min()) if finite_s.size else None, n=int(sizes[included].sum()))
+            attach(metric, worst(scored, attribute=grouping.attribute, rate="scoring_rate", kind="ratio"), scored,
+                   attribute=grouping.attribute, rates=["scoring_rate"])
+            found += scored
+        comparisons.extend(found)
         metrics[f"categories_excluded[{grouping.attribute}]"] = Metric(float(excluded.sum()), n=int(sizes.sum()))
         if excluded.any():
             notes.append(f"{grouping.attribute}: listed but left out of the ratios: "
@@ -133,4 +155,6 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
             "values": [float(r) for r, ok in zip(ratios, included) if ok],
             "y_label": "impact ratio", "thresholds": {"min": 0.8}, "threshold_label": "four-fifths",
             "attribute": grouping.attribute, "n": int(sizes.sum())}))
-    return CheckOutput(metrics=metrics, tables={"categories": records}, plots=plots, notes=notes)
+    notes.extend(power_notes(comparisons, alpha=data.alpha, power=data.power))
+    return CheckOutput(metrics=metrics, tables={"categories": records, "comparisons": comparisons}, plots=plots,
+                       notes=notes)
