@@ -82,6 +82,18 @@ class BinnedCalibration:
         return ece, mce
 
 
+def ece_noise_floor(calibration: BinnedCalibration) -> float:
+    """ECE expected from sampling alone if the scores were calibrated: sum_b (n_b/n) E|o_b - p_b|
+    with n_b o_b ~ Binomial(n_b, p_b), by the normal approximation E|o_b - p_b| = sqrt(2 p_b (1 - p_b)
+    / (pi n_b)). The ECE estimator is biased upwards by about this much, more in small samples."""
+    count, score, _, _ = calibration.sums(np.ones((1, len(calibration.p))))
+    count, score = count[0], score[0]
+    present = count > 0
+    p_b = score[present] / count[present]
+    expected = np.sqrt(2.0 * p_b * (1.0 - p_b) / (np.pi * count[present]))
+    return float(np.sum(count[present] * expected) / count.sum())
+
+
 @dataclass(frozen=True)
 class BrierDecomposition:
     """Murphy (1973) decomposition of the Brier score over the bins, with the two terms that

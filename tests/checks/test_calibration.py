@@ -103,6 +103,20 @@ def test_a_calibrated_score_has_a_small_ece_whose_interval_covers_the_sampling_f
     assert ece.ci[0] <= ece.value <= ece.ci[1] and ece.level == 0.95
 
 
+def test_the_noise_floor_is_the_mean_ece_of_calibrated_scores(seed):
+    from auditkit.methods.calibration import ece_noise_floor
+
+    rng = np.random.default_rng(seed + 7)
+    p = np.repeat([0.1, 0.3, 0.5, 0.7], 60)  # four bins of 60 rows, a score each
+    eces = []
+    for _ in range(2000):
+        y = (rng.random(len(p)) < p).astype(float)
+        eces.append(BinnedCalibration.build(p, y, bins=4, strategy="uniform").errors(np.ones((1, len(p))))[0][0])
+    floor = ece_noise_floor(BinnedCalibration.build(p, np.zeros(len(p)), bins=4, strategy="uniform"))
+    # normal approximation of E|Binomial/n - p| at n = 60: within 5% of the simulated mean (sd of the mean ~1%)
+    assert_allclose(np.mean(eces), floor, rtol=0.05)
+
+
 def test_a_group_with_shifted_scores_is_found_miscalibrated_and_its_gap_measured(seed):
     rng = np.random.default_rng(seed + 5)
     n = 20000

@@ -10,7 +10,7 @@ from pydantic import Field
 from auditkit.core.params import IntervalParams
 from auditkit.core.registry import check
 from auditkit.engine.context import AuditContext
-from auditkit.methods.calibration import BinnedCalibration, brier_decomposition
+from auditkit.methods.calibration import BinnedCalibration, brier_decomposition, ece_noise_floor
 from auditkit.methods.groups import make_grouping
 from auditkit.methods.stats import bootstrap, bootstrap_se, level_text, percentile_interval, wilson_interval
 from auditkit.policy.models import Policy
@@ -70,8 +70,14 @@ def calibration(ctx: AuditContext, params: CalibrationParams) -> CheckOutput:
     and the event is "the predicted class is right"; the Brier figures are then left out.
     Regression is skipped.
 
+    ECE is biased upwards by sampling noise (each bin's |o_b - p_b| is positive even for a
+    calibrated score); the notes and table ``groups`` give the ECE a calibrated score would read
+    with the same bins and counts, sum_b (n_b/n) sqrt(2 p_b (1 - p_b) / (pi n_b)), so that a small
+    group's ECE is read against it.
+
     Tables: ``bins`` (bin, lower, upper, n, mean_score, observed_rate with its Wilson interval,
-    gap), ``decomposition`` (term, value), ``groups`` (attribute, group, n, ece, mce, brier_score).
+    gap), ``decomposition`` (term, value), ``groups`` (attribute, group, n, ece, ece_noise_floor,
+    mce, brier_score).
 
     References: Naeini, Cooper & Hauskrecht (2015), "Obtaining well calibrated probabilities
     using Bayesian binning"; Murphy (1973), "A new vector partition of the probability score";
@@ -130,6 +136,9 @@ def calibration(ctx: AuditContext, params: CalibrationParams) -> CheckOutput:
                                se=bootstrap_se(draws[:, j]) if ci and draws is not None else None)
 
     tables: dict[str, list[dict[str, Any]]] = {"bins": _bin_records(cal, params.confidence)}
+    notes.append(f"ECE is biased upwards by sampling: a calibrated score would read about {ece_noise_floor(cal):.3g} "
+                 "here (sum_b (n_b/n) sqrt(2 p_b (1 - p_b) / (pi n_b))); table groups gives each group's "
+                 "ece_noise_floor, larger for small groups")
     if data.task == "binary":
         parts = brier_decomposition(cal)
         for name, value, note in (
@@ -223,7 +232,8 @@ def _groups(ctx: AuditContext, params: CalibrationParams, cal: BinnedCalibration
                 ci = percentile_interval(draws, params.confidence)
             metrics[f"ece[{attribute}={label}]"] = Metric(ece, ci=ci, n=k, method=method if ci else None,
                                                           level=params.confidence if ci else None)
-            record.update({"ece": ece, "ece_ci": list(ci) if ci else None, "mce": mce,
+            record.update({"ece": ece, "ece_ci": list(ci) if ci else None, "ece_noise_floor": ece_noise_floor(sub),
+                           "mce": mce,
                            "brier_score": float(np.mean((sub.p - sub.y) ** 2))})
             records.append(record)
             eces.append(ece)
