@@ -61,9 +61,9 @@ def bin_numeric(reference: pd.Series, current: pd.Series, bins: int) -> Binned:
     k = len(inner) + 1
     ref_counts = np.bincount(np.searchsorted(inner, ref[ref_ok], side="right"), minlength=k)
     cur_counts = np.bincount(np.searchsorted(inner, cur[cur_ok], side="right"), minlength=k)
-    labels = ([f"< {inner[0]:.4g}"] if k > 1 else ["all"])
-    labels += [f"{inner[i]:.4g} to < {inner[i + 1]:.4g}" for i in range(len(inner) - 1)]
-    labels += [f">= {inner[-1]:.4g}"] if k > 1 else []
+    labels = ([f"< {inner[0]:.6g}"] if k > 1 else ["all"])
+    labels += [f"{inner[i]:.6g} to < {inner[i + 1]:.6g}" for i in range(len(inner) - 1)]
+    labels += [f">= {inner[-1]:.6g}"] if k > 1 else []
     missing = (~ref_ok).any() or (~cur_ok).any()
     if missing:
         ref_counts = np.append(ref_counts, int((~ref_ok).sum()))

@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import numpy.typing as npt
 
+from auditkit.core.decisions import decide
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -108,11 +110,11 @@ def score_changes(base: FloatArray, changed: Iterator[tuple[slice, FloatArray]],
     """Summaries of (training rows, audited rows) score changes given chunk by chunk:
     ``changed`` yields (training-row slice, new scores of shape (chunk, audited rows))."""
     parts: list[tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]] = []
-    base_decision = None if threshold is None else base >= threshold
+    base_decision = None if threshold is None else decide(base, threshold)
     for _, new in changed:
         delta = np.abs(new - base[None, :])
         flips = (np.zeros(len(new), dtype=np.int64) if base_decision is None
-                 else ((new >= threshold) != base_decision[None, :]).sum(axis=1))
+                 else (decide(new, threshold) != base_decision[None, :]).sum(axis=1))
         parts.append((delta.mean(axis=1), delta.max(axis=1), flips))
     return RowInfluence(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                         np.concatenate([p[2] for p in parts]).astype(np.int64))

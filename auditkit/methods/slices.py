@@ -36,7 +36,7 @@ class Predicate:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+    return f"{value:.6g}"  # 6 digits: an income of 23,110 reads 23110, not 2.311e+04
 
 
 def candidate_predicates(frame: pd.DataFrame, features: list[str], *, bins: int, min_size: int,
