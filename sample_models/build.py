@@ -22,6 +22,11 @@ What is built (all written into this directory, each file atomically):
   the bias regions were recorded as defaults: a larger disparity against Black applicants
   (the planted regression that ``auditkit diff`` and relative thresholds must catch).
   ``python sample_models/build.py --candidate-only`` adds it to an existing build.
+* ``credit_recent.csv``: a recent extract of applicants (8,000 rows) drawn from a shifted
+  population: lower incomes and more debt-consolidation loans (the planted drift that the
+  ``drift`` check must find; everything else drawn as before).
+* ``credit_logreg.skops``: the logistic regression of ``credit_logreg.pkl`` saved with
+  skops (a refittable model that loads without trusting a pickle: ``influential_instances``).
 * ``hiring_decisions.csv``: a vendor's past decisions (no model) with an injected
   sex disparity, for auditkit's predictions-only mode.
 * ``manifest.json``, written LAST: sha256/size/description of each artefact plus the
@@ -143,6 +148,12 @@ RACE_LOG_INCOME_SHIFT = {
 # candidate's larger racial disparity is the planted regression and nothing else moves much.
 CANDIDATE_FLIP_SHARE = 0.25
 
+# The recent extract (credit_recent.csv): the same generating process with two planted shifts.
+N_RECENT = 8_000
+RECENT_ID_START = 200_000  # applicant ids that the train and test files do not use
+RECENT_LOG_INCOME_SHIFT = -0.25  # incomes x0.78: e.g. a new market segment of lower earners
+RECENT_PURPOSE_P = [0.15, 0.10, 0.45, 0.08, 0.07, 0.15]  # debt consolidation 30% -> 45%, business 10% -> 7%, ...
+
 # Hiring: women's vendor scores are shifted down by this many points.
 HIRING_N = 6_000
 HIRING_SEX_SHIFT = -3.5
@@ -259,8 +270,12 @@ def region_probabilities() -> dict[str, np.ndarray]:
     }
 
 
-def generate_population(rng: np.random.Generator, n: int) -> pd.DataFrame:
-    """Draw the whole applicant population (train and test come from the same one)."""
+def generate_population(rng: np.random.Generator, n: int, *, log_income_shift: float = 0.0,
+                        purpose_p: list[float] | None = None) -> pd.DataFrame:
+    """Draw the whole applicant population (train and test come from the same one).
+
+    ``log_income_shift`` and ``purpose_p`` shift the population for the recent extract; their
+    defaults leave every draw as it was (the train and test files do not change)."""
     sex = rng.choice(["F", "M"], size=n)
     race = rng.choice(RACES, size=n, p=RACE_P)
     age_idx = rng.choice(len(AGE_BANDS), size=n, p=AGE_BAND_P)
@@ -276,6 +291,8 @@ def generate_population(rng: np.random.Generator, n: int) -> pd.DataFrame:
     age_log_income = np.array([-0.35, 0.0, 0.15, -0.05])[age_idx]
     race_shift = np.array([RACE_LOG_INCOME_SHIFT[r] for r in race])
     log_income = np.log(45_000) + age_log_income + race_shift + rng.normal(0.0, 0.45, n)
+    if log_income_shift:
+        log_income = log_income + log_income_shift
     income = np.round(np.exp(log_income), -1).astype(np.int64)  # whole tens of dollars
 
     debt_ratio = np.clip(rng.gamma(2.2, 0.16, n), 0.0, 1.5).round(3)
@@ -287,7 +304,7 @@ def generate_population(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
     n_late_payments = rng.poisson(0.3 + 1.2 * debt_ratio)
 
-    purpose = rng.choice(PURPOSES, size=n, p=PURPOSE_P)
+    purpose = rng.choice(PURPOSES, size=n, p=PURPOSE_P if purpose_p is None else purpose_p)
     purpose_loan = {"car": 15_000, "home_improvement": 20_000, "debt_consolidation": 12_000,
                     "education": 18_000, "business": 30_000, "other": 6_000}
     base_loan = np.array([purpose_loan[p] for p in purpose], dtype=float)
@@ -553,6 +570,64 @@ def build_rf_skops(rf: Pipeline, X_test: pd.DataFrame) -> tuple[bytes, list[str]
     return data, untrusted
 
 
+def build_logreg_skops(logreg: Pipeline, X_test: pd.DataFrame) -> bytes:
+    """credit_logreg.pkl's pipeline in skops format (byte-stable), checked to load back identical."""
+    data = stable_skops_bytes(logreg)
+    loaded = skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    X = X_test[NUMERIC_FEATURES]
+    if not np.array_equal(loaded.predict_proba(X), logreg.predict_proba(X)):
+        raise AssertionError("credit_logreg.skops does not reproduce the fitted logistic regression")
+    return data
+
+
+def generate_recent(rng: np.random.Generator) -> pd.DataFrame:
+    """The recent extract: the same generating process (labels included) on a population with
+    lower incomes and a different mix of loan purposes. No data-quality faults are planted."""
+    recent = generate_population(rng, N_RECENT, log_income_shift=RECENT_LOG_INCOME_SHIFT,
+                                 purpose_p=RECENT_PURPOSE_P)
+    recent["applicant_id"] = np.arange(RECENT_ID_START, RECENT_ID_START + N_RECENT)
+    return recent
+
+
+def measure_recent(train: pd.DataFrame, recent: pd.DataFrame, gbm: Pipeline, logreg: Pipeline) -> dict[str, Any]:
+    """Two-sample tests of every feature, recent extract against the training file (scipy), and
+    the models' figures on the recent extract."""
+    from scipy import stats
+
+    tests: dict[str, Any] = {}
+    for name in FEATURES:
+        if name in NUMERIC_FEATURES:
+            a, b = train[name].dropna().to_numpy(float), recent[name].dropna().to_numpy(float)
+            result = stats.ks_2samp(a, b)
+            tests[name] = {"test": "ks", "statistic": round(float(result.statistic), 4),
+                           "pvalue": float(f"{result.pvalue:.3g}")}
+        else:
+            table = pd.crosstab(pd.concat([train[name], recent[name]]).astype(object).to_numpy(),
+                                np.r_[np.zeros(len(train)), np.ones(len(recent))])
+            chi2, pvalue, _, _ = stats.chi2_contingency(table.to_numpy(), correction=False)
+            tests[name] = {"test": "chi2", "statistic": round(float(chi2), 2), "pvalue": float(f"{pvalue:.3g}")}
+    X_recent = model_frame(recent)
+    return {
+        "rows": int(len(recent)),
+        "log_income_shift": RECENT_LOG_INCOME_SHIFT,
+        "purpose_p": dict(zip(PURPOSES, RECENT_PURPOSE_P)),
+        "planted_drift": ["income", "purpose"],
+        "drift_carried_through": ["loan_amount", "home_ownership"],
+        "median_income_train": float(train["income"].median()),
+        "median_income_recent": float(recent["income"].median()),
+        "purpose_share_recent": shares(recent["purpose"]),
+        "default_rate_recent": round(float(recent["defaulted"].mean()), 4),
+        "tests_against_train": tests,
+        "credit_gbm_roc_auc_recent": round(float(roc_auc_score(
+            recent["defaulted"], gbm.predict_proba(X_recent)[:, 1])), 4),
+        "credit_logreg_roc_auc_recent": round(float(roc_auc_score(
+            recent["defaulted"], logreg.predict_proba(X_recent[NUMERIC_FEATURES])[:, 1])), 4),
+        "credit_logreg_mean_score_train": round(float(logreg.predict_proba(
+            model_frame(train)[NUMERIC_FEATURES])[:, 1].mean()), 4),
+        "credit_logreg_mean_score_recent": round(float(logreg.predict_proba(X_recent[NUMERIC_FEATURES])[:, 1].mean()), 4),
+    }
+
+
 def build_rate_gbr(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame
                    ) -> tuple[Pipeline, bytes, float]:
     model = Pipeline([
@@ -668,6 +743,10 @@ DESCRIPTIONS = {
                                  "a larger racial disparity (the planted regression).",
     "hiring_decisions.csv": "A vendor's past screening decisions (6,000 candidates) with an "
                             "injected sex disparity; predictions mode, no model.",
+    "credit_recent.csv": "A recent extract (8,000 applicants) from a shifted population: incomes x0.78 and more "
+                         "debt-consolidation loans (the planted drift).",
+    "credit_logreg.skops": "The fitted sklearn pipeline behind credit_logreg.onnx (skops.io): refittable, "
+                           "loads without trusting a pickle.",
 }
 
 
@@ -757,8 +836,9 @@ def classifier_figures(y: pd.Series, test: pd.DataFrame, p1: np.ndarray) -> dict
 
 def streams() -> list[np.random.Generator]:
     """The build's independent random streams. ``spawn(5)`` gives the same first four
-    children as the original ``spawn(4)``, so adding the candidate's stream changed no file."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(5)]
+    children as the original ``spawn(4)``, so adding the candidate's stream changed no file; likewise
+    ``spawn(6)`` for the recent extract's stream."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(6)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -772,7 +852,7 @@ def main(argv: list[str] | None = None) -> int:
     # Remove the stamp first: if this build fails half-way, make must not think the
     # (partly rewritten) artefacts are complete.
     (OUT_DIR / MANIFEST).unlink(missing_ok=True)
-    rng_pop, rng_split, rng_faults, rng_hiring, rng_candidate = streams()
+    rng_pop, rng_split, rng_faults, rng_hiring, rng_candidate, rng_recent = streams()
 
     # 1. Data. Models are then trained and measured on the files as written, i.e. on
     #    exactly what auditkit will read (CSV round trip, pandas 3 string dtypes).
@@ -801,6 +881,11 @@ def main(argv: list[str] | None = None) -> int:
     # 3. Hiring decisions.
     write_csv("hiring_decisions.csv", generate_hiring(rng_hiring, HIRING_N))
 
+    # 4. The recent extract (planted drift) and the skops logistic regression.
+    write_csv("credit_recent.csv", generate_recent(rng_recent))
+    recent = pd.read_csv(OUT_DIR / "credit_recent.csv")
+    write_bytes("credit_logreg.skops", build_logreg_skops(logreg, X_test))
+
     # Ground truth, measured on the written files.
     ground_truth: dict[str, Any] = {
         "seed": SEED,
@@ -823,7 +908,10 @@ def main(argv: list[str] | None = None) -> int:
             "credit_gbm_candidate": candidate,
         },
         "hiring": measure_hiring(pd.read_csv(OUT_DIR / "hiring_decisions.csv")),
+        "recent": measure_recent(train, recent, gbm, logreg),
     }
+    ground_truth["models"]["credit_logreg"]["skops_untrusted_types"] = sorted(
+        skops.io.get_untrusted_types(file=OUT_DIR / "credit_logreg.skops"))
 
     write_manifest(ground_truth)  # last: it is the Makefile's "built" stamp
     print_summary(ground_truth, time.perf_counter() - t0)
@@ -881,6 +969,8 @@ def print_summary(gt: dict[str, Any], seconds: float) -> None:
         f"  hiring advanced by sex: {hr['advanced_rate_by_sex']}, F/M ratio "
         f"{hr['advanced_ratio_female_to_male']:.4f}",
         f"  hiring advanced by race: {hr['advanced_rate_by_race']}",
+        f"  credit_recent.csv {gt['recent']['rows']} rows: median income {gt['recent']['median_income_recent']:.0f} "
+        f"(train {gt['recent']['median_income_train']:.0f}), purpose {gt['recent']['purpose_share_recent']}",
         f"  ONNX max |ORT - sklearn|: gbm {m['credit_gbm']['onnx_max_abs_diff']:.2e}, "
         f"logreg {m['credit_logreg']['onnx_max_abs_diff']:.2e}, "
         f"gbr {m['credit_rate_gbr']['onnx_max_abs_diff']:.2e}",

@@ -21,7 +21,8 @@ from auditkit.results.model import to_jsonable
 FAST = {"performance": {"bootstrap": 50}, "group_fairness": {"bootstrap": 50}, "proxy_detection": {"max_rows": 600},
         "interaction_strength": {"max_rows": 30, "top_k": 2}, "shap_importance": {"max_rows": 100, "background_size": 50},
         "permutation_importance": {"n_repeats": 2, "max_rows": 300}, "partial_dependence": {"max_rows": 100},
-        "ale": {"max_rows": 300}, "lofo": {"max_rows": 200}}
+        "ale": {"max_rows": 300}, "lofo": {"max_rows": 200}, "calibration": {"bootstrap": 50},
+        "drift": {"max_rows": 300, "bootstrap": 50, "folds": 3}, "slice_performance": {"max_depth": 1}}
 
 
 @pytest.fixture(scope="module")
