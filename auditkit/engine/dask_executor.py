@@ -38,6 +38,7 @@ from auditkit.errors import UserError
 STARTED_TOPIC: Final = "auditkit-check-started"
 CONNECT_TIMEOUT_S: Final = 10.0
 POLL_S: Final = 0.1
+MAX_LOST: Final = 3  # resubmissions of a check whose input data was lost with dead workers
 # The cluster this executor starts: a dead worker fails its task at once (we retry, if asked),
 # and a worker holds one check at a time, so a death concerns only the check it ran.
 LOCAL_CLUSTER_CONFIG: Final = {"distributed.scheduler.allowed-failures": 0,
@@ -67,6 +68,7 @@ class DaskExecutor(Executor):
         self.dashboard_link: str | None = None
         self._client: Any = None
         self._cluster: Any = None
+        self._bystanders: set[str] = set()  # task keys that died with a worker restarted for a timeout
 
     # -- connecting ---------------------------------------------------------------------
 
@@ -156,12 +158,24 @@ class DaskExecutor(Executor):
         began: dict[str, float] = {}
         where: dict[str, str] = {}
         deaths: dict[str, list[str]] = {}
+        lost: dict[str, int] = {}  # times a check's input was lost with the workers that held it
 
         def submit(task: CheckTask, data_future: Any) -> None:
-            attempt = len(deaths.get(task.check_id, []))
+            attempt = f"{len(deaths.get(task.check_id, []))}-{lost.get(task.check_id, 0)}"
             future = client.submit(run_dask_task, task, data_future, plugins, run_token,
                                    key=f"auditkit-{task.check_id}-{run_token}-{attempt}", pure=False)
             futures[future] = task
+
+        def capacity() -> int:
+            """As many checks at once as the cluster has threads: the scheduler then gives each
+            to an idle worker, and no check waits on a worker behind another, so a worker's death
+            concerns the check it ran alone. (Dask's own queueing holds back only root tasks, and
+            a worker resource does not stop the scheduler assigning tasks to a busy worker.)"""
+            try:
+                return max(1, sum(w.get("nthreads", 1) for w in _workers(client).values()
+                                  if w.get("status", "running") == "running"))
+            except Exception:
+                return 1
 
         def finish(task: CheckTask, outcome: TaskOutcome) -> None:
             outcomes[task.check_id] = with_retry_note(outcome, deaths.get(task.check_id, []))
@@ -170,11 +184,14 @@ class DaskExecutor(Executor):
         try:
             # Once, to every worker: checks take it as an input and never re-read a file.
             data_future = client.scatter(data, broadcast=True, hash=False)
+            waiting = list(tasks)
             for task in tasks:
-                submit(task, data_future)
                 on_event(Event("queued", task.check_id, time.time()))
-            pending = set(futures)
-            while pending:
+            pending: set[Any] = set()
+            while pending or waiting:
+                while waiting and len(pending) < capacity():
+                    submit(waiting.pop(0), data_future)
+                    pending.add(next(reversed(futures)))
                 done = {future for future in pending if future.done()}
                 if not done:
                     time.sleep(POLL_S)
@@ -184,24 +201,42 @@ class DaskExecutor(Executor):
                     task = futures[future]
                     if future.status == "finished":
                         finish(task, future.result())
-                    elif future.status == "cancelled":  # not by us: the scheduler went away
-                        pending.add(future)
-                        self.scheduler_lost = True
+                    elif future.status == "cancelled":  # not by us
+                        if client.status != "running" or lost.get(task.check_id, 0) >= MAX_LOST:
+                            pending.add(future)  # the scheduler went away: ended below
+                            self.scheduler_lost = client.status != "running"
+                            if not self.scheduler_lost:
+                                finish(task, TaskOutcome(task.check_id, None, "the Dask cluster lost the check's "
+                                                         f"input data {MAX_LOST} times", 0.0))
+                                pending.discard(future)
+                            continue
+                        # the input data's last copy was on a worker that died: send it again
+                        lost[task.check_id] = lost.get(task.check_id, 0) + 1
+                        if data_future.status != "finished":
+                            data_future = client.scatter(data, broadcast=True, hash=False)
+                        began.pop(task.check_id, None)
+                        submit(task, data_future)
+                        pending.add(next(f for f, t in reversed(futures.items()) if t is task))
                     else:
                         exc = future.exception()
                         reason = _failure(exc, where.get(task.check_id))
                         elapsed = time.time() - began[task.check_id] if task.check_id in began else 0.0
-                        if _is_death(exc) and len(deaths.get(task.check_id, [])) < task.retries:
-                            deaths.setdefault(task.check_id, []).append(reason)
+                        bystander = future.key in self._bystanders and lost.get(task.check_id, 0) < MAX_LOST
+                        if _is_death(exc) and (bystander or len(deaths.get(task.check_id, [])) < task.retries):
+                            if bystander:  # waited on a worker restarted for another check's timeout
+                                lost[task.check_id] = lost.get(task.check_id, 0) + 1
+                            else:
+                                deaths.setdefault(task.check_id, []).append(reason)
                             began.pop(task.check_id, None)
+                            if data_future.status != "finished":  # its last copy died with the worker
+                                data_future = client.scatter(data, broadcast=True, hash=False)
                             submit(task, data_future)
                             pending.add(next(f for f, t in reversed(futures.items()) if t is task))
                             continue
                         finish(task, TaskOutcome(task.check_id, None, reason, elapsed))
                 if self.scheduler_lost or client.status not in ("running", "connecting", "newly-created"):
                     self.scheduler_lost = True
-                    for future in pending:
-                        task = futures[future]
+                    for task in [futures[future] for future in pending] + waiting:
                         elapsed = time.time() - began[task.check_id] if task.check_id in began else 0.0
                         finish(task, TaskOutcome(task.check_id, None,
                                                  f"the Dask scheduler ({self._address()}) went away before the check "
@@ -252,6 +287,9 @@ class DaskExecutor(Executor):
             worker = where.get(task.check_id)
             if worker is not None:
                 try:
+                    # checks waiting on that worker die with it through no fault of their own
+                    self._bystanders.update(key for key in self._client.processing([worker]).get(worker, ())
+                                            if key != future.key)
                     self._client.restart_workers([worker], timeout=30, raise_for_error=False)
                 except Exception:  # a worker without a nanny cannot be restarted: it finishes in vain
                     pass
@@ -259,6 +297,15 @@ class DaskExecutor(Executor):
                                      f"timed out after {task.timeout_s:g} s (timeout_s); its Dask worker was restarted",
                                      now - began[task.check_id]))
         return overdue
+
+
+def _workers(client: Any) -> dict[str, Any]:
+    """Every worker the scheduler knows (newer clients list only a few unless asked for all)."""
+    import inspect
+
+    if "n_workers" in inspect.signature(client.scheduler_info).parameters:
+        return dict(client.scheduler_info(n_workers=-1)["workers"])
+    return dict(client.scheduler_info()["workers"])
 
 
 def _is_death(exc: BaseException | None) -> bool:
