@@ -17,7 +17,7 @@ import pandas as pd
 
 from auditkit.core.decisions import decide
 from auditkit.adapters.base import AdapterSpec, ModelAdapter, infer_format, load_adapter, sha256_of
-from auditkit.data.load import read_table
+from auditkit.data.load import data_sha256, read_table
 from auditkit.data.roles import resolve_roles, text_in_numeric
 from auditkit.data.sample import stratified_positions
 from auditkit.engine.context import AuditData
@@ -240,7 +240,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                   "path": _display_path(loaded.model_path), "task": task,
                   "positive_class": None if positive_class is None else str(positive_class),
                   "threshold": threshold, "pinned": bool(model_spec.sha256)},
-        "data": {"path": _display_path(loaded.data_path), "sha256": sha256_of(loaded.data_path),
+        "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
                  "rows": rows_in_file, "columns": int(table.frame.shape[1]), "rows_used": int(len(frame)),
                  "target": roles.target, "protected": roles.protected, "features": roles.features,
                  "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
