@@ -245,7 +245,7 @@ class DaskExecutor(Executor):
                 pending -= self._stop_overdue(pending, futures, began, where, finish)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what finished
             self.interrupted = True
-            for future, task in futures.items():
+            for task in tasks:  # those not yet sent to the cluster too
                 if task.check_id not in outcomes:
                     elapsed = time.time() - began[task.check_id] if task.check_id in began else 0.0
                     finish(task, TaskOutcome(task.check_id, None,
