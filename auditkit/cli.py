@@ -217,8 +217,11 @@ def run(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the policy's report.output_dir)."),
     formats: Optional[list[str]] = typer.Option(None, "--format", help="Comma-separated: html,pdf,json,junit,md."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: one per core)."),
-    executor: str = typer.Option("local", "--executor", help="local (process pool) or inline (one process, for debugging)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a distributed scheduler (not available yet)."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool), dask (a Dask cluster; "
+                                 "needs auditkit[dask]) or inline (one process, for debugging)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="With --executor dask: a Dask scheduler's "
+                                            "address, e.g. tcp://10.0.0.5:8786 (default: a local cluster of "
+                                            "--workers processes)."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these check ids (repeat or comma-separate)."),
     fail_on: str = typer.Option("fail", "--fail-on", help="fail (default) or warn: which status makes the exit code 1."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the policy's seed."),
@@ -242,10 +245,15 @@ def run(
     def _go() -> int:
         if fail_on not in ("fail", "warn"):
             raise UserError(f"--fail-on must be fail or warn, got {fail_on!r}")
-        if executor not in ("local", "inline"):
-            raise UserError(f"--executor {executor!r} is not available; use local (dask is planned)")
-        if scheduler is not None:
-            raise UserError("--scheduler needs the dask executor, which is not available yet")
+        if executor not in ("local", "dask", "inline"):
+            raise UserError(f"--executor {executor!r}: unknown; choose local, dask or inline")
+        if scheduler is not None and executor != "dask":
+            raise UserError("--scheduler needs --executor dask")
+        if executor == "dask":
+            from auditkit.engine.dask_executor import dask_available
+
+            if not dask_available():
+                raise UserError("--executor dask needs the distributed package: pip install 'auditkit[dask]'")
         wanted = _split(formats)
         bad = [f for f in wanted if f not in ALL_FORMATS]
         if bad:
@@ -253,7 +261,7 @@ def run(
         loaded = load_policy(policy)
         _print_policy_warnings(loaded)
         out.print(Text(f"auditkit {__version__} · {loaded.policy.name}", style="bold"))
-        options = RunOptions(out=out_dir, formats=wanted or None, workers=workers, executor=executor,
+        options = RunOptions(out=out_dir, formats=wanted or None, workers=workers, executor=executor, scheduler=scheduler,
                              only=_split(only), fail_on=fail_on, seed=seed, trust_pickle=trust_pickle,
                              command=shlex.join(["auditkit", *sys.argv[1:]]) if sys.argv else "auditkit run",
                              baseline=baseline, no_baseline=no_baseline, debug=_state["debug"])
@@ -262,7 +270,8 @@ def run(
         progress = Progress(ids, types, out)
         with progress:
             audit = run_audit(loaded, options, on_event=progress.on_event,
-                              on_stage=lambda message: out.print(Text(message, style="dim")) if progress.live is None else None)
+                              on_stage=lambda message: out.print(Text(message, style="dim")) if progress.live is None else None,
+                              on_notice=lambda message: out.print(Text(message)))
             progress.finalize(audit.results)
         from auditkit.render import write_reports
 

@@ -93,9 +93,19 @@ def _short(digest: Any) -> str:
 
 def _check_hash(name: str, path: Path, recorded: Any, key: str) -> dict[str, Any]:
     """The input's record, once its bytes are proven to be the recorded ones."""
-    if not path.is_file():
+    from auditkit.data.load import data_sha256, is_dataset
+    from auditkit.errors import DataError
+
+    if is_dataset(path):  # a Parquet dataset: a directory or glob, hashed over its files
+        try:
+            now = data_sha256(path)
+        except DataError:
+            raise InputChangedError(f"{name} {path} has no files left: the audit read it (sha256 "
+                                    f"{_short(recorded)} in {key})") from None
+    elif not path.is_file():
         raise InputChangedError(f"{name} {path} is missing: the audit read it (sha256 {_short(recorded)} in {key})")
-    now = sha256_file(path)
+    else:
+        now = sha256_file(path)
     if now != recorded:
         raise InputChangedError(f"{name} {path} changed since the audit: sha256 {_short(recorded)} recorded "
                                 f"({key}), {_short(now)} now",

@@ -82,12 +82,15 @@ def _text_encoding(path: Path, declared: str | None, source: Source, notes: list
 
 def read_table(path: Path, *, key: str = "data.path", policy_file: str | None = None,
                na_values: list[str] | None = None, encoding: str | None = None) -> Table:
-    """Read a CSV or Parquet file; raise DataError naming the file when it cannot be read.
+    """Read a CSV or Parquet file, or a Parquet dataset (a directory or a glob of files);
+    raise DataError naming the file when it cannot be read.
 
     Text files are read as ``encoding`` when given (a byte that does not decode is an error),
     else as UTF-8, else, with a note, as Windows-1252: never with bytes silently replaced.
     """
     source = Source(policy_file, key)
+    if is_dataset(path):
+        return read_parquet_dataset(path, source=source)
     if not path.exists():
         raise DataError(f"data file not found: {path}", source=source)
     if not path.is_file():
@@ -140,3 +143,91 @@ def _csv_header(path: Path, sep: str, encoding: str) -> list[str]:
             return next(reader)
         except StopIteration:
             return []
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_dataset(path: Path) -> bool:
+    """A Parquet dataset: a directory of files, or a glob pattern such as ``data/*.parquet``."""
+    return path.is_dir() or any(char in path.name for char in "*?[")
+
+
+def dataset_files(path: Path, *, source: Source | None = None) -> list[Path]:
+    """The Parquet files of a dataset, in the order their rows are numbered (sorted by path)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+        where = f"directory {path}"
+    else:
+        files = sorted(p for p in path.parent.glob(path.name) if p.is_file())
+        where = f"pattern {path}"
+    if not files:
+        raise DataError(f"no Parquet files (*.parquet, *.pq) in the {where}", source=source)
+    other = [p for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    if other:
+        raise DataError(f"{other[0]}: not a Parquet file; a dataset holds only .parquet/.pq files", source=source)
+    return files
+
+
+def data_sha256(path: Path) -> str:
+    """SHA-256 of a data file; of a dataset, over each file's relative name and SHA-256 in order."""
+    import hashlib
+
+    def of_file(file: Path) -> str:
+        digest = hashlib.sha256()
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    if not is_dataset(path):
+        return of_file(path)
+    base = path if path.is_dir() else path.parent
+    digest = hashlib.sha256()
+    for file in dataset_files(path):
+        digest.update(f"{file.relative_to(base).as_posix()}\0{of_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def read_parquet_dataset(path: Path, *, source: Source) -> Table:
+    """Read the files of a Parquet dataset as one table, rows numbered across the files in
+    order. Every file must have the first file's columns and types (the file that differs is
+    named) before any row is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = dataset_files(path, source=source)
+    schemas = []
+    for file in files:
+        try:
+            schemas.append(pq.read_schema(file))
+        except Exception as exc:  # pyarrow's own errors for a file that is not Parquet
+            raise DataError(f"cannot read {file}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+                            source=source) from None
+    first = schemas[0]
+    expected = {field.name: field.type for field in first}
+    for file, schema in zip(files[1:], schemas[1:]):
+        found = {field.name: field.type for field in schema}
+        if found == expected:
+            continue
+        missing = [name for name in expected if name not in found]
+        extra = [name for name in found if name not in expected]
+        retyped = [f"'{name}' is {found[name]} there, {expected[name]} in {files[0].name}"
+                   for name in expected if name in found and found[name] != expected[name]]
+        why = "; ".join(filter(None, [f"missing columns {missing}" if missing else "",
+                                      f"extra columns {extra}" if extra else "", *retyped]))
+        raise DataError(f"{file}: its schema differs from the dataset's first file {files[0].name}: {why}",
+                        source=source)
+    try:
+        table = pa.concat_tables([pq.read_table(file) for file in files])
+        frame = table.to_pandas()
+    except Exception as exc:
+        raise DataError(f"cannot read the Parquet dataset {path}: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}", source=source) from None
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index = pd.RangeIndex(len(frame), name=ROW)
+    notes = [f"read a Parquet dataset of {len(files)} files ({path}); rows are numbered across the files in "
+             "sorted order"]
+    if ROW in frame.columns:
+        notes.append(f"the data has its own column '{ROW}'; auditkit's row numbers are file positions")
+    return Table(frame=frame, path=path, notes=notes)

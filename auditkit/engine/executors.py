@@ -224,12 +224,21 @@ class LocalExecutor(Executor):
                 futures[pool.schedule(run_in_worker, args=(task, bundle), timeout=task.timeout_s)] = task
                 on_event(Event("queued", task.check_id, time.time()))
             pending = set(futures)
+            deaths: dict[str, list[str]] = {}
             while pending:
                 done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
                 self._drain(events, started_at, on_event)
                 for future in done:
                     task = futures[future]
                     outcome = self._outcome(future, task, started_at, ProcessExpired)
+                    if _died(future, ProcessExpired) and len(deaths.get(task.check_id, [])) < task.retries:
+                        # retries: the process died (not the check raising): run it once more
+                        deaths.setdefault(task.check_id, []).append(outcome.error or "")
+                        retry = pool.schedule(run_in_worker, args=(task, bundle), timeout=task.timeout_s)
+                        futures[retry] = task
+                        pending.add(retry)
+                        continue
+                    outcome = with_retry_note(outcome, deaths.get(task.check_id, []))
                     outcomes[task.check_id] = outcome
                     on_event(Event("finished", task.check_id, time.time(), outcome))
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
@@ -280,6 +289,27 @@ class LocalExecutor(Executor):
             return TaskOutcome(task.check_id, None, f"the check's process {how} before returning a result", elapsed)
         except Exception as exc:  # e.g. an unpicklable result
             return TaskOutcome(task.check_id, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}", elapsed)
+
+
+def _died(future: Any, expired: type) -> bool:
+    """Whether a finished pebble future ended because its process died."""
+    try:
+        return isinstance(future.exception(timeout=0), expired)
+    except BaseException:  # cancelled, or a timeout: not a death
+        return False
+
+
+def with_retry_note(outcome: TaskOutcome, deaths: list[str]) -> TaskOutcome:
+    """Say in the check's notes (or its error) that it ran again after its process died."""
+    if not deaths:
+        return outcome
+    runs = len(deaths) + 1
+    said = f"ran {runs} times (retries): its worker process died on the earlier run{'s' if runs > 2 else ''}: {deaths[-1]}"
+    if outcome.output is not None:
+        outcome.output.notes.append(said)
+    elif outcome.error:
+        outcome.error = f"{outcome.error} (after {runs} runs: retries: {len(deaths)})"
+    return outcome
 
 
 def _place_multiprocessing_tempdir(workdir: Path | None) -> tuple[bool, Any] | None:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from auditkit.core.decisions import decide
 from auditkit.adapters.base import AdapterSpec, ModelAdapter, infer_format, load_adapter, sha256_of
-from auditkit.data.load import read_table
+from auditkit.data.load import data_sha256, read_table
 from auditkit.data.roles import resolve_roles, text_in_numeric
 from auditkit.data.sample import stratified_positions
 from auditkit.engine.context import AuditData
@@ -234,18 +234,15 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
         favorable_decision=favorable_decision, classes=adapter.classes, reference=reference,
         model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes,
-<<<<<<< HEAD
-        proxies=list(policy.data.proxies))
-=======
+        proxies=list(policy.data.proxies),
         alpha=policy.statistics.alpha, power=policy.statistics.power)
->>>>>>> w-fairstats
 
     inputs = {
         "model": {**{k: v for k, v in adapter.describe().items() if k != "input_features"},
                   "path": _display_path(loaded.model_path), "task": task,
                   "positive_class": None if positive_class is None else str(positive_class),
                   "threshold": threshold, "pinned": bool(model_spec.sha256)},
-        "data": {"path": _display_path(loaded.data_path), "sha256": sha256_of(loaded.data_path),
+        "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
                  "rows": rows_in_file, "columns": int(table.frame.shape[1]), "rows_used": int(len(frame)),
                  "target": roles.target, "protected": roles.protected, "features": roles.features,
                  "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),

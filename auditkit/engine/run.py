@@ -43,7 +43,8 @@ class RunOptions:
     out: Path | None = None
     formats: list[str] | None = None
     workers: int | None = None
-    executor: str = "local"  # local | inline (debugging)
+    executor: str = "local"  # local | dask | inline (debugging)
+    scheduler: str | None = None  # --scheduler: a Dask scheduler's address (dask executor)
     only: list[str] = field(default_factory=list)
     fail_on: str = "fail"
     seed: int | None = None
@@ -106,7 +107,7 @@ def plan(loaded: LoadedPolicy, *, seed: int, only: list[str]) -> list[CheckTask]
         params = loaded.params[spec.check_id]
         tasks.append(CheckTask(check_id=spec.check_id, type=spec.type, params=params.model_dump(mode="json"),
                                seed=derive_seed(seed, spec.check_id), timeout_s=spec.timeout_s,
-                               memory_mb=spec.memory_mb))
+                               memory_mb=spec.memory_mb, retries=spec.retries))
     return tasks
 
 
@@ -194,8 +195,19 @@ def _draw_thresholds(result: CheckResult) -> None:
             data["threshold_label"] = lines[0]["label"]
 
 
+def _executor(options: RunOptions, workers: int, threads: int, run_dir: Path) -> Executor:
+    if options.executor == "inline":
+        return InlineExecutor()
+    if options.executor == "dask":
+        from auditkit.engine.dask_executor import DaskExecutor
+
+        return DaskExecutor(workers, scheduler=options.scheduler, workdir=run_dir, debug=options.debug)
+    return LocalExecutor(workers, threads, workdir=run_dir, worker_output=options.debug)
+
+
 def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[Event], None] | None = None,
-              on_stage: Callable[[str], None] | None = None) -> AuditRun:
+              on_stage: Callable[[str], None] | None = None,
+              on_notice: Callable[[str], None] | None = None) -> AuditRun:
     """Everything but printing: returns the results (not yet written) and the exit code."""
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc)
@@ -224,10 +236,18 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
 
     # Every temporary file of the run lives in this directory, removed however the run ends.
     run_dir = create_run_directory()
-    executor: Executor = (InlineExecutor() if options.executor == "inline" else
-                          LocalExecutor(workers, threads, workdir=run_dir, worker_output=options.debug))
+    executor = _executor(options, workers, threads, run_dir)
     out_dir_existed = out_dir.exists()
     try:
+        if options.executor == "dask":
+            # the scheduler is reached (or a local cluster started) before anything runs: an
+            # address that does not answer is bad input, exit 2
+            stage(f"connecting to the Dask scheduler at {options.scheduler}" if options.scheduler
+                  else f"starting a local Dask cluster of {workers} worker processes")
+            executor.start(len(tasks))
+            workers = executor.workers
+            if getattr(executor, "dashboard_link", None):
+                (on_notice or stage)(f"Dask dashboard: {executor.dashboard_link}")  # type: ignore[attr-defined]
         stage("loading data and model")
         if tasks:
             executor.start(len(tasks))
@@ -278,10 +298,15 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         inputs={**prepared.inputs, "policy_path_from_output": path_from(out_dir, loaded.path),
                 "baseline": baseline.record(out_dir) if baseline is not None else None},
         engine={"executor": options.executor, "workers": workers, "threads_per_worker": threads, "cores": cores,
+                **({"scheduler": options.scheduler or "local cluster",
+                    "dashboard": getattr(executor, "dashboard_link", None),
+                    "scheduler_lost": bool(getattr(executor, "scheduler_lost", False))}
+                   if options.executor == "dask" else {}),
                 "prepare_s": round(prepared_s, 3), "checks_wall_s": round(checks_wall, 3),
                 "checks_time_s": round(checks_time, 3),
                 # the limit of a check without memory_mb (the inline executor enforces none)
-                "memory_mb_default": None if options.executor == "inline" else memory_default},
+                # (the dask executor leaves memory to Dask's per-worker limit)
+                "memory_mb_default": None if options.executor in ("inline", "dask") else memory_default},
         report=report_header(policy), statistics=statistics,
         command=options.command, fail_on=options.fail_on, interrupted=executor.interrupted,
         auditkit_version=__version__)

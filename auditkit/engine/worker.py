@@ -41,6 +41,7 @@ class CheckTask:
     seed: int
     timeout_s: float
     memory_mb: int | None = None
+    retries: int = 0  # runs again when its process dies (not when it raises or times out)
 
 
 @dataclass

@@ -122,6 +122,10 @@ class CheckSpec(StrictModel):
     memory_mb: Optional[int] = Field(
         None, ge=64, description="Memory the check may use, in MB; past it the check ends as `error`, the others go "
                                  "on. Default: 75% of the machine's memory shared by the workers running at once.")
+    retries: int = Field(
+        0, ge=0, le=5, description="How many times to run the check again when its worker process dies (killed, "
+                                   "out of memory, a crash in native code) before it ends as `error`. A check that "
+                                   "raises or times out is not retried.")
     description: Optional[str] = None
 
     @property

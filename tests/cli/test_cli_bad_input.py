@@ -297,7 +297,7 @@ def _data_header_only(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("make_data, expected", [
     pytest.param(_data_missing, "data file not found", id="missing"),
-    pytest.param(_data_directory, "data path is not a file", id="directory"),
+    pytest.param(_data_directory, "no Parquet files (*.parquet, *.pq) in the directory", id="directory"),  # a dataset (#15)
     pytest.param(_data_garbage_parquet, "cannot read", id="garbage-parquet"),
     pytest.param(_data_header_only, "no rows in the file", id="header-only-csv"),
 ])

@@ -153,3 +153,19 @@ def hogs_memory(ctx, params: HogParams) -> CheckOutput:
         return CheckOutput(metrics={"never": Metric(float(block[-1]))})
     held = [np.ones(params.chunk_mb * 1024 * 1024 // 8) for _ in range(params.mb // params.chunk_mb)]
     return CheckOutput(metrics={"never": Metric(float(len(held)))})
+
+
+class DieOnceParams(CheckParams):
+    marker: str  # a file: absent, the check creates it and kills its process; present, it succeeds
+
+
+@check("test_dies_once", family="data", params=DieOnceParams, metrics=["survived"])
+def dies_once(ctx, params: DieOnceParams) -> CheckOutput:
+    """Kills its own process (SIGKILL, as the OOM killer would) the first time it runs."""
+    import signal
+
+    if not os.path.exists(params.marker):
+        with open(params.marker, "w") as handle:
+            handle.write(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return CheckOutput(metrics={"survived": Metric(1.0)})
