@@ -44,13 +44,10 @@ class AuditData:
     input_dtypes: dict[str, str] = field(default_factory=dict)  # model input column -> expected kind
     rows_in_file: int = 0
     notes: list[str] = field(default_factory=list)
-<<<<<<< HEAD
     proxies: list[str] = field(default_factory=list)  # data.proxies: inputs declared to stand in for a protected one
-=======
     # the policy's statistics: level and power at which group comparisons state what they can detect
     alpha: float = 0.05
     power: float = 0.8
->>>>>>> w-fairstats
 
     @property
     def predictions_mode(self) -> bool:

@@ -234,11 +234,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
         favorable_decision=favorable_decision, classes=adapter.classes, reference=reference,
         model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes,
-<<<<<<< HEAD
-        proxies=list(policy.data.proxies))
-=======
-        alpha=policy.statistics.alpha, power=policy.statistics.power)
->>>>>>> w-fairstats
+        proxies=list(policy.data.proxies), alpha=policy.statistics.alpha, power=policy.statistics.power)
 
     inputs = {
         "model": {**{k: v for k, v in adapter.describe().items() if k != "input_features"},

@@ -186,14 +186,11 @@ class AuditResult:
     interrupted: bool = False
     auditkit_version: str = ""
     schema_version: int = RESULTS_SCHEMA_VERSION
-<<<<<<< HEAD
     # findings that need two results (engine/cross_checks.py): an explanation citing a protected
     # attribute or a proxy; additive, so results written before it carry none
     cross_findings: list[dict[str, Any]] = field(default_factory=list)
-=======
     # how group comparisons were judged across the audit (results.multiplicity.audit_statistics)
     statistics: dict[str, Any] = field(default_factory=dict)
->>>>>>> w-fairstats
 
     def to_dict(self) -> dict[str, Any]:
         return {
