@@ -145,7 +145,11 @@ def run_auditkit(data: AuditData, rows: list[int]) -> tuple[list[pd.Series | Non
 
 
 def run_dice(frame: pd.DataFrame, queries: pd.DataFrame, method: str, bounds: dict[str, list[float]],
-             scorer: Verifier) -> tuple[list[pd.Series | None], float]:
+             scorer: Verifier, *, mutable: list[str] = MUTABLE,
+             directions: dict[str, str] = DIRECTIONS) -> tuple[list[pd.Series | None], float]:
+    """DiCE's counterfactuals for each row of ``queries`` (None where it finds none) and the
+    time of its generate_counterfactuals calls (benchmarks/engine.py passes the demo policy's
+    constraints)."""
     import dice_ml
 
     class Model:
@@ -166,8 +170,8 @@ def run_dice(frame: pd.DataFrame, queries: pd.DataFrame, method: str, bounds: di
     elapsed = 0.0
     for i in range(len(queries)):
         query = queries.iloc[[i]]
-        permitted = {f: list(bounds[f]) for f in NUMERIC if f in MUTABLE}
-        for f, direction in DIRECTIONS.items():
+        permitted = {f: list(bounds[f]) for f in NUMERIC if f in mutable}
+        for f, direction in directions.items():
             value = float(query[f].iloc[0])
             permitted[f] = [value, bounds[f][1]] if direction == "increase" else [bounds[f][0], value]
         kwargs: dict[str, Any] = {"random_seed": SEED + i} if method == "random" else {}
@@ -176,7 +180,7 @@ def run_dice(frame: pd.DataFrame, queries: pd.DataFrame, method: str, bounds: di
         started = time.perf_counter()
         try:
             result = explainer.generate_counterfactuals(query, total_CFs=1, desired_class=0,
-                                                        features_to_vary=MUTABLE, permitted_range=permitted,
+                                                        features_to_vary=mutable, permitted_range=permitted,
                                                         verbose=False, **kwargs)
             found = result.cf_examples_list[0].final_cfs_df
         except Exception as exc:  # DiCE raises when it finds nothing for some inputs

@@ -97,6 +97,10 @@ class CheckType:
     # what a reader must know of the method before trusting its figures, said once per type
     # (the report's limitations list them for the types an audit ran)
     caveats: tuple[str, ...] = ()
+    # modules to import in the workers before any check starts, beyond those the check's source
+    # imports (which the engine finds itself, see auditkit/engine/preload.py): for imports its
+    # source does not show (importlib, a plugin's own lazy loading)
+    preload: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -127,6 +131,7 @@ def check(
     validate: Callable[[Any, Any], None] | None = None,
     case_file: tuple[tuple[str, str | None], ...] = (),
     caveats: tuple[str, ...] = (),
+    preload: tuple[str, ...] | list[str] = (),
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
@@ -136,6 +141,9 @@ def check(
         raise ValueError(f"check {type!r}: case_file roles {unknown_roles}; roles: {', '.join(CASE_FILE_ROLES)}")
     if not (inspect.isclass(params) and issubclass(params, CheckParams)):
         raise TypeError(f"check {type!r}: params must be a CheckParams subclass, got {params!r}")
+    if isinstance(preload, str) or not all(
+            isinstance(m, str) and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", m) for m in preload):
+        raise ValueError(f"check {type!r}: preload must be a list of module names, got {preload!r}")
 
     def mark(func: Callable[..., "CheckOutput"]) -> Callable[..., "CheckOutput"]:
         signature = inspect.signature(func)
@@ -144,7 +152,7 @@ def check(
         setattr(func, _MARK, CheckType(
             type=type, family=family, func=func, params=params, metrics=tuple(metrics),
             needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
-            validate=validate, case_file=tuple(case_file), caveats=tuple(caveats),
+            validate=validate, case_file=tuple(case_file), caveats=tuple(caveats), preload=tuple(preload),
         ))
         return func
 

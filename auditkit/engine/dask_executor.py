@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Sequence, Any, Final
 
 from auditkit.engine.context import AuditData
 from auditkit.engine.executors import Event, Executor, OnEvent, with_retry_note
@@ -125,8 +125,8 @@ class DaskExecutor(Executor):
         if self.scheduler is not None:
             self.workers = max(1, len(versions))
 
-    def start(self, n_tasks: int) -> None:
-        self.connect()
+    def start(self, n_tasks: int, preload: Sequence[str] = ()) -> None:
+        self.connect()  # Dask workers import what a task needs when it first runs there
 
     def close(self) -> None:
         client, cluster = self._client, self._cluster

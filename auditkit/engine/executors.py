@@ -20,12 +20,13 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from auditkit.engine.bundle import write_bundle
 from auditkit.engine.context import AuditData
 from auditkit.engine.interrupt import interruption
 from auditkit.engine.limits import MEMORY_EXIT_CODE, memory_message
+from auditkit.engine.preload import PRELOAD_ENV, PRELOAD_PATH_ENV
 from auditkit.core.registry import get_registry
 from auditkit.engine.worker import CheckTask, TaskOutcome, execute, init_worker, run_in_worker, warm_up
 from auditkit.engine.worker_stderr import ENV_VAR as WORKER_STDERR_ENV
@@ -54,8 +55,9 @@ class Executor(ABC):
     def run(self, tasks: list[CheckTask], data: AuditData, workdir: Path, on_event: OnEvent) -> list[TaskOutcome]:
         ...
 
-    def start(self, n_tasks: int) -> None:
-        """Optional: get workers ready while the parent prepares the data."""
+    def start(self, n_tasks: int, preload: Sequence[str] = ()) -> None:
+        """Optional: get workers ready while the parent prepares the data, with the modules
+        in ``preload`` imported (see :func:`auditkit.engine.preload.modules_to_preload`)."""
 
     def close(self) -> None:
         """Release workers (also when the run never started)."""
@@ -134,19 +136,29 @@ class LocalExecutor(Executor):
         # onnxruntime or OpenMP threads that a plain fork would copy in a broken state).
         if sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("forkserver")
-            # imported once by the server, then shared by every forked worker; scikit-learn and
-            # scipy are left to the checks that need them (their import would delay every run).
+            # imported once by the server, then shared by every forked worker: the engine, then
+            # what the plan's checks import (forkserver_preload reads the list start() set).
             # worker_stderr first: it redirects the server's stderr, which every worker inherits.
-            ctx.set_forkserver_preload(["auditkit.engine.worker_stderr", "auditkit.engine.worker", "onnxruntime"])
+            ctx.set_forkserver_preload(["auditkit.engine.worker_stderr", "auditkit.engine.worker", "onnxruntime",
+                                        "auditkit.engine.forkserver_preload"])
             return ctx
         return multiprocessing.get_context("spawn")
 
-    def start(self, n_tasks: int) -> None:
+    def start(self, n_tasks: int, preload: Sequence[str] = ()) -> None:
         """Start the workers in the background, so that their start-up overlaps the parent's
-        data loading (a forkserver answers its first request only once its preload is done)."""
+        data loading (a forkserver answers its first request only once its preload is done).
+
+        ``preload``: modules the forkserver imports before it forks a worker, so that each
+        check's ``duration_s`` is its computation, not the import of its libraries.
+        """
         if self._pool is not None or self._starter is not None:
             return
         import threading
+
+        # read by the forkserver (started by the thread below) from its inherited environment
+        for key, value in ((PRELOAD_ENV, ",".join(preload)), (PRELOAD_PATH_ENV, os.pathsep.join(sys.path))):
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
 
         self._starter = threading.Thread(target=self._start_pool, args=(n_tasks,), name="auditkit-pool-start",
                                          daemon=True)

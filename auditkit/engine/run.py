@@ -16,6 +16,7 @@ from auditkit.engine.context import derive_seed
 from auditkit.engine.cross_checks import cross_findings
 from auditkit.engine.executors import Event, Executor, InlineExecutor, LocalExecutor
 from auditkit.engine.limits import default_memory_mb
+from auditkit.engine.preload import modules_to_preload
 from auditkit.engine.prepare import Prepared, prepare
 from auditkit.core.registry import get_registry
 from auditkit.core.wording import wording_of
@@ -238,6 +239,7 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     run_dir = create_run_directory()
     executor = _executor(options, workers, threads, run_dir)
     out_dir_existed = out_dir.exists()
+    registry = get_registry()
     try:
         if options.executor == "dask":
             # the scheduler is reached (or a local cluster started) before anything runs: an
@@ -249,8 +251,8 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
             if getattr(executor, "dashboard_link", None):
                 (on_notice or stage)(f"Dask dashboard: {executor.dashboard_link}")  # type: ignore[attr-defined]
         stage("loading data and model")
-        if tasks:
-            executor.start(len(tasks))
+        if tasks and options.executor != "dask":  # the plan is known: workers import what its checks need while the data loads
+            executor.start(len(tasks), modules_to_preload(registry.get(t.type) for t in tasks))
         prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
         prepared_s = time.perf_counter() - started
         validate_against_data(loaded, tasks, prepared)  # before the output directory is created
@@ -259,7 +261,6 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         stage(f"running {len(tasks)} checks on {workers} worker{'s' if workers != 1 else ''}")
         events = on_event or (lambda _event: None)
         checks_started = time.perf_counter()
-        registry = get_registry()
         # Checks that must query a model cannot run on recorded decisions: skipped, not run.
         skipped = {t.check_id: TaskOutcome(t.check_id, CheckOutput.skip(NO_MODEL_REASON), None, 0.0) for t in tasks
                    if prepared.data.predictions_mode and registry.get(t.type).needs_model}

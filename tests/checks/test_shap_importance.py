@@ -126,7 +126,7 @@ def test_onnx_tree_shap_equals_tree_shap_on_the_scikit_learn_twin(samples, frame
     assert abs(ours.base_value - twin.base_value) < 1e-6
     # shap stores scikit-learn's double thresholds as floats: an explained or background row
     # whose value sits exactly on a rounded threshold may branch differently there (see
-    # tests/explain/test_onnx_trees.py), while the translated ONNX trees branch as onnxruntime
+    # tests/methods/test_onnx_trees.py), while the translated ONNX trees branch as onnxruntime
     # does. Every other row must agree within 1e-6.
     equal = np.all(np.abs(ours.values - twin.values) < 1e-6, axis=1)
     assert equal.mean() > 0.98, np.flatnonzero(~equal)
