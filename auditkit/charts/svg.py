@@ -505,8 +505,8 @@ def _line(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
         raise NothingToDraw("a single point, given in the table")
     if all(y == 0 for _, y in points_drawn):
         raise NothingToDraw("every value is 0")
-    if len(other) <= 3 and not (isinstance(ticks, list) and len(ticks) > 6):
-        fig.set_size_inches(HALF_WIDTH_IN, HALF_HEIGHT_IN + 0.35)
+    if len(other) <= 4 and not (isinstance(ticks, list) and len(ticks) > 6):
+        fig.set_size_inches(HALF_WIDTH_IN, HALF_HEIGHT_IN - 0.1)
     thresholds = data.get("thresholds")
     items = thresholds if isinstance(thresholds, list) else [thresholds]
     seen: set[str] = set()
@@ -683,7 +683,7 @@ def _waterfall(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     labels = [_short(str(x), 30) for x in labels_in]
     n = len(labels)
     side = _nums(data.get("side_values"), n) if isinstance(data.get("side_values"), list) else None
-    fig.set_size_inches(WIDTH_IN, min(9.0, 0.3 * (n + 2) + 1.0))
+    fig.set_size_inches(WIDTH_IN, min(9.0, 0.18 * (n + 2) + 0.75))
     if side is not None:
         fig.clear()  # (a gridspec with its own wspace would defeat tight_layout)
         ax, side_ax = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": (3, 2)})
