@@ -570,7 +570,8 @@ def _legend(ax: Axes, narrow: bool = False, extra: list[Any] | None = None) -> N
     if handles:
         # Above the plotting area, never over the data.
         ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01),
-                  ncol=min(len(handles), 2 if narrow else 4), borderaxespad=0.0, handlelength=2.2,
+                  ncol=min(len(handles), (1 if sum(len(str(x)) for x in labels[:2]) > 28 else 2) if narrow else 4),
+                  borderaxespad=0.0, handlelength=2.2,
                   columnspacing=1.6)
 
 
