@@ -13,7 +13,9 @@ Run: .venv/bin/python benchmarks/render.py [--results reports/credit_scoring/res
      [--repeat 3] [--src DIR]
      (--src: the auditkit found in DIR instead, e.g. an export of an older commit, to compare:
      mkdir /tmp/before && git archive <commit> auditkit templates | tar -x -C /tmp/before;
-     --src /tmp/before)
+     --src /tmp/before. Run it from a virtualenv without an editable install of auditkit: an
+     editable install maps auditkit.templates to its own tree, and the older code would draw
+     the newer templates. An older auditkit may also refuse a newer results.json.)
 The results file defaults to the demo's (``make audit`` writes it); without it the script says
 how to make it and exits 2.
 """
