@@ -165,6 +165,26 @@ class Progress:
             self.live.update(self.table())
 
 
+class WritingProgress:
+    """One line per report file while it is written: ``writing report.pdf … done (12.3 s)``.
+
+    The PDF takes the longest (tens of seconds for a large audit); the line is printed when the
+    file starts, so the terminal never sits silent, and finished when it is staged.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, name: str, seconds: float | None, ok: bool = True) -> None:
+        if seconds is None:
+            self.console.print(Text(f"writing {name} …", style="dim"), end="")
+            self.console.file.flush()
+        elif ok:
+            self.console.print(Text(f" done ({seconds:.1f} s)", style="dim"))
+        else:
+            self.console.print(Text(f" not written ({seconds:.1f} s; see below)", style="yellow"))
+
+
 def _key_figures(check: dict[str, Any], limit: int = 2) -> str:
     if check["status"] == "error" and check.get("error"):
         return check["error"]
@@ -277,7 +297,7 @@ def run(
 
         report_formats = list(dict.fromkeys(["json", *(options.formats or loaded.policy.report.formats)]))
         try:
-            outcomes = write_reports(audit.results, audit.out_dir, report_formats)
+            outcomes = write_reports(audit.results, audit.out_dir, report_formats, progress=WritingProgress(out))
         except KeyboardInterrupt:
             # write_reports finishes a commit it started, so the folder holds one run's whole set
             err.print(f"interrupted while writing the reports: {_shown(audit.out_dir)}/ holds one run's complete "
@@ -461,7 +481,7 @@ def report(
         results = load_results(results_file)
         target = out_dir or results_file.parent
         ensure_writable(target)
-        outcomes = write_reports(results, target, wanted)
+        outcomes = write_reports(results, target, wanted, progress=WritingProgress(out))
         for outcome in outcomes.values():
             if outcome.ok:
                 out.print(f"wrote {outcome.path}")

@@ -8,9 +8,11 @@ in the PDF), so the output is made to live inside an HTML page:
 - no ``<style>`` element: one inside inline SVG would style the whole page;
 - every id that is referenced is prefixed (one prefix per plot) and every other id is
   dropped, so several charts on one page never clash;
-- text is drawn as paths (``svg.fonttype: path``): WeasyPrint and every browser show the
-  same glyphs whatever fonts the reader has, and no string from the data is left as
-  markup in the SVG; the HTML around the chart carries its title and the data tables;
+- text is SVG text (``svg.fonttype: none``) in DejaVu Sans, the font matplotlib lays it out
+  with, falling back to its look-alikes (Bitstream Vera Sans, Verdana): one ``<text>`` per
+  label, escaped by matplotlib like any XML text. Text drawn as glyph paths (one ``<use>``
+  per character) made each chart thousands of elements and WeasyPrint spent most of the
+  PDF's time parsing the same glyph outlines again and again;
 - ``text.parse_math`` is off, so a lone ``$`` in a column name is drawn as a dollar;
 - fixed ``svg.hashsalt`` and no date: the same plot gives the same bytes.
 
@@ -26,6 +28,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import matplotlib
@@ -43,17 +46,22 @@ MAX_BARS: Final = 60
 #: Points per line series; longer series are thinned evenly for the picture only.
 MAX_POINTS: Final = 2000
 
-# One sober palette: a dark blue for the main series, muted companions after it.
-PALETTE: Final = ("#2b5c8a", "#c07a2c", "#4f7f4f", "#7b5e8f", "#8a8a3c", "#5b6770")
+# Okabe & Ito's colour-blind-safe palette (2008), its green and yellow left out: no red-green
+# or orange-green pair can appear in one chart, and yellow is unreadable on white. Blue is the
+# main series; the threshold lines are vermillion, a colour no series takes.
+PALETTE: Final = ("#0072B2", "#E69F00", "#56B4E9", "#CC79A7", "#000000", "#8C8C8C")
 INK: Final = "#333333"
 MUTED: Final = "#767676"
-THRESHOLD_COLOUR: Final = "#a8322d"
+THRESHOLD_COLOUR: Final = "#D55E00"
+#: Width of a small chart (few bars, a histogram, a curve or two): two fit across the page.
+HALF_WIDTH_IN: Final = 3.25
+HALF_HEIGHT_IN: Final = 2.35
 
 # A value written on a threshold line stays readable.
 _LABEL_BOX: Final = {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 
 _RC: Final[dict[str, Any]] = {
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
     "svg.hashsalt": "auditkit",
     "svg.image_inline": True,
     "text.parse_math": False,
@@ -84,6 +92,82 @@ _RC: Final[dict[str, Any]] = {
 }
 
 
+class NothingToDraw(Exception):
+    """A plot whose data make no chart worth a reader's look (no value, one point, all zero):
+    the report says so in one line instead of drawing an empty or misleading frame."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One plot drawn: ``svg`` (inline markup, ``""`` when nothing was drawn), ``reason`` (why
+    not, for the reader: ``""`` when drawn) and ``width_in``, the chart's own width in inches
+    (a small chart is :data:`HALF_WIDTH_IN` wide, and two stand side by side on a page)."""
+
+    svg: str
+    reason: str = ""
+    width_in: float = WIDTH_IN
+
+    @property
+    def half(self) -> bool:
+        return bool(self.svg) and self.width_in <= HALF_WIDTH_IN + 1e-9
+
+
+#: Why an unknown kind is not drawn: a newer auditkit wrote it.
+UNKNOWN_KIND: Final = "not drawn by this version of auditkit"
+
+
+def plot_key(plot: Any) -> str:
+    """The identity of a plot's content: two equal plots are drawn once."""
+    return json.dumps(plot, sort_keys=True, default=str, allow_nan=True)
+
+
+def draw_plot(plot: Any) -> Chart:
+    """Draw one plot of results.json as SVG markup whose ids are not yet prefixed.
+
+    :func:`inline_chart` makes it fit for a page; the split lets one drawing serve every
+    place that shows the plot (a check's section and a case file, the HTML and the PDF).
+    """
+    if not isinstance(plot, dict):
+        return Chart("", UNKNOWN_KIND)
+    kind = plot.get("kind")
+    data = plot.get("data")
+    drawer = _DRAWERS.get(kind) if isinstance(kind, str) else None
+    if drawer is None or not isinstance(data, dict):
+        return Chart("", UNKNOWN_KIND)
+    with matplotlib.rc_context(_RC):
+        # A Figure with its own canvas, never pyplot: no global figure state, no GUI backend.
+        fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN))
+        ax = fig.add_subplot()
+        try:
+            if not drawer(fig, ax, data):
+                return Chart("", "nothing to draw: no value")
+            for axes in fig.axes:
+                _no_negative_axis(axes)
+            fig.tight_layout(pad=0.4)
+            buf = io.StringIO()
+            FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
+        except NothingToDraw as nothing:
+            return Chart("", f"nothing to draw: {nothing}")
+        except (TypeError, ValueError, OverflowError):
+            # Malformed plot data (a string where a number belongs, ragged lists): the
+            # report still shows the tables; a chart is not worth failing the report.
+            return Chart("", "not drawn: its data are malformed")
+        width = float(fig.get_size_inches()[0])
+    return Chart(buf.getvalue(), "", width)
+
+
+def inline_chart(chart: Chart, plot: Any, *, id_prefix: str | None = None) -> str:
+    """The markup of a drawn chart for an HTML page: ids prefixed, title escaped (see the module)."""
+    if not chart.svg:
+        return ""
+    if id_prefix is None:
+        id_prefix = "ak" + hashlib.sha256(plot_key(plot).encode("utf-8")).hexdigest()[:10] + "-"
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", id_prefix):
+        raise ValueError(f"id_prefix must be a plain identifier, got {id_prefix!r}")
+    title = plot.get("title") if isinstance(plot, dict) else None
+    return _inline(chart.svg, id_prefix, title if isinstance(title, str) else "")
+
+
 def plot_to_svg(plot: dict[str, Any], *, id_prefix: str | None = None) -> str:
     """Draw one plot of results.json as an inline ``<svg>`` string.
 
@@ -99,36 +183,47 @@ def plot_to_svg(plot: dict[str, Any], *, id_prefix: str | None = None) -> str:
     -------
     str
         The ``<svg ...>...</svg>`` markup, or ``""`` for an unknown kind or a plot
-        without one drawable value.
+        with nothing worth drawing (:func:`draw_plot` says why).
     """
-    if not isinstance(plot, dict):
-        return ""
-    kind = plot.get("kind")
-    data = plot.get("data")
-    drawer = _DRAWERS.get(kind) if isinstance(kind, str) else None
-    if drawer is None or not isinstance(data, dict):
-        return ""
-    if id_prefix is None:
-        canonical = json.dumps(plot, sort_keys=True, default=str, allow_nan=True)
-        id_prefix = "ak" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10] + "-"
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", id_prefix):
+    if id_prefix is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", id_prefix):
         raise ValueError(f"id_prefix must be a plain identifier, got {id_prefix!r}")
-    with matplotlib.rc_context(_RC):
-        # A Figure with its own canvas, never pyplot: no global figure state, no GUI backend.
-        fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN))
-        ax = fig.add_subplot()
-        try:
-            if not drawer(fig, ax, data):
-                return ""
-            fig.tight_layout(pad=0.4)
-            buf = io.StringIO()
-            FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
-        except (TypeError, ValueError, OverflowError):
-            # Malformed plot data (a string where a number belongs, ragged lists): the
-            # report still shows the tables; a chart is not worth failing the report.
-            return ""
-    title = plot.get("title")
-    return _inline(buf.getvalue(), id_prefix, title if isinstance(title, str) else "")
+    return inline_chart(draw_plot(plot), plot, id_prefix=id_prefix)
+
+
+def _no_negative_axis(ax: Axes) -> None:
+    """A quantity that is never negative gets no negative stretch of axis (matplotlib's margins
+    put one below a bar of zero or a curve that touches zero)."""
+    for axis, get_lim, set_lim in (("y", ax.get_ylim, ax.set_ylim), ("x", ax.get_xlim, ax.set_xlim)):
+        low = _data_minimum(ax, axis)
+        lim_low, lim_high = get_lim()
+        if low is not None and low >= 0 and min(lim_low, lim_high) < 0:
+            if lim_low <= lim_high:
+                set_lim(0.0, lim_high)
+            else:  # an inverted axis (horizontal bars read from the top)
+                set_lim(lim_low, 0.0)
+
+
+def _data_minimum(ax: Axes, axis: str) -> float | None:
+    """The smallest data value of ``axis`` over the axes' lines, bars and points, or None."""
+    import numpy as np
+
+    values: list[float] = []
+    index = 1 if axis == "y" else 0
+    for line in ax.get_lines():
+        data = np.asarray(line.get_ydata() if axis == "y" else line.get_xdata(), dtype=float).ravel()
+        values.extend(data[np.isfinite(data)].tolist())
+    for patch in ax.patches:
+        box = patch.get_bbox()
+        values.extend([box.y0, box.y1] if axis == "y" else [box.x0, box.x1])
+    for collection in ax.collections:
+        offsets = np.asarray(collection.get_offsets(), dtype=float)
+        if offsets.ndim == 2 and offsets.shape[1] == 2 and len(offsets):
+            column = offsets[:, index]
+            values.extend(column[np.isfinite(column)].tolist())
+        for path in collection.get_paths():
+            vertices = path.vertices[:, index]
+            values.extend(vertices[np.isfinite(vertices)].tolist())
+    return min(values) if values else None
 
 
 # ---------------------------------------------------------------------------- values
@@ -191,7 +286,17 @@ def _threshold_bounds(item: Any) -> list[tuple[str, float]]:
 # ---------------------------------------------------------------------------- drawers
 
 
+def _sections(data: dict[str, Any], n_all: int) -> list[str] | None:
+    """The section of each bar (e.g. the protected attribute of each group), when the data give one."""
+    sections = data.get("sections")
+    if not isinstance(sections, list) or len(sections) != n_all:
+        return None
+    return [str(s) for s in sections]
+
+
 def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
+    """Bars (with intervals and threshold lines); with ``sections``, bars in labelled sections
+    (one per attribute, say), each section with its own threshold line."""
     values_in = data.get("values") if isinstance(data.get("values"), list) else []
     labels_in = data.get("labels") if isinstance(data.get("labels"), list) else []
     n_all = max(len(values_in), len(labels_in))
@@ -199,23 +304,52 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     values = _nums(values_in, n_all)
     if not any(v is not None for v in values):
         return False
+    sections = _sections(data, n_all)
     n = min(n_all, MAX_BARS)
     labels, values = labels[:n], values[:n]
     lows, highs = _nums(data.get("ci_low"), n), _nums(data.get("ci_high"), n)
+    present = [v for v in values if v is not None]
+    if n_all == 1:
+        raise NothingToDraw("a single value, given in the table")
+    if all(v == 0 for v in present) and all(x in (None, 0) for x in lows + highs):
+        raise NothingToDraw("every value is 0")
+    included_in = data.get("included")
+    excluded = [isinstance(included_in, list) and i < len(included_in) and included_in[i] is False for i in range(n)]
     thresholds = data.get("thresholds")
-    horizontal = bool(data.get("horizontal")) or n > 12 or max(len(s) for s in labels) > 18
+    longest = max(len(_short(s)) for s in labels)
+    horizontal = bool(data.get("horizontal")) or n > 12 or longest > 18 or sections is not None
     value_label = _text(data, "ylabel", "y_label")
     category_label = _text(data, "xlabel", "x_label")
 
+    # positions: with sections, a heading row above each section's bars and a gap between them
+    pos: list[float] = []
+    heads: list[tuple[float, str]] = []
+    slot = 0.0
+    for i in range(n):
+        if sections is not None and (i == 0 or sections[i] != sections[i - 1]):
+            slot += 0.35 if i else 0.0
+            heads.append((slot, sections[i]))
+            slot += 1
+        pos.append(slot)
+        slot += 1
+    slots = slot
+
+    half = (horizontal and n <= 24 and longest <= 24) or (not horizontal and n <= 6 and longest <= 12)
+    width_in = HALF_WIDTH_IN if half else WIDTH_IN
     if horizontal:
-        fig.set_size_inches(WIDTH_IN, min(9.0, max(HEIGHT_IN, 0.24 * n + 0.9)))
-    elif n <= 3:
-        fig.set_size_inches(WIDTH_IN, 2.5)  # two or three bars need no full-height figure
-    pos = list(range(n))
-    drawn = [i for i in pos if values[i] is not None]
+        fig.set_size_inches(width_in, min(9.0, max(HALF_HEIGHT_IN if half else HEIGHT_IN, 0.2 * slots + 0.9)))
+    elif half:
+        fig.set_size_inches(width_in, HALF_HEIGHT_IN)
+    drawn = [i for i in range(n) if values[i] is not None]
     bar = ax.barh if horizontal else ax.bar
     width = 0.62 if n >= 4 else 0.45
-    bar([pos[i] for i in drawn], [values[i] for i in drawn], width, color=PALETTE[0], zorder=2)
+    colours = ["#BBBBBB" if excluded[i] else PALETTE[0] for i in drawn]
+    bar([pos[i] for i in drawn], [values[i] for i in drawn], width, color=colours, zorder=2)
+    extra = []
+    if any(excluded[i] for i in drawn):
+        from matplotlib.patches import Patch
+
+        extra.append(Patch(color="#BBBBBB", label="not compared (too small)"))
 
     with_ci = [i for i in drawn if lows[i] is not None and highs[i] is not None]
     interval = interval_label(data)
@@ -228,7 +362,7 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
         centres = [values[i] for i in with_ci]
         if horizontal:
             ax.errorbar(centres, where, xerr=err, fmt="none", ecolor=INK, elinewidth=0.9,
-                        capsize=3, zorder=3, label=interval)
+                        capsize=2.5, zorder=3, label=interval)
         else:
             ax.errorbar(where, centres, yerr=err, fmt="none", ecolor=INK, elinewidth=0.9,
                         capsize=3, zorder=3, label=interval)
@@ -250,35 +384,50 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
         for key, value in _threshold_bounds(thresholds):
             threshold_line(key, value, None)
     elif isinstance(thresholds, list):
+        # one line per run of bars with the same threshold (a section's bars share theirs)
+        runs: list[tuple[int, int, Any]] = []
         for i, item in enumerate(thresholds[:n]):
+            same_section = sections is None or (i > 0 and sections[i] == sections[i - 1])
+            if runs and runs[-1][2] == item and runs[-1][1] == i - 1 and same_section:
+                runs[-1] = (runs[-1][0], i, item)
+            else:
+                runs.append((i, i, item))
+        for first, last, item in runs:
             for key, value in _threshold_bounds(item):
-                threshold_line(key, value, (i - width / 2 - 0.1, i + width / 2 + 0.1))
+                threshold_line(key, value, (pos[first] - width / 2 - 0.1, pos[last] + width / 2 + 0.1))
 
-    for i in pos:
+    annotate = n <= 16 and not (half and horizontal and n > 8)
+    for i in range(n):
         v = values[i]
         if v is None:  # a null value is said, not drawn as a zero bar
-            ax.annotate("n/a", (0, i) if horizontal else (i, 0),
+            ax.annotate("n/a", (0, pos[i]) if horizontal else (pos[i], 0),
                         xytext=(4, 0) if horizontal else (0, 3), textcoords="offset points",
                         ha="left" if horizontal else "center",
                         va="center" if horizontal else "bottom", color=MUTED, fontsize=7)
-        elif n <= 16:
+        elif annotate:
             # The value is written past the end of the bar or of its interval.
             sign = 1 if v >= 0 else -1
             end = highs[i] if sign > 0 else lows[i]
             tip = v if end is None else (max(end, v) if sign > 0 else min(end, v))
             if horizontal:
-                ax.annotate(_fmt(v), (tip, i), xytext=(4 * sign, 0), textcoords="offset points",
+                ax.annotate(_fmt(v), (tip, pos[i]), xytext=(4 * sign, 0), textcoords="offset points",
                             ha="left" if sign > 0 else "right", va="center", color=INK, fontsize=7,
                             bbox=_LABEL_BOX, zorder=5)
             else:
-                ax.annotate(_fmt(v), (i, tip), xytext=(0, 3 * sign), textcoords="offset points",
+                ax.annotate(_fmt(v), (pos[i], tip), xytext=(0, 3 * sign), textcoords="offset points",
                             ha="center", va="bottom" if sign > 0 else "top", color=INK, fontsize=7,
                             bbox=_LABEL_BOX, zorder=5)
 
     short = [_short(s) for s in labels]
+    ticks = pos + [p for p, _ in heads]
+    tick_labels = short + [_short(name, 30) for _, name in heads]
     if horizontal:
-        ax.set_yticks(pos, labels=short)
-        ax.set_ylim(n - 0.5, -0.5)  # first label at the top, as in the table
+        ax.set_yticks(ticks, labels=tick_labels)
+        for tick in ax.get_yticklabels()[n:]:
+            tick.set_fontweight("bold")
+        for head, _ in heads:
+            ax.get_yaxis().get_major_ticks()[ticks.index(head)].tick1line.set_visible(False)
+        ax.set_ylim(slots - 0.5, -0.5)  # first label at the top, as in the table
         ax.grid(axis="y", visible=False)
         ax.grid(axis="x", visible=True)
         ax.margins(x=0.1)
@@ -287,7 +436,7 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     else:
         ax.set_xticks(pos, labels=short)
         ax.set_xlim(-0.6, n - 0.4)
-        if sum(len(s) + 3 for s in short) > 90:  # about what fits across at 8 pt
+        if sum(len(s) + 3 for s in short) > (45 if half else 90):  # about what fits across at 8 pt
             for tick in ax.get_xticklabels():
                 tick.set_rotation(30)
                 tick.set_ha("right")
@@ -299,8 +448,8 @@ def _bar(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     if n < n_all:
         fig.text(0.99, 0.01, f"first {n} of {n_all} shown", ha="right", va="bottom",
                  color=MUTED, fontsize=7)
-    if labelled or with_ci:
-        _legend(ax)
+    if labelled or with_ci or extra:
+        _legend(ax, half, extra)
     return True
 
 
@@ -351,6 +500,13 @@ def _line(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
                            if len(ticks) > 4 else "center")
     if not drew:
         return False
+    points_drawn = [xy for line in ax.get_lines() for xy in line.get_xydata().tolist()]
+    if len({tuple(xy) for xy in points_drawn}) < 2:
+        raise NothingToDraw("a single point, given in the table")
+    if all(y == 0 for _, y in points_drawn):
+        raise NothingToDraw("every value is 0")
+    if len(other) <= 4 and not (isinstance(ticks, list) and len(ticks) > 6):
+        fig.set_size_inches(HALF_WIDTH_IN, HALF_HEIGHT_IN - 0.1)
     thresholds = data.get("thresholds")
     items = thresholds if isinstance(thresholds, list) else [thresholds]
     seen: set[str] = set()
@@ -379,7 +535,7 @@ def _line(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     ax.set_ylabel(_text(data, "y_label", "ylabel"))
     ax.grid(axis="x", visible=True)
     if named or seen:
-        _legend(ax)
+        _legend(ax, fig.get_size_inches()[0] <= HALF_WIDTH_IN)
     return True
 
 
@@ -392,8 +548,12 @@ def _hist(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     counts = _nums(counts_in, n)
     bins = [(edges[i], edges[i + 1], counts[i]) for i in range(n)
             if edges[i] is not None and edges[i + 1] is not None and counts[i] is not None]
-    if not bins:
+    if not bins or not any(b[2] for b in bins):
         return False
+    filled = [b for b in bins if b[2]]
+    if len(filled) == 1:
+        raise NothingToDraw(f"every value falls in one bin, {_fmt(filled[0][0])} to {_fmt(filled[0][1])}")  # type: ignore[arg-type]
+    fig.set_size_inches(HALF_WIDTH_IN, HALF_HEIGHT_IN)
     ax.bar([b[0] for b in bins], [b[2] for b in bins], [b[1] - b[0] for b in bins],  # type: ignore[operator]
            align="edge", color=PALETTE[0], edgecolor="white", linewidth=0.5, zorder=2)
     ax.grid(axis="x", visible=False)
@@ -402,12 +562,16 @@ def _hist(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     return True
 
 
-def _legend(ax: Axes) -> None:
+def _legend(ax: Axes, narrow: bool = False, extra: list[Any] | None = None) -> None:
     handles, labels = ax.get_legend_handles_labels()
+    for handle in extra or []:
+        handles.append(handle)
+        labels.append(handle.get_label())
     if handles:
-            # Above the plotting area, never over the data.
+        # Above the plotting area, never over the data.
         ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01),
-                  ncol=min(len(handles), 4), borderaxespad=0.0, handlelength=2.2,
+                  ncol=min(len(handles), (1 if sum(len(str(x)) for x in labels[:2]) > 28 else 2) if narrow else 4),
+                  borderaxespad=0.0, handlelength=2.2,
                   columnspacing=1.6)
 
 
@@ -421,6 +585,8 @@ def _heatmap(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     matrix = [[_num(v) for v in (row if isinstance(row, list) else [])][:n] for row in rows]
     if not any(v is not None for row in matrix for v in row):
         return False
+    if all(v in (None, 0) for row in matrix for v in row):
+        raise NothingToDraw("every value is 0")
     grid = [[float("nan") if v is None else v for v in row + [None] * (n - len(row))] for row in matrix]
     size = min(6.5, 1.2 + 0.55 * n)
     fig.set_size_inches(size, size * 0.85)
@@ -456,6 +622,11 @@ def _scatter(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     points = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
     if not points:
         return False
+    if len(set(points)) < 2:
+        raise NothingToDraw("a single point, given in the table")
+    if all(p[1] == 0 for p in points):
+        raise NothingToDraw("every value is 0")
+    fig.set_size_inches(HALF_WIDTH_IN, HALF_HEIGHT_IN)
     ax.scatter([p[0] for p in points], [p[1] for p in points], s=6, color=PALETTE[0], alpha=0.6, linewidths=0)
     ax.axhline(0.0, color=INK, linewidth=0.6)
     ax.set_xlabel(_text(data, "x_label", "xlabel"))
@@ -508,10 +679,12 @@ def _waterfall(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     base = _num(data.get("base"))
     if base is None or not labels_in or all(v is None for v in values):
         return False
+    if all(v in (None, 0) for v in values):
+        raise NothingToDraw("every contribution is 0")
     labels = [_short(str(x), 30) for x in labels_in]
     n = len(labels)
     side = _nums(data.get("side_values"), n) if isinstance(data.get("side_values"), list) else None
-    fig.set_size_inches(WIDTH_IN, min(9.0, 0.3 * (n + 2) + 1.0))
+    fig.set_size_inches(WIDTH_IN, min(9.0, 0.18 * (n + 2) + 0.75))
     if side is not None:
         fig.clear()  # (a gridspec with its own wspace would defeat tight_layout)
         ax, side_ax = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": (3, 2)})
@@ -591,9 +764,14 @@ _REF_RE: Final = re.compile(r'(?:href="#([^"]+)"|url\(#([^)]+)\))')
 _ID_RE: Final = re.compile(r'\sid="([^"]*)"')
 
 
+#: The chart's text font and the fonts that stand in for it where it is not installed.
+FONT_FAMILY: Final = "'DejaVu Sans', 'Bitstream Vera Sans', Verdana, sans-serif"
+
+
 def _inline(svg: str, prefix: str, title: str) -> str:
     start = svg.find("<svg")
     svg = svg[start:]
+    svg = svg.replace("font-family: 'DejaVu Sans'", f"font-family: {FONT_FAMILY}")
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
     svg = re.sub(r"<style[^>]*>.*?</style>\s*", "", svg, flags=re.S)
     svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S)

@@ -178,22 +178,40 @@ def _draw_thresholds(result: CheckResult) -> None:
     """Turn thresholds on a ratio or difference of rates into lines on the per-group rate chart.
 
     A ratio threshold ``min: r`` means every included group's rate is at least r x the
-    highest; a difference threshold ``max: d`` means at least the highest minus d.
+    highest; a difference threshold ``max: d`` means at least the highest minus d. A chart
+    whose bars name their own metrics (one section per attribute) gets a line per section,
+    from the highest rate of that section.
     """
     for plot in result.plots:
         data = plot.data
-        values = [v for v, ok in zip(data.get("values", []), data.get("included", [])) if ok and v is not None]
-        if not values:
+        values = data.get("values", [])
+        included = data.get("included", [])
+        ratio, difference = data.get("ratio_metric"), data.get("difference_metric")
+        per_bar = isinstance(ratio, list) or isinstance(difference, list)
+        ratios = ratio if isinstance(ratio, list) else [ratio] * len(values)
+        differences = difference if isinstance(difference, list) else [difference] * len(values)
+        lines: list[dict[str, Any] | None] = [None] * len(values)
+        for key in dict.fromkeys(zip(ratios, differences)):
+            members = [i for i, pair in enumerate(zip(ratios, differences)) if pair == key]
+            rates = [values[i] for i in members
+                     if i < len(included) and included[i] and values[i] is not None]
+            if not rates:
+                continue
+            line = None
+            for finding in result.findings:
+                if finding.metric == key[0] and finding.min is not None:
+                    line = {"min": finding.min * max(rates), "label": f"{finding.min:g} x highest"}
+                elif finding.metric == key[1] and finding.max is not None:
+                    line = {"min": max(rates) - finding.max, "label": f"highest - {finding.max:g}"}
+                if line is not None:
+                    break  # one line per chart or section: the first threshold that applies
+            for i in members:
+                lines[i] = line
+        drawn = [line for line in lines if line is not None]
+        if not drawn:
             continue
-        lines = []
-        for finding in result.findings:
-            if finding.metric == data.get("ratio_metric") and finding.min is not None:
-                lines.append({"min": finding.min * max(values), "label": f"{finding.min:g} x highest"})
-            elif finding.metric == data.get("difference_metric") and finding.max is not None:
-                lines.append({"min": max(values) - finding.max, "label": f"highest - {finding.max:g}"})
-        if lines:
-            data["thresholds"] = lines[0]  # one line per chart: the first threshold that applies
-            data["threshold_label"] = lines[0]["label"]
+        data["threshold_label"] = drawn[0]["label"]
+        data["thresholds"] = [line or {} for line in lines] if per_bar else drawn[0]
 
 
 def _executor(options: RunOptions, workers: int, threads: int, run_dir: Path) -> Executor:

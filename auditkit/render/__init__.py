@@ -86,7 +86,13 @@ def _not_written(name: str, exc: BaseException) -> str:
     return f"could not write {name}: {type(exc).__name__}: {_one_line(exc)}"
 
 
-def write_reports(results: dict[str, Any], out_dir: Path, formats: list[str]) -> dict[str, ReportOutcome]:
+#: Called as a format is written: ``(file name, None, True)`` when it starts, then
+#: ``(file name, seconds, staged)``: ``staged`` False when it failed (its outcome says why).
+Progress = Callable[[str, "float | None", bool], None]
+
+
+def write_reports(results: dict[str, Any], out_dir: Path, formats: list[str], *,
+                  progress: Progress | None = None) -> dict[str, ReportOutcome]:
     """Write ``formats`` (a subset of :data:`FORMATS`) for ``results`` into ``out_dir`` as one set.
 
     Returns one :class:`ReportOutcome` per requested format, in the order of
@@ -98,6 +104,9 @@ def write_reports(results: dict[str, Any], out_dir: Path, formats: list[str]) ->
     A format not requested is kept only when the folder's results.json is this very run's
     (``auditkit report results.json --format html`` beside its results.json keeps the
     run's PDF); otherwise it belongs to another run and is removed.
+
+    ``progress`` hears of each format as it starts and ends (the terminal's "writing
+    report.pdf …"); the charts are drawn once, with the first of HTML and PDF.
     """
     out_dir = Path(out_dir)
     wanted = list(dict.fromkeys(formats))
@@ -130,7 +139,7 @@ def write_reports(results: dict[str, Any], out_dir: Path, formats: list[str]) ->
             _commit(out_dir, {}, keep, outcomes)
         else:
             try:
-                _commit(out_dir, _stage(results, staging, known, outcomes), keep, outcomes)
+                _commit(out_dir, _stage(results, staging, known, outcomes, progress), keep, outcomes)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         if lock_fd is not None:
@@ -140,33 +149,43 @@ def write_reports(results: dict[str, Any], out_dir: Path, formats: list[str]) ->
 
 
 def _stage(results: dict[str, Any], staging: Path, known: list[str],
-           outcomes: dict[str, ReportOutcome]) -> dict[str, Path]:
+           outcomes: dict[str, ReportOutcome], progress: Progress | None = None) -> dict[str, Path]:
     """Render each format into ``staging``; returns the staged files by format, records failures."""
+    import time
+
     from auditkit.results.io import dumps, write_synced
 
-    html_text: str | None = None  # drawn once, shared by the HTML and PDF reports
+    # The charts are drawn once and shared by the HTML report and the page laid out as the PDF.
+    figures: Any = None
+    pages: dict[str, str] = {}
 
-    def html() -> str:
-        nonlocal html_text
-        if html_text is None:
-            from auditkit.render.html import render_html
+    def html(medium: str) -> str:
+        nonlocal figures
+        if medium not in pages:
+            from auditkit.render.figures import Figures
+            from auditkit.render.html import plots_of, render_html
 
-            html_text = render_html(results)
-        return html_text
+            if figures is None:
+                figures = Figures(plots_of(results))
+            pages[medium] = render_html(results, medium=medium, figures=figures)
+        return pages[medium]
 
     staged: dict[str, Path] = {}
     for fmt in known:
         path = staging / FILE_NAMES[fmt]
+        started = time.perf_counter()
+        if progress is not None:
+            progress(FILE_NAMES[fmt], None, True)
         try:
             if fmt == "json":
                 payload = dumps(results).encode("utf-8")
             elif fmt == "html":
-                payload = html().encode("utf-8")
+                payload = html("screen").encode("utf-8")
             elif fmt == "pdf":
                 from auditkit.render.pdf import _import_weasyprint, epoch_of, html_to_pdf
 
                 _import_weasyprint()  # PdfUnavailable before the HTML is drawn for nothing
-                payload = html_to_pdf(html(), epoch=epoch_of(results))
+                payload = html_to_pdf(html("print"), epoch=epoch_of(results))
             elif fmt == "junit":
                 from auditkit.render.junit import render_junit
 
@@ -181,6 +200,8 @@ def _stage(results: dict[str, Any], staging: Path, known: list[str],
             path.unlink(missing_ok=True)  # a partial file's blocks back to a full disk, for the next format
         else:
             staged[fmt] = path
+        if progress is not None:
+            progress(FILE_NAMES[fmt], time.perf_counter() - started, fmt in staged)
     return staged
 
 

@@ -30,6 +30,7 @@ from auditkit.render.case_files import MAX_CASES, case_files
 from auditkit.render.limitations import limitations
 from auditkit.render.summary import executive_summary
 from auditkit.render.compliance import compliance_view
+from auditkit.render.figures import MEDIA, Figures
 from auditkit.render.format import (
     checks_of,
     DASH,
@@ -55,8 +56,36 @@ TEMPLATE_PACKAGE: Final = "auditkit.templates"
 REPORT_TEMPLATE: Final = "report.html.j2"
 STYLESHEET: Final = "report.css"
 GENERIC_SECTION: Final = "sections/generic.html.j2"
-#: Rows of one table shown in the report; results.json keeps them all.
-TABLE_ROW_LIMIT: Final = 50
+#: Rows of one table in the HTML report; results.json keeps them all.
+TABLE_ROW_LIMIT: Final = 1000
+#: Rows of a long table printed in the PDF; the HTML shows the others under a <details>.
+PRINT_ROW_LIMIT: Final = 15
+#: A table of more rows than this is cut to PRINT_ROW_LIMIT in the PDF; a shorter one is printed whole
+#: (cutting 18 rows to 15 would save nothing a reader notices).
+PRINT_CUT_AFTER: Final = 20
+#: Human titles of the tables the built-in checks write, by check type and table name (any
+#: type: ``None``); another table is titled from its name (``least_stable_rows``: "Least stable rows").
+TABLE_TITLES: Final[dict[tuple[str | None, str], str]] = {
+    (None, "confusion"): "Confusion matrix: decisions against outcomes",
+    ("data_integrity", "columns"): "Columns: type, missing values and range against the reference data",
+    ("data_integrity", "duplicate_rows"): "Duplicated rows, each with the earlier row it repeats",
+    ("group_fairness", "groups"): "Rates per group",
+    ("group_fairness", "disparities"): "Gaps between groups: ratios and differences of each rate",
+    ("proxy_detection", "proxies"): "How well each feature alone predicts a protected attribute",
+    ("proxy_detection", "all_features"): "How well all features together predict each protected attribute",
+    ("shap_importance", "importance"): "Mean absolute SHAP value per feature",
+    ("permutation_importance", "importance"): "Permutation importance per feature",
+    ("partial_dependence", "pdp"): "Partial dependence per feature",
+    ("noise_robustness", "levels"): "Decisions and scores under each noise level",
+    ("noise_robustness", "sensitivity"): "Sensitivity per feature",
+    ("explanation_stability", "least_stable_rows"): "The rows whose explanations change most under noise",
+    ("adversarial", "examples"): "The smallest changes found that flip a decision",
+    ("adversarial", "by_group"): "Flips per group",
+    ("missing_values", "features"): "What a missing value of each feature does",
+    ("out_of_range", "probes"): "Extreme and impossible values probed, per feature",
+    ("counterfactuals", "groups"): "Recourse per group",
+    ("anchors", "anchors"): "Anchors: rules, precision and coverage",
+}
 #: Columns beyond which a table is printed on a landscape page.
 WIDE_TABLE_COLUMNS: Final = 9
 #: Columns of one printed table; a wider one is cut into parts.
@@ -105,6 +134,7 @@ def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
         "has_p_adjusted": any(r["p_adjusted"] for r in rows),
         "method": shared,
         "method_for_all": shared is not None and uses == sum(methods.values()),
+        "cut": PRINT_ROW_LIMIT if len(rows) > PRINT_CUT_AFTER else len(rows),
     }
 
 
@@ -173,7 +203,7 @@ def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
         ci_key = column + "_ci"
         plain = isinstance(value, int) and not isinstance(value, bool) and _is_identifier(column)
         return {
-            "text": str(value) if plain else format_cell(value),
+            "text": str(value) if plain else format_changes(value) if is_changes(value) else format_cell(value),
             "ci": format_ci(record[ci_key]) if ci_key in merged and record.get(ci_key) is not None else "",
             "numeric": numeric[column],
             "null": value is None,
@@ -202,9 +232,41 @@ def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
         "parts": parts,
         "total": len(rows),
         "more": max(0, len(rows) - limit),
+        # rows printed in the PDF; the HTML shows the rest under a <details>
+        "cut": PRINT_ROW_LIMIT if len(shown) > PRINT_CUT_AFTER else len(shown),
         # The print stylesheet sets a medium table smaller and a wide one on a landscape page.
         "width": "wide" if widest > WIDE_TABLE_COLUMNS else "medium" if widest > 6 else "narrow",
     }
+
+
+def is_changes(value: Any) -> bool:
+    """A ``{feature: [before, after]}`` mapping (counterfactuals, adversarial examples)."""
+    return (isinstance(value, dict) and bool(value)
+            and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value.values()))
+
+
+def format_changes(value: dict[str, Any]) -> str:
+    """``income 15,960 → 16,495; debt_ratio 0.138 → 0.14``: each changed feature, before → after
+    (a pair that did not change is left out)."""
+    return "; ".join(f"{feature} {format_cell(pair[0])} → {format_cell(pair[1])}"
+                     for feature, pair in value.items() if pair[0] != pair[1])
+
+
+def changed_items(changes: Any) -> list[tuple[str, Any]]:
+    """The ``(feature, [before, after])`` pairs of a changes mapping whose value really changed."""
+    if not isinstance(changes, dict):
+        return []
+    return [(str(k), v) for k, v in changes.items()
+            if isinstance(v, (list, tuple)) and len(v) == 2 and v[0] != v[1]]
+
+
+def table_title(check_type: Any, name: Any) -> str:
+    """A table's title for a reader: the built-in checks' own, else its name in words."""
+    title = TABLE_TITLES.get((str(check_type), str(name))) or TABLE_TITLES.get((None, str(name)))
+    if title:
+        return title
+    words = " ".join(str(name).replace("_", " ").split())
+    return words[:1].upper() + words[1:] if words else "Table"
 
 
 def breakable(name: Any) -> Markup:
@@ -367,6 +429,12 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         chart=_chart,
         badge=badge,
         table_view=table_view,
+        table_title=table_title,
+        changed_items=changed_items,
+        case_of=lambda plot: None,
+        figure=_figure,
+        medium="screen",
+        print_row_limit=PRINT_ROW_LIMIT,
         metrics_view=metrics_view,
         comparisons_view=comparisons_view,
         key_figures=key_figures,
@@ -398,13 +466,55 @@ def _chart(plot: Any, id_prefix: str) -> Markup:
     return Markup(svg)
 
 
-def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = None) -> str:
+def _figure_of(figures: Figures, medium: str) -> Callable[[Any, str], dict[str, Any]]:
+    def figure(plot: Any, id_prefix: str) -> dict[str, Any]:
+        """A plot for a template: its ``markup`` (empty when nothing was drawn), the ``reason``
+        why not, and ``half`` (a small chart: two stand side by side)."""
+        try:
+            chart = figures.chart(plot)
+            markup = figures.markup(plot, id_prefix, medium)
+        except Exception:  # noqa: BLE001 - a chart never costs the report; its data are in the tables
+            return {"markup": Markup(""), "reason": "not drawn: its data are malformed", "half": False}
+        return {"markup": markup, "reason": chart.reason, "half": chart.half}
+    return figure
+
+
+def _figure(plot: Any, id_prefix: str) -> dict[str, Any]:
+    return _figure_of(Figures(), "screen")(plot, id_prefix)
+
+
+def _case_of(cases: list[dict[str, Any]]) -> Callable[[Any], Any]:
+    """For a plot, the row of the case file that draws it (None when none does): a per-row
+    chart is drawn once, in its case file, and the check's section points there."""
+    drawn: dict[int, Any] = {}
+    for case in cases[:MAX_CASES]:
+        for item in case["waterfalls"][:1] + case["profiles"][:2]:
+            drawn[id(item["plot"])] = case["row"]
+    return lambda plot: drawn.get(id(plot))
+
+
+def plots_of(results: dict[str, Any]) -> list[Any]:
+    """Every plot of every check, in report order (what :class:`Figures` draws up front)."""
+    return [plot for check in checks_of(results) for plot in (check.get("plots") or [])
+            if isinstance(check.get("plots"), list)]
+
+
+def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = None, medium: str = "screen",
+                figures: Figures | None = None) -> str:
     """The whole report as one self-contained HTML page (no script, no external URL).
 
-    ``env`` replaces the shipped templates (see :func:`build_environment`); for tests.
+    ``medium`` ``"screen"`` is report.html: charts as inline SVG, long tables whole (the rows
+    past the printed ones under a ``<details>``). ``"print"`` is the page WeasyPrint lays out
+    as report.pdf: charts as ``data:`` images (see :mod:`auditkit.render.figures`) and long
+    tables cut to their first rows with a note. ``figures`` carries charts drawn already
+    (one drawing serves both media); by default they are drawn here. ``env`` replaces the
+    shipped templates (see :func:`build_environment`); for tests.
     """
     from auditkit import __version__
 
+    if medium not in MEDIA:
+        raise ValueError(f"medium must be one of {', '.join(MEDIA)}, got {medium!r}")
+    figures = figures if figures is not None else Figures(plots_of(results))
     env = env if env is not None else environment()
     assert env.loader is not None
     css, _, _ = env.loader.get_source(env, STYLESHEET)
@@ -414,10 +524,11 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
     environment_info = inputs.get("environment") if isinstance(inputs.get("environment"), dict) else {}
     packages = environment_info.get("packages") if isinstance(environment_info.get("packages"), dict) else {}
     template = env.get_template(REPORT_TEMPLATE)
+    cases = case_files(results, checks)
     return template.render(
         results=results,
         checks=checks,
-        cases=case_files(results, checks),
+        cases=cases,
         compliance=compliance_view(results, checks),  # regulatory mapping and cross-check findings, or None
         title=report_title(results),
         organization=report.get("organization") if isinstance(report.get("organization"), str) else "",
@@ -435,6 +546,9 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
         packages=sorted((str(k), str(v)) for k, v in packages.items()),
         renderer_version=__version__,
         css=Markup(_css_for_style_element(css)),
+        medium=medium,
+        figure=_figure_of(figures, medium),
+        case_of=_case_of(cases),
     )
 
 

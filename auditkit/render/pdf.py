@@ -1,7 +1,9 @@
 """The report as a paginated PDF: WeasyPrint's rendering of the HTML report.
 
-Same markup as report.html; the print rules of ``templates/report.css`` make the pages (A4,
-a cover, "Page x of y", the title in the header of later pages).
+The markup of report.html drawn for print (``render_html(..., medium="print")``: the charts
+as ``data:`` images, long tables cut to their first rows); the print rules of
+``templates/report.css`` make the pages (A4, a cover, "Page x of y", the title in the header
+of later pages).
 
 WeasyPrint fetches every URL a page names (images, stylesheets, SVG ``href``), local files
 included, with its default fetcher. The report needs none: everything is inline. So it is
@@ -171,4 +173,4 @@ def render_pdf(results: dict[str, Any]) -> bytes:
     from auditkit.render.html import render_html
 
     _import_weasyprint()  # fail before the HTML is drawn when the PDF cannot be made
-    return html_to_pdf(render_html(results), epoch=epoch_of(results))
+    return html_to_pdf(render_html(results, medium="print"), epoch=epoch_of(results))

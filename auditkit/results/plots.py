@@ -54,13 +54,15 @@ class BarData(TypedDict, total=False):
     horizontal: bool
     thresholds: Union[ThresholdLine, list[ThresholdLine]]  # one line across, or one per bar
     threshold_label: str
+    # the section of each bar (e.g. its protected attribute): bars drawn in labelled sections
+    sections: list[str]
     # per-group rate charts (group_fairness): which bars enter the ratio, and which metrics
-    # the engine draws threshold lines for
+    # the engine draws threshold lines for (one name for the chart, or one per bar)
     included: list[bool]
     attribute: str
     rate: str
-    ratio_metric: str
-    difference_metric: str
+    ratio_metric: Union[str, list[str]]
+    difference_metric: Union[str, list[str]]
 
 
 class LineData(TypedDict, total=False):

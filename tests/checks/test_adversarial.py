@@ -67,3 +67,36 @@ def test_immutable_features_are_never_changed_and_groups_are_compared(linear):
     # the groups were drawn at random: about equally hard to flip
     assert {r["group"] for r in free.tables["by_group"]} == {"A", "B"}
     assert 0.5 < free.metrics["median_perturbation_ratio[group]"].value <= 1.0
+
+
+def test_integer_and_decimal_features_are_searched_on_their_resolution(tmp_path):
+    """An integer count is never proposed as 3.0002, a ratio written with 2 decimals never as
+    0.4312; a change below a feature's resolution is no change, and is not listed."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    n = 2000
+    X = pd.DataFrame({"count": rng.integers(0, 12, n).astype(float),   # integer-valued floats
+                      "ratio": np.round(rng.uniform(0, 1, n), 2),
+                      "amount": rng.integers(1_000, 50_000, n)})      # an integer dtype
+    logit = 0.6 * X["count"] + 3.0 * X["ratio"] + X["amount"] / 20_000 - 6.0
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    model = LogisticRegression(max_iter=2000).fit(X, y)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model))
+    data = _data_with_model(path, X.assign(y=y), list(X.columns), "y")
+    output = run_check("adversarial", data, {"max_rows": 60, "epsilon": 0.2})
+    examples = output.tables["examples"]
+    assert examples
+    for example in examples:
+        row = X.iloc[example["row"]]
+        changed = row.copy()
+        for name, (before, after) in example["changes"].items():
+            assert before != after  # only features that changed are listed
+            if name in ("count", "amount"):
+                assert isinstance(before, int) and isinstance(after, int), (name, before, after)
+            else:
+                assert after == round(after, 2)
+            changed[name] = after
+        decisions = model.predict_proba(pd.DataFrame([row, changed]))[:, 1] >= 0.5
+        assert decisions[0] != decisions[1]  # the flip holds at the reported, on-grid values

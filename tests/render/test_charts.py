@@ -9,6 +9,7 @@ import matplotlib
 import pytest
 
 from auditkit.charts import plot_to_svg
+from auditkit.charts.svg import THRESHOLD_COLOUR
 
 BAR: dict[str, Any] = {
     "kind": "bar",
@@ -53,7 +54,7 @@ def test_same_plot_gives_the_same_bytes():
 
 def test_ids_are_prefixed_and_references_resolve_inside_the_svg():
     svg = plot_to_svg(BAR, id_prefix="c3p2-")
-    assert ids(svg), "a chart with text as paths defines glyphs and clip paths"
+    assert ids(svg), "a chart defines its clip paths"
     assert all(i.startswith("c3p2-") for i in ids(svg))
     assert refs(svg) <= set(ids(svg))
 
@@ -151,7 +152,8 @@ def test_thresholds_as_one_dict_or_one_per_bar_are_drawn():
     one = plot_to_svg({"kind": "bar", "title": "t", "data": {**base, "thresholds": {"min": 0.8, "max": 1.0}}})
     each = plot_to_svg({"kind": "bar", "title": "t", "data": {**base, "thresholds": [{"min": 0.8}, {"max": 0.95}]}})
     assert len({plain, one, each}) == 3
-    assert "#a8322d" in one and "#a8322d" in each and "#a8322d" not in plain  # the threshold colour
+    colour = THRESHOLD_COLOUR.lower()  # matplotlib writes colours in lower case
+    assert colour in one and colour in each and colour not in plain
 
 
 def test_many_long_labels_make_a_taller_horizontal_chart():
@@ -217,3 +219,102 @@ def test_a_line_chart_marks_points_and_draws_a_reference_line():
     marked = plot_to_svg({"kind": "line", "title": "p", "data": {**line, "markers": [{"x": 50, "y": 0.5}],
                                                                  "hline": {"y": 0.5, "label": "decision threshold"}}})
     assert plain.startswith("<svg") and marked.startswith("<svg") and marked != plain
+
+
+# ---------------------------------------------------------------------------- degenerate charts, palette, layout
+
+
+@pytest.mark.parametrize("plot, reason", [
+    ({"kind": "bar", "title": "t", "data": {"labels": ["a", "b", "c"], "values": [0, 0.0, None]}}, "every value is 0"),
+    ({"kind": "bar", "title": "t", "data": {"labels": ["only"], "values": [0.4], "ci_low": [0.3], "ci_high": [0.5]}},
+     "a single value"),
+    ({"kind": "line", "title": "t", "data": {"series": [{"x": [0.1], "y": [0.5]}, {"x": [0.1], "y": [0.5]}]}},
+     "a single point"),
+    ({"kind": "line", "title": "t", "data": {"series": [{"x": [0, 1, 2], "y": [0, 0, 0]}]}}, "every value is 0"),
+    ({"kind": "hist", "title": "t", "data": {"edges": [0.0, 0.5, 1.0], "counts": [0, 200]}}, "one bin, 0.5 to 1"),
+    ({"kind": "scatter", "title": "t", "data": {"x": [1, 1], "y": [2, 2]}}, "a single point"),
+    ({"kind": "waterfall", "title": "t", "data": {"labels": ["a", "b"], "values": [0, 0], "base": 0.1}},
+     "every contribution is 0"),
+])
+def test_a_degenerate_plot_is_not_drawn_and_says_why(plot, reason):
+    from auditkit.charts.svg import draw_plot
+
+    chart = draw_plot(plot)
+    assert chart.svg == "" and plot_to_svg(plot) == ""
+    assert chart.reason.startswith("nothing to draw: ") and reason in chart.reason
+
+
+def test_a_non_negative_quantity_gets_no_negative_axis():
+    from matplotlib.figure import Figure
+
+    from auditkit.charts import svg as charts
+
+    # one bar of zero among small positives: matplotlib's margins used to put -0.005 under it
+    for kind, data in [("bar", {"labels": ["a", "b", "c"], "values": [0.0, 0.002, 0.01]}),
+                       ("bar", {"labels": ["a", "b"], "values": [0.0, 40], "horizontal": True}),
+                       ("line", {"series": [{"x": [0, 1, 2], "y": [0.0, 0.3, 0.1]}]}),
+                       ("hist", {"edges": [0, 1, 2, 3], "counts": [0, 5, 2]})]:
+        fig = Figure()
+        ax = fig.add_subplot()
+        assert charts._DRAWERS[kind](fig, ax, data)
+        charts._no_negative_axis(ax)
+        low = min(ax.get_xlim()) if data.get("horizontal") else min(ax.get_ylim())
+        assert low >= 0, (kind, ax.get_xlim(), ax.get_ylim())
+    # a quantity that does go negative keeps its negative axis
+    fig = Figure()
+    ax = fig.add_subplot()
+    charts._bar(fig, ax, {"labels": ["a", "b"], "values": [-0.2, 0.5]})
+    charts._no_negative_axis(ax)
+    assert min(ax.get_ylim()) < -0.2
+
+
+def test_the_palette_is_okabe_ito_without_green_and_thresholds_are_vermillion():
+    from auditkit.charts.svg import PALETTE
+
+    okabe_ito = {"#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"}
+    greys = {"#8C8C8C"}
+    assert set(PALETTE) <= okabe_ito | greys
+    assert "#009E73" not in PALETTE  # no orange-green or red-green pair can be drawn
+    assert THRESHOLD_COLOUR == "#D55E00" and THRESHOLD_COLOUR not in PALETTE
+    # the colours a chart draws come from the palette (and the threshold colour)
+    svg = plot_to_svg({"kind": "line", "title": "t", "data": {"series": [
+        {"name": f"s{i}", "x": [0, 1, 2], "y": [i, i + 1, i]} for i in range(4)], "thresholds": {"max": 2}}})
+    drawn = {c.upper() for c in re.findall(r'stroke="(#[0-9a-fA-F]{6})"', svg)}
+    assert drawn <= set(PALETTE) | {THRESHOLD_COLOUR} | {"#333333", "#8C8C8C", "#E2E2E2", "#767676", "#FFFFFF"}, drawn
+    assert "#0072B2" in drawn and "#E69F00" in drawn
+
+
+def test_grouped_bars_draw_one_section_per_attribute_with_its_own_threshold_line():
+    from auditkit.charts.svg import draw_plot
+
+    data = {"labels": ["F", "M", "Asian", "Black", "White"], "values": [0.62, 0.66, 0.7, 0.52, 0.69],
+            "sections": ["sex", "sex", "race", "race", "race"], "included": [True, True, True, True, False],
+            "thresholds": [{"min": 0.53}, {"min": 0.53}, {"min": 0.56}, {"min": 0.56}, {}]}
+    chart = draw_plot({"kind": "bar", "title": "Selection rate per group", "data": data})
+    assert chart.svg and chart.half  # a short sectioned chart takes half the width
+    flat = draw_plot({"kind": "bar", "title": "Selection rate per group",
+                      "data": {k: v for k, v in data.items() if k != "sections"}})
+    assert flat.svg != chart.svg
+    # one threshold segment per section (the bars of a section share theirs), none for "{}"
+    segments = re.findall(r'<g id="LineCollection_\d+">\s*<path[^>]*stroke: #d55e00', chart.svg)
+    assert len(segments) == 2
+
+
+def test_small_charts_are_half_width_and_wide_ones_full():
+    from auditkit.charts.svg import HALF_WIDTH_IN, WIDTH_IN, draw_plot
+
+    few = draw_plot({"kind": "bar", "title": "t", "data": {"labels": ["a", "b", "c"], "values": [1, 2, 3]}})
+    many = draw_plot({"kind": "bar", "title": "t", "data": {"labels": [f"g{i}" for i in range(10)],
+                                                            "values": list(range(1, 11))}})
+    hist = draw_plot({"kind": "hist", "title": "t", "data": {"edges": [0, 1, 2, 3], "counts": [3, 0, 7]}})
+    assert few.width_in == HALF_WIDTH_IN and hist.width_in == HALF_WIDTH_IN
+    assert many.width_in == WIDTH_IN
+    assert f'width="{HALF_WIDTH_IN * 72:g}pt"' in few.svg
+
+
+def test_chart_text_is_escaped_svg_text_in_dejavu_sans_or_a_look_alike():
+    svg = plot_to_svg({"kind": "bar", "title": "t", "data": {"labels": ["<b>F</b>", "M & co"], "values": [1, 2],
+                                                              "y_label": "rate"}})
+    assert "DejaVuSans-" not in svg  # no glyph outlines: one <text> per label
+    assert "&lt;b&gt;F&lt;/b&gt;" in svg and "<b>" not in svg and "M &amp; co" in svg
+    assert "font-family=\"&#x27;DejaVu Sans&#x27;, &#x27;Bitstream Vera Sans&#x27;, Verdana, sans-serif\"" in svg

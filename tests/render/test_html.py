@@ -10,7 +10,7 @@ import markupsafe
 import pytest
 
 from auditkit.render.format import format_ci, format_number, format_threshold
-from auditkit.render.html import TABLE_ROW_LIMIT, build_environment, environment, render_html
+from auditkit.render.html import PRINT_ROW_LIMIT, TABLE_ROW_LIMIT, build_environment, environment, render_html
 
 #: The hostile column name of tests/data/example_results.json.
 EVIL_COLUMN = '=HYPERLINK("http://evil")<script>alert(1)</script>'
@@ -150,14 +150,48 @@ def test_a_check_with_only_the_required_keys_renders(empty_results):
     assert "x = 1" in text  # the glance table falls back on the first metrics
 
 
-def test_long_tables_are_cut_with_a_pointer_to_results_json(example_results, edit_check):
+def test_a_long_table_is_whole_in_the_html_and_cut_to_its_first_rows_in_print(example_results, edit_check):
     rows = [{"feature": f"f{i}", "mean_abs_shap": 1 / (i + 1), "rank": i + 1} for i in range(120)]
     results = edit_check(example_results, 1, tables={"importance": rows})
-    page = render_html(results)
-    assert "f49<" in page and "f50<" not in page
-    assert TABLE_ROW_LIMIT == 50
+    screen = render_html(results)
+    assert all(f">f{i}<" in screen for i in range(120))  # every row, the ones past 15 under a <details>
+    assert "<details" in screen and "The other 105 rows" in visible_text(screen)
+    printed = render_html(results, medium="print")
+    assert ">f14<" in printed and ">f15<" not in printed and "<details" not in printed
+    note = re.sub(r"\s+([)])|([(])\s+", r"\1\2", visible_text(printed))
+    assert (f"First {PRINT_ROW_LIMIT} of 120 rows; all rows in results.json (checks[1].tables.importance) "
+            "and the HTML report.") in note
+
+
+def test_a_table_a_little_longer_than_the_print_cut_is_printed_whole(example_results, edit_check):
+    rows = [{"feature": f"f{i}", "rank": i + 1} for i in range(18)]
+    printed = render_html(edit_check(example_results, 1, tables={"importance": rows}), medium="print")
+    assert ">f17<" in printed and "First 15 of" not in printed
+
+
+def test_rows_past_the_html_limit_are_left_to_results_json(example_results, edit_check):
+    rows = [{"feature": f"f{i}", "rank": i + 1} for i in range(TABLE_ROW_LIMIT + 70)]
+    page = render_html(edit_check(example_results, 1, tables={"importance": rows}))
+    assert f">f{TABLE_ROW_LIMIT - 1}<" in page and f">f{TABLE_ROW_LIMIT}<" not in page
     assert "70 more rows in results.json" in visible_text(page)
-    assert "checks[1].tables.importance" in page
+
+
+def test_tables_have_human_titles_not_internal_names(example_results, edit_check):
+    results = edit_check(example_results, 1, tables={"duplicate_rows": [{"row": 3, "duplicate_of": 1}],
+                                                     "least_stable_rows": [{"row": 3}]})
+    assert results["checks"][1]["type"] == "data_integrity"
+    page = render_html(results)
+    text = visible_text(page)
+    assert "Duplicated rows, each with the earlier row it repeats" in text  # the check type's own title
+    assert "Least stable rows" in text  # an unknown table: its name in words
+    assert "Table:" not in text and not re.search(r"<h4[^>]*>duplicate_rows", page)
+
+
+def test_changes_list_the_features_that_changed_before_and_after(example_results, edit_check):
+    rows = [{"row": 7, "changes": {"income": [15960, 16495], "n_open_accounts": [1, 1], "debt_ratio": [0.138, 0.14]}}]
+    text = visible_text(render_html(edit_check(example_results, 1, tables={"examples": rows})))
+    assert "income 15,960 → 16,495; debt_ratio 0.138 → 0.14" in text
+    assert "n_open_accounts" not in text
 
 
 def test_metrics_with_different_methods_say_each(example_results, edit_check):
@@ -176,7 +210,7 @@ def test_very_wide_tables_are_cut_into_parts_repeating_the_key_columns(example_r
     record = {"attribute": "sex", "group": "F", **{f"rate_{i}": i / 100 for i in range(20)}, "row": 12345}
     page = render_html(edit_check(example_results, 1, tables={"groups": [record]}))
     text = visible_text(page)
-    assert "Table: groups (1 of 2)" in text and "Table: groups (2 of 2)" in text
+    assert "Groups (1 of 2)" in text and "Groups (2 of 2)" in text
     assert text.count("attribute group") == 2  # the key columns head both parts
     assert "12345" in text and "12,345" not in text  # a row number is not a quantity
 
@@ -207,7 +241,7 @@ def test_a_check_type_with_its_own_section_template_uses_it(example_results, tmp
     page = render_html(example_results, env=build_environment(templates))
     assert page.count("custom integrity section") == 1
     assert "custom integrity section for data-quality" in page
-    assert "Table: confusion" in page  # the performance check still uses the generic section
+    assert "Confusion matrix: decisions against outcomes" in page  # the performance check uses the generic section
 
 
 def test_a_check_type_cannot_name_a_template_outside_sections(example_results):

@@ -212,18 +212,7 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
         comparisons.extend(found)
         metrics[f"selection_rate_p_value[{grouping.attribute}]"] = _omnibus(counts, data.favorable_decision, included)
         metrics[f"groups_compared[{grouping.attribute}]"] = Metric(float(included.sum()), n=int(sizes.sum()))
-        for name in PLOTTED:
-            if y is None and name != "selection_rate":
-                continue
-            rows = [r for r in groups_table if r["attribute"] == grouping.attribute and r.get(name) is not None]
-            plots.append(Plot("bar", f"{name.replace('_', ' ')} by {grouping.attribute}", {
-                "labels": [r["group"] for r in rows], "values": [r[name] for r in rows],
-                "ci_low": [r.get(f"{name}_ci", [None, None])[0] for r in rows],
-                "ci_high": [r.get(f"{name}_ci", [None, None])[1] for r in rows],
-                "included": [r["included"] for r in rows], "y_label": name.replace("_", " "),
-                "attribute": grouping.attribute, "rate": name, "ratio_metric": f"{name}_ratio[{grouping.attribute}]",
-                "difference_metric": f"{name}_difference[{grouping.attribute}]",
-                "n": int(sizes.sum()), "level": params.confidence}))
+    plots.extend(_rate_plots(groups_table, y is not None, params.confidence, len(decisions)))
     if method:
         notes.append(f"intervals: {method} (seeded)")
     notes.extend(power_notes(comparisons, alpha=data.alpha, power=data.power))
@@ -271,6 +260,31 @@ def _link(metrics: dict[str, Metric], attribute: str, records: list[dict[str, An
                     rate = rates[1] if worse_second else rates[0]
             attach(metric, worst(records, attribute=attribute, rate=rate, kind=kind), records, attribute=attribute,
                    rates=rates)
+
+
+def _rate_plots(groups_table: list[dict[str, Any]], labelled: bool, level: float, n: int) -> list[Plot]:
+    """One chart per rate with every group of every attribute, a section per attribute: four
+    charts whatever the number of attributes (a chart per rate and attribute made a dozen).
+    Each bar names the ratio and difference metrics of its attribute, so the engine can draw
+    each section's threshold line."""
+    plots = []
+    for name in PLOTTED:
+        if not labelled and name != "selection_rate":
+            continue
+        rows = [r for r in groups_table if r.get(name) is not None]
+        if not rows:
+            continue
+        words = name.replace("_", " ")
+        plots.append(Plot("bar", f"{words[0].upper()}{words[1:]} per group", {
+            "labels": [r["group"] for r in rows], "values": [r[name] for r in rows],
+            "ci_low": [r.get(f"{name}_ci", [None, None])[0] for r in rows],
+            "ci_high": [r.get(f"{name}_ci", [None, None])[1] for r in rows],
+            "included": [r["included"] for r in rows], "sections": [r["attribute"] for r in rows],
+            "y_label": words, "rate": name,
+            "ratio_metric": [f"{name}_ratio[{r['attribute']}]" for r in rows],
+            "difference_metric": [f"{name}_difference[{r['attribute']}]" for r in rows],
+            "n": n, "level": level}))
+    return plots
 
 
 _AGGREGATE_SOURCE = {

@@ -167,7 +167,7 @@ def _ratio_metrics(attribute: str, compared: GroupRecourse, found: Recourse,
 
 
 def _plots(space: Space, found: Recourse, burden_plots: list[Plot]) -> list[Plot]:
-    """Distance of each counterfactual, features changed, then recourse burden by attribute."""
+    """Distance of each counterfactual, features changed, then recourse burden per group."""
     hits = int(found.found.sum())
     if not hits:
         return burden_plots
@@ -183,12 +183,16 @@ def _plots(space: Space, found: Recourse, burden_plots: list[Plot]) -> list[Plot
             *burden_plots]
 
 
-def _burden_plot(attribute: str, compared: GroupRecourse, n: int) -> Plot | None:
-    means = [g["mean_distance"] for g in compared.groups]
-    if all(m is None for m in means):
+def _burden_plot(groups: list[dict[str, Any]], n: int, min_group_size: int) -> Plot | None:
+    """Mean distance of the counterfactual per group, one section per protected attribute (one
+    chart, not one per attribute); none when no attribute has two groups large enough to compare."""
+    rows = [g for g in groups if g.get("mean_distance") is not None]
+    large = [g["attribute"] for g in rows if g["n"] >= min_group_size]
+    if not any(large.count(attribute) >= 2 for attribute in set(large)):
         return None
-    return Plot("bar", f"Recourse burden by {attribute}: mean distance of the counterfactual", {
-        "labels": [g["group"] for g in compared.groups], "values": means,
+    return Plot("bar", "Recourse burden per group: mean distance of the counterfactual", {
+        "labels": [g["group"] for g in rows], "values": [g["mean_distance"] for g in rows],
+        "sections": [g["attribute"] for g in rows], "included": [g["n"] >= min_group_size for g in rows],
         "y_label": "mean distance (MADs + categories)", "n": n})
 
 
@@ -330,7 +334,6 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
 
     metrics = _overall(found)
     groups: list[dict[str, Any]] = []
-    burden_plots: list[Plot] = []
     explained = data.frame.iloc[positions]
     for attribute in data.protected:
         if not len(positions):
@@ -342,10 +345,9 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
                                   confidence=params.confidence)
         groups.extend(compared.groups)
         metrics.update(_ratio_metrics(attribute, compared, found, params))
-        plot = _burden_plot(attribute, compared, len(positions))
-        if plot is not None and len(burden_plots) < 3:
-            burden_plots.append(plot)
 
+    burden = _burden_plot(groups, len(positions), params.min_group_size)
+    burden_plots: list[Plot] = [burden] if burden is not None else []
     notes.extend(_search_notes(space, found, reasons, params, queries))
     tables = {"counterfactuals": _records(data, positions, X, space, found), **({"groups": groups} if groups else {})}
     return CheckOutput(metrics=metrics, tables=tables, plots=_plots(space, found, burden_plots), notes=notes)

@@ -1,7 +1,7 @@
 """``adversarial``: the smallest change of mutable numeric inputs that flips a decision (black box)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,7 @@ from pydantic import Field
 from auditkit.core.decisions import decide
 from auditkit.methods.groups import make_grouping
 from auditkit.methods.probes import is_numeric
+from auditkit.methods.values import as_resolution, resolution_of, snap_nearest
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
 from auditkit.errors import CheckError
@@ -31,24 +32,47 @@ class AdversarialParams(CheckParams):
     gradient_samples: int = Field(24, ge=4, le=500, description="Decision probes per row to estimate each gradient.")
 
 
+Project = Callable[[np.ndarray], np.ndarray]
+
+
 def _bisect(ctx: AuditContext, base: pd.DataFrame, start: np.ndarray, end: np.ndarray, columns: list[str],
-            flipped_decision: np.ndarray, steps: int, threshold: float) -> np.ndarray:
-    """For each row, the point on start -> end closest to start that still has the flipped decision."""
+            flipped_decision: np.ndarray, steps: int, threshold: float, project: Project) -> np.ndarray:
+    """For each row, the point on start -> end closest to start that still has the flipped decision.
+
+    Every probe is projected onto the features' resolution first, and the point returned is
+    the projection of the last probe that flipped (``end`` itself, on the grid, flips)."""
     low, high = np.zeros(len(start)), np.ones(len(start))
     for _ in range(steps):
         mid = (low + high) / 2
         probe = base.copy()
-        probe[columns] = start + mid[:, None] * (end - start)
+        probe[columns] = project(start + mid[:, None] * (end - start))
         decisions = decide(ctx.model.predict(probe), threshold)
         ok = decisions == flipped_decision
         high = np.where(ok, mid, high)
         low = np.where(ok, low, mid)
-    return start + high[:, None] * (end - start)
+    return project(start + high[:, None] * (end - start))
+
+
+def _drop_changes(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point: np.ndarray, columns: list[str],
+                  flipped: np.ndarray, threshold: float) -> np.ndarray:
+    """Feature by feature, put the row's own value back wherever the decision stays flipped
+    without the change: the example lists only the features the flip needs."""
+    for j in range(len(columns)):
+        moved = point[:, j] != x0[:, j]
+        if not moved.any():
+            continue
+        trial = point.copy()
+        trial[:, j] = x0[:, j]
+        probe = base.copy()
+        probe[columns] = trial
+        ok = (decide(ctx.model.predict(probe), threshold) == flipped) & moved
+        point = np.where(ok[:, None], trial, point)
+    return point
 
 
 def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point: np.ndarray, columns: list[str],
                     flipped: np.ndarray, scale: np.ndarray, low: np.ndarray, high: np.ndarray,
-                    params: AdversarialParams, threshold: float) -> np.ndarray:
+                    params: AdversarialParams, threshold: float, project: Project) -> np.ndarray:
     """Walk along the decision boundary towards the row (as HopSkipJump does): estimate the
     boundary's normal from decision-only probes around the current point, step along it, and
     bisect back to the boundary; keep a step only when it comes closer to the row."""
@@ -72,12 +96,12 @@ def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point
         usable = norm[:, 0] > 0
         gradient = np.where(usable[:, None], gradient / np.where(norm > 0, norm, 1.0), 0.0)
         step = distance / np.sqrt(round_ + 1)
-        candidate = np.clip(point + (step[:, None] * gradient) * scale, low, high)
+        candidate = project(np.clip(point + (step[:, None] * gradient) * scale, low, high))
         probe = base.copy()
         probe[columns] = candidate
         still = decide(ctx.model.predict(probe), threshold) == flipped
         moved = _bisect(ctx, base, x0, np.where(still[:, None], candidate, point), columns, flipped,
-                        params.binary_steps, threshold)
+                        params.binary_steps, threshold, project)
         closer = np.sqrt((((moved - x0) / scale) ** 2).sum(axis=1)) < distance
         point = np.where((closer & usable)[:, None], moved, point)
     return point
@@ -100,7 +124,10 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
     the nearest rows with the other decision, bisect towards the row to the decision boundary,
     shrink feature by feature while the decision stays flipped, then walk along the boundary
     towards the row with gradient directions estimated from decision-only probes, as
-    HopSkipJump does (all candidates of all rows predicted in batches). Every example reported is re-predicted to confirm the flip.
+    HopSkipJump does (all candidates of all rows predicted in batches), and last put back every
+    feature the flip does not need. Each feature is searched on its own resolution (the decimals
+    of its observed values: an integer count moves by whole units), so every point probed and
+    reported is one the data could hold. Every example reported is re-predicted to confirm the flip.
     ``success_rate_linf`` / ``_l2`` = share of rows flipped within ``params.epsilon`` in the
     L-inf / L2 norm (lower = more robust); ``median_perturbation_linf`` / ``_l2`` = median of
     the smallest flip found (rows without one count as infinitely far; null when most are);
@@ -134,6 +161,13 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
     positions = ctx.sample_positions(params.max_rows, notes)
     low = frame[columns].min().to_numpy(dtype=np.float64)
     high = frame[columns].max().to_numpy(dtype=np.float64)
+    # each feature searched on its own resolution: an integer count moves by whole units, a
+    # ratio written with 3 decimals by 0.001 (a flip through 3 -> 3.0002 is no flip)
+    digits = [resolution_of(frame[c]) for c in columns]
+
+    def project(points: np.ndarray) -> np.ndarray:
+        return snap_nearest(points, digits)
+
     scale = np.where(high > low, high - low, 1.0)
     attacked = frame.iloc[positions][data.features].reset_index(drop=True)
     complete = attacked[columns].notna().all(axis=1).to_numpy()
@@ -173,19 +207,22 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
     adv = x0.copy()
     if found.any():
         base = attacked[found].reset_index(drop=True)
-        point = _bisect(ctx, base, x0[found], start[found], columns, flipped[found], params.binary_steps, threshold)
+        point = _bisect(ctx, base, x0[found], start[found], columns, flipped[found], params.binary_steps, threshold,
+                        project)
         for _ in range(params.refine_rounds):
             for j in range(len(columns)):
                 trial = point.copy()
                 trial[:, j] = x0[found][:, j] + 0.5 * (point[:, j] - x0[found][:, j])
+                trial = project(trial)
                 probe = base.copy()
                 probe[columns] = trial
                 ok = decide(ctx.model.predict(probe), threshold) == flipped[found]
                 point = np.where(ok[:, None], trial, point)
             point = _bisect(ctx, base, x0[found], point, columns, flipped[found], max(4, params.binary_steps // 2),
-                            threshold)
+                            threshold, project)
         point = _gradient_steps(ctx, base, x0[found], point, columns, flipped[found], scale, low, high, params,
-                                threshold)
+                                threshold, project)
+        point = _drop_changes(ctx, base, x0[found], point, columns, flipped[found], threshold)
         adv[found] = point
     # verify every example once more, as reported
     check_frame = attacked.copy()
@@ -228,7 +265,9 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
     for i in order[:EXAMPLES_LISTED]:
         if not found[i]:
             break
-        changes = {c: [float(x0[i, j]), float(adv[i, j])] for j, c in enumerate(columns) if adv[i, j] != x0[i, j]}
+        # only the features that changed, each in its own resolution (an integer count as an int)
+        changes = {c: [as_resolution(x0[i, j], digits[j]), as_resolution(adv[i, j], digits[j])]
+                   for j, c in enumerate(columns) if adv[i, j] != x0[i, j]}
         examples.append({"row": int(frame.index[positions[i]]), "decision_before": int(decisions[i]),
                          "decision_after": int(final[i]), "linf": float(linf[i]), "l2": float(l2[i]),
                          "changes": changes})

@@ -19,12 +19,11 @@ from auditkit.adapters.base import ModelAdapter
 from auditkit.core.decisions import decide
 from auditkit.engine.context import AuditData
 from auditkit.methods.probes import is_numeric
+from auditkit.methods.values import decimals_of
 
 Array = npt.NDArray[np.float64]
 Owner = npt.NDArray[np.int64]
 
-#: More decimals than this means a continuous feature: its values are not snapped.
-MAX_DECIMALS = 6
 AGE_WORDS = frozenset({"age", "dob", "birth", "birthdate", "birthday", "yob", "birthyear"})
 
 
@@ -51,13 +50,7 @@ def immutable_features(immutable: Optional[Sequence[str]], data: AuditData) -> d
 
 def _decimals(values: Array) -> Optional[int]:
     """The fewest decimals that write every observed value exactly (None: a continuous feature)."""
-    if len(values) == 0:
-        return None
-    tolerance = 1e-9 * np.maximum(1.0, np.abs(values))
-    for digits in range(MAX_DECIMALS + 1):
-        if np.all(np.abs(np.round(values, digits) - values) <= tolerance):
-            return digits
-    return None
+    return decimals_of(values)
 
 
 def _robust_scale(values: Array) -> float:
