@@ -13,6 +13,7 @@ import warnings
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,15 +101,11 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
     prep = estimator[:-1] if steps and len(steps) > 1 else None
     columns = model.input_features or features
 
-    def transform(frame: pd.DataFrame, *, as_float32: bool = False) -> np.ndarray:
+    def transform(frame: pd.DataFrame) -> np.ndarray:
         if prep is None:
-            out = frame[columns].to_numpy(dtype=np.float64)
-        else:
-            out = prep.transform(frame[columns])
-            out = np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
-        # scikit-learn's trees compare float32 features with their thresholds: cast the same
-        # way, or a value within float32 rounding of a threshold takes the other branch
-        return out.astype(np.float32).astype(np.float64) if as_float32 else out
+            return frame[columns].to_numpy(dtype=np.float64)
+        out = prep.transform(frame[columns])
+        return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
 
     names = ([str(n) for n in prep.get_feature_names_out(columns)] if prep is not None else list(columns))
     origins = origin_of(names, list(features))
@@ -116,32 +113,21 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
     kind = type(final).__name__
     if prefer in ("auto", "tree") and any(kind.startswith(t) for t in TREE_TYPES):
         tried.append(f"shap TreeExplainer (interventional) on {kind}")
-        Xt, Bt = transform(X, as_float32=True), transform(background, as_float32=True)
-        explainer = shap.TreeExplainer(final, data=Bt, feature_perturbation="interventional", model_output="raw")
-        raw_values = explainer.shap_values(Xt, check_additivity=False)
+        explainer = _RankedTrees(final, transform(background))
+        # features in the dtype the model's own trees compare them in (float32 for scikit-learn's
+        # classic trees and XGBoost, float64 for HistGradientBoosting and LightGBM)
+        Xt = transform(X).astype(explainer.input_dtype).astype(np.float64)
+        raw_values = explainer.shap_values(Xt)
         base = np.atleast_1d(explainer.expected_value)
         values = np.asarray(raw_values)
+        two_classes = bool(model.classes and len(model.classes) == 2)
         if values.ndim == 3:  # (n, features, classes)
             values, base_value = values[:, :, positive], float(base[positive])
         else:
-            # one output: a binary GBM's log-odds of classes_[1] (negated for classes_[0])
-            sign = -1.0 if (model.classes and len(model.classes) == 2 and positive == 0) else 1.0
+            # one output: a binary boosted model's log-odds of classes_[1] (negated for classes_[0])
+            sign = -1.0 if (two_classes and positive == 0) else 1.0
             values, base_value = sign * values, float(sign * base[0])
-        if hasattr(final, "decision_function") and kind.startswith(("GradientBoosting", "HistGradientBoosting")):
-            with warnings.catch_warnings():  # Xt is the float32-cast array on purpose, without names
-                warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                raw = np.asarray(final.decision_function(Xt), dtype=np.float64)
-            raw = raw if raw.ndim == 1 else raw[:, positive]
-            raw = -raw if (raw.ndim == 1 and model.classes and len(model.classes) == 2 and positive == 0) else raw
-            units = "log-odds" if model.classes else "value"
-        elif model.classes:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                raw = np.asarray(final.predict_proba(Xt), dtype=np.float64)[:, positive]
-            units = "probability"
-        else:
-            raw = np.asarray(final.predict(Xt), dtype=np.float64)
-            units = "value"
+        raw, units = _sklearn_raw_output(final, kind, Xt, model, positive)
         return ShapResult(_group(values, origins, len(features)), base_value, list(features),
                           f"exact TreeSHAP (shap.TreeExplainer, interventional) on {kind}", units, raw)
     coef = getattr(final, "coef_", None)
@@ -163,6 +149,95 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
                           f"exact linear SHAP on {kind}", "log-odds" if model.classes else "value", raw)
     tried.append(f"no exact explainer for scikit-learn {kind}")
     return None
+
+
+class _RankedTrees:
+    """shap's interventional TreeExplainer on a fitted tree ensemble, exact whatever the
+    precision of its thresholds.
+
+    shap's interventional algorithm holds thresholds as C floats: a feature value between a
+    float64 threshold (HistGradientBoosting, LightGBM, scikit-learn's forests) and its float32
+    rounding takes the other branch than in the model itself, a whole leaf's difference. Every
+    feature is therefore replaced by its rank among that feature's thresholds (the number of
+    thresholds below the value; missing stays missing), and each split ``x <= t_j`` by
+    ``rank <= j + 0.5``: the same function of small integers, which float32 holds exactly, so
+    the Shapley values are those of the model itself.
+    """
+
+    def __init__(self, final: Any, background: np.ndarray):
+        import shap
+
+        parsed = shap.TreeExplainer(final, data=background, feature_perturbation="interventional",
+                                    model_output="raw").model
+        self.input_dtype = parsed.input_dtype
+        self.exact = not np.any(parsed.threshold_types != 0)  # categorical bitsets: leave them to shap
+        if not self.exact:
+            self.explainer = shap.TreeExplainer(final, data=background, feature_perturbation="interventional",
+                                                model_output="raw")
+            return
+        n_features = background.shape[1]
+        self.cuts = []
+        for f in range(n_features):
+            found = [t.thresholds[(t.features == f) & (t.children_left >= 0)] for t in parsed.trees]
+            self.cuts.append(np.unique(np.concatenate(found)) if found else np.empty(0))
+        trees = []
+        for t in parsed.trees:
+            thresholds = np.asarray(t.thresholds, dtype=np.float64).copy()
+            split = t.children_left >= 0
+            for k in np.flatnonzero(split):
+                thresholds[k] = float(np.searchsorted(self.cuts[t.features[k]], thresholds[k])) + 0.5
+            thresholds[~split] = 0.0
+            trees.append({"children_left": t.children_left, "children_right": t.children_right,
+                          "children_default": t.children_default, "features": t.features, "thresholds": thresholds,
+                          "values": np.asarray(t.values, np.float64),
+                          "node_sample_weight": np.asarray(t.node_sample_weight, dtype=np.float64)})
+        custom = {"trees": trees, "base_offset": parsed.base_offset, "tree_output": parsed.tree_output,
+                  "objective": parsed.objective, "input_dtype": np.float64, "internal_dtype": np.float64}
+        self.explainer = shap.TreeExplainer(custom, data=self.ranks(background), feature_perturbation="interventional",
+                                            model_output="raw")
+
+    def ranks(self, X: np.ndarray) -> np.ndarray:
+        """Each value's rank among its feature's thresholds, after the model's own input cast."""
+        X = np.asarray(X, dtype=np.float64).astype(self.input_dtype).astype(np.float64)
+        if not self.exact:
+            return X
+        out = np.full(X.shape, np.nan)
+        for f, cuts in enumerate(self.cuts):
+            present = ~np.isnan(X[:, f])
+            out[present, f] = np.searchsorted(cuts, X[present, f], side="left")
+        return out
+
+    @property
+    def expected_value(self) -> Any:
+        return self.explainer.expected_value
+
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.explainer.shap_values(self.ranks(X), check_additivity=False))
+
+
+def _sklearn_raw_output(final: Any, kind: str, Xt: np.ndarray, model: ModelAdapter,
+                        positive: int) -> tuple[np.ndarray, str]:
+    """What TreeSHAP's values add up to, from the model itself, and its units.
+
+    Boosted classifiers (scikit-learn's, XGBoost, LightGBM) explain their margin, the log-odds
+    for a binary task; forests explain the probability; regressors the value.
+    """
+    with warnings.catch_warnings():  # Xt is the transformed array on purpose, without names
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        if not model.classes:
+            return np.asarray(final.predict(Xt), dtype=np.float64), "value"
+        if kind.startswith("XGB"):
+            raw = np.asarray(final.predict(Xt, output_margin=True), dtype=np.float64)
+        elif kind.startswith("LGBM"):
+            raw = np.asarray(final.predict(Xt, raw_score=True), dtype=np.float64)
+        elif kind.startswith(("GradientBoosting", "HistGradientBoosting")):
+            raw = np.asarray(final.decision_function(Xt), dtype=np.float64)
+        else:
+            return np.asarray(final.predict_proba(Xt), dtype=np.float64)[:, positive], "probability"
+    if raw.ndim == 2:
+        return raw[:, positive], "log-odds" if len(model.classes) == 2 else "margin (softmax logit)"
+    # one margin: the log-odds of classes_[1]
+    return (-raw if positive == 0 else raw), "log-odds"
 
 
 def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str], prefer: str,
