@@ -18,6 +18,8 @@ pytest.importorskip("onnxmltools", reason="the model zoo needs the zoo extra (pi
 
 from zoo_models import FEATURES, KINDS, TREE_KINDS, UNITS, build, grouped_reference, load_frames  # noqa: E402
 
+from support import float32_ties  # noqa: E402
+
 from auditkit.adapters.base import AdapterSpec, load_adapter  # noqa: E402
 from auditkit.engine.context import AuditData  # noqa: E402
 from auditkit.methods.shap_values import explain  # noqa: E402
@@ -69,22 +71,6 @@ def test_model_loads_and_scores_as_its_source(zoo, frames, kind, fmt):
     expected = model.pipeline.predict_proba(audit[FEATURES])[:, 1]
     # ONNX computes in float32: probabilities agree to float32 rounding
     assert_allclose(adapter.predict(audit[FEATURES]), expected, atol=1e-6 if fmt == "onnx" else 1e-12)
-
-
-def float32_ties(final, Xt: np.ndarray) -> np.ndarray:
-    """Rows with a value between a split's float64 threshold and its float32 rounding, where
-    shap's interventional code (thresholds held as C floats) takes the other branch than the
-    model: shap is no reference on them, nor with them in the background."""
-    import shap
-
-    tie = np.zeros(len(Xt), dtype=bool)
-    for tree in shap.TreeExplainer(final).model.trees:
-        for k in np.flatnonzero(tree.children_left >= 0):
-            t = float(tree.thresholds[k])
-            low, high = sorted((t, float(np.float32(t))))
-            x = Xt[:, tree.features[k]]
-            tie |= (x >= low) & (x <= high) & (low != high)
-    return tie
 
 
 def reference_shap(model, X: pd.DataFrame, background: pd.DataFrame) -> tuple[np.ndarray, float, np.ndarray]:
