@@ -292,11 +292,19 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
     values = np.asarray(values, dtype=np.float64)
     base_arr = np.atleast_1d(np.asarray(base, dtype=np.float64))
     positive = model.positive_index() if model.classes else 0
+    # what the translated trees add up to (onnx_trees._layout): log-odds under a logistic or
+    # two-column softmax link, else the score itself (a forest's probability)
+    log_odds = explainer.translated.get("tree_output") == "log_odds"
+    probability = model.task != "regression" and not log_odds
     if values.ndim == 3:  # one score per class
         values, base_value = values[:, :, positive], float(base_arr[positive])
+    elif model.classes and len(model.classes) == 2 and positive == 0:
+        # one raw output, the score of classes_[1]: the first class's log-odds are its negation,
+        # its probability is 1 - P(class 1) (the base value 1 - E[P(class 1)], not -E[P(class 1)])
+        values = -values
+        base_value = float(1.0 - base_arr[0]) if probability else float(-base_arr[0])
     else:
-        sign = -1.0 if (model.classes and len(model.classes) == 2 and positive == 0) else 1.0
-        values, base_value = sign * values, float(sign * base_arr[0])
+        base_value = float(base_arr[0])
     if getattr(model, "matrix_input", False):
         if values.shape[1] != len(features):
             raise CheckError(f"the ONNX trees read {values.shape[1]} columns made from the {len(features)} inputs; "
@@ -311,11 +319,10 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
         for k, name in enumerate(groups):
             if name in features:
                 grouped[:, features.index(name)] = by_input[:, k]
-    post = str(info.post_transform)
     scores = model.predict(X)
     if model.task == "regression":
         units, raw = "value", scores
-    elif "LOGISTIC" in post:
+    elif log_odds:
         units, raw = "log-odds", _logit(scores)
     else:
         units, raw = "probability", scores
