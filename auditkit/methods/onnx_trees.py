@@ -57,6 +57,7 @@ __all__ = [
     "find_tree_ensemble",
     "onnxruntime_raw_scores",
     "predict_raw",
+    "tensor_features",
     "transformed_features",
     "translate",
 ]
@@ -834,6 +835,21 @@ def transformed_features(model_bytes: bytes, feeds: Feeds) -> tuple[npt.NDArray[
         raise ValueError("the model has no tree-ensemble node")
     runner = _TreeInputRunner(model, info)
     return runner.matrix(feeds), runner.sources(feeds)
+
+
+# ---- #18 (w-shapzoo): the same for any tensor, e.g. a linear node's input ----
+def tensor_features(model_bytes: bytes, tensor_name: str, feeds: Feeds) -> tuple[FloatArray, list[str] | None]:
+    """The matrix a graph computes as ``tensor_name`` (in float64), and which graph input each
+    of its columns comes from: :func:`transformed_features` for any node's input, such as the
+    ``LinearClassifier`` of a skl2onnx pipeline with one named input per column."""
+    from types import SimpleNamespace
+
+    model = onnx.load_from_string(model_bytes)
+    # the runner reads only the tensor's name and its element type (DOUBLE: keep float64)
+    target = SimpleNamespace(input_name=tensor_name, input_elem_type=onnx.TensorProto.DOUBLE)
+    runner = _TreeInputRunner(model, target)  # type: ignore[arg-type]
+    return runner.matrix(feeds).astype(np.float64), runner.sources(feeds)
+# ---- end #18 ----
 
 
 # --------------------------------------------------------------------------- explainer

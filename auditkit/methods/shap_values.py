@@ -267,8 +267,49 @@ def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, featur
             raw = _logit(scores) if linear.logistic else scores
             return ShapResult(values, base_value, list(features), f"exact linear SHAP ({linear.source})",
                               "log-odds" if linear.logistic else "value", raw)
-        tried.append("ONNX linear node (none with a single matrix input)")
+        if not getattr(model, "matrix_input", False):
+            result = _onnx_linear_columns(model, model_bytes, X, background, features, tried)
+            if result is not None:
+                return result
+        tried.append("ONNX linear node (none found, or its columns mix several inputs)")
     return None
+
+
+def _onnx_linear_columns(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, background: pd.DataFrame,
+                         features: list[str], tried: list[str]) -> ShapResult | None:
+    """Exact linear SHAP on an ONNX linear node behind per-column preprocessing (skl2onnx's
+    mixed-type pipelines: imputers, scalers, one-hot encoders, one named input per column):
+    w_j (x_j - E[x_j]) over the columns the node reads, summed over the columns of each input."""
+    from auditkit.methods.linear_models import from_onnx_columns
+    from auditkit.methods.onnx_trees import tensor_features
+
+    positive = model.positive_index() if model.classes else 0
+    found = from_onnx_columns(model_bytes, model.feeds(X), positive)  # type: ignore[attr-defined]
+    if found is None:
+        return None
+    linear, Xt = found
+    tried.append("exact linear SHAP on the ONNX linear node, over the columns its preprocessing makes")
+    Bt, _ = tensor_features(model_bytes, _linear_input(model_bytes), model.feeds(background))  # type: ignore[attr-defined]
+    mean = Bt.mean(axis=0)
+    columns = (Xt - mean) * linear.coef
+    grouped = np.zeros((len(X), len(features)))
+    for j, origin in enumerate(linear.origins or []):
+        if origin in features:
+            grouped[:, features.index(origin)] += columns[:, j]
+        elif np.any(columns[:, j] != 0):
+            raise CheckError(f"the ONNX linear node reads a column made from '{origin}', which is not a feature")
+    # the node's own margin, from the columns onnxruntime made (log-odds read back from float32
+    # probabilities lose ~1e-5 near 0 and 1)
+    raw = Xt @ linear.coef + linear.intercept
+    return ShapResult(grouped, float(linear.intercept + mean @ linear.coef), list(features),
+                      f"exact linear SHAP ({linear.source}, over the {Xt.shape[1]} columns its preprocessing makes)",
+                      "log-odds" if linear.logistic else "value", raw)
+
+
+def _linear_input(model_bytes: bytes) -> str:
+    from auditkit.methods.linear_models import onnx_linear_node
+
+    return str(onnx_linear_node(model_bytes).input[0])
 
 
 def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, background: pd.DataFrame,

@@ -1,0 +1,81 @@
+"""The SHAP defects of #18, each pinned on the model that showed it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from zoo_models import FEATURES, build, load_frames
+
+from auditkit.adapters.base import AdapterSpec, load_adapter
+from auditkit.methods.shap_values import explain
+
+
+@pytest.fixture(scope="module")
+def frames(samples):
+    return load_frames(samples)
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "extra_trees"])
+@pytest.mark.parametrize("labels,positive", [("ints", 0), ("strings", "bad")])
+def test_forest_onnx_explains_the_first_class_with_its_own_base_value(frames, tmp_path, kind, labels, positive):
+    """A forest's raw output is P(class 1); for the first class it is 1 - P(class 1), whose base
+    value is 1 - E[P(class 1)], not its negation (#18)."""
+    import shap
+
+    train, audit = frames
+    relabel = (lambda y: y.map({1: "bad", 0: "good"})) if labels == "strings" else None
+    model = build(kind, train, tmp_path, labels=relabel)
+    assert list(model.pipeline.classes_)[0] == positive
+    adapter = load_adapter(AdapterSpec(format="onnx", path=str(model.onnx_path), positive_class=positive,
+                                       feature_names=tuple(FEATURES)))
+    X, background = audit.iloc[:30][FEATURES], audit.iloc[100:160][FEATURES]
+    ours = explain(adapter, X, background, FEATURES)
+    assert ours.units == "probability"
+    p_first = model.pipeline.predict_proba(X)[:, 0]
+    assert_allclose(ours.raw_output, p_first, atol=1e-6)
+    assert ours.additivity_error < 1e-5
+    prep, final = model.pipeline[:-1], model.pipeline[-1]
+    Bt = prep.transform(background).astype(np.float32).astype(np.float64)
+    expected_base = shap.TreeExplainer(final, data=Bt, feature_perturbation="interventional").expected_value[0]
+    assert ours.base_value == pytest.approx(expected_base, abs=1e-6)
+    assert 0 < ours.base_value < 1
+
+
+def run_check(check_type: str, data, params: dict | None = None):
+    from auditkit.engine.worker import CheckTask, execute
+
+    outcome = execute(CheckTask(check_id="c", type=check_type, params=params or {}, seed=0, timeout_s=120), data)
+    assert outcome.error is None, outcome.traceback
+    return outcome.output
+
+
+def _audit_data(adapter, spec, frame: pd.DataFrame):
+    from auditkit.engine.context import AuditData
+
+    frame = frame.reset_index(drop=True).rename_axis("row")
+    scores = adapter.predict(frame[FEATURES])
+    return AuditData(frame=frame, features=list(FEATURES), target="defaulted", protected=["sex", "race"],
+                     task="binary", scores=scores, decisions=(scores >= 0.5).astype(np.int64),
+                     y=frame["defaulted"].to_numpy(float), score_kind=adapter.score_kind, adapter_spec=spec,
+                     threshold=0.5, favorable_decision=0, classes=adapter.classes)
+
+
+def test_coefficients_of_a_mixed_type_onnx_pipeline_are_the_source_models(frames, tmp_path):
+    """skl2onnx writes a LinearClassifier behind one named input per column; its coefficients
+    are read over the columns the preprocessing makes, named as scikit-learn names them (#18)."""
+    train, audit = frames
+    model = build("logistic_regression", train, tmp_path)
+    spec = AdapterSpec(format="onnx", path=str(model.onnx_path), feature_names=tuple(FEATURES))
+    output = run_check("coefficients", _audit_data(load_adapter(spec), spec, audit))
+    assert output.skipped is None, output.skipped
+    names = [n.split("__", 1)[1] for n in model.pipeline[:-1].get_feature_names_out(FEATURES)]
+    expected = dict(zip(names, model.pipeline[-1].coef_[0]))
+    found = {r["name"]: r["coefficient"] for r in output.tables["coefficients"]}
+    assert set(found) == set(expected)
+    for name, coef in expected.items():
+        assert found[name] == pytest.approx(coef, abs=1e-6), name  # ONNX holds them as float32
+    assert output.metrics["intercept"].value == pytest.approx(model.pipeline[-1].intercept_[0], abs=1e-6)
+    stds = {r["name"]: r["input_std"] for r in output.tables["coefficients"]}
+    assert stds["purpose_car"] == pytest.approx(float((audit["purpose"] == "car").std(ddof=0)), abs=1e-6)
