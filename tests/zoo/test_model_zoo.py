@@ -16,7 +16,7 @@ pytest.importorskip("xgboost", reason="the model zoo needs the zoo extra (pip in
 pytest.importorskip("lightgbm", reason="the model zoo needs the zoo extra (pip install -e '.[zoo]')")
 pytest.importorskip("onnxmltools", reason="the model zoo needs the zoo extra (pip install -e '.[zoo]')")
 
-from zoo_models import FEATURES, KINDS, TREE_KINDS, UNITS, build, grouped_reference, load_frames  # noqa: E402
+from zoo_models import CATEGORICAL, FEATURES, KINDS, NUMERIC, TREE_KINDS, UNITS, build, grouped_reference, load_frames  # noqa: E402
 
 from support import float32_ties  # noqa: E402
 
@@ -127,6 +127,7 @@ def test_shap_is_exact_additive_and_in_the_units_of_the_raw_output(zoo, frames, 
     assert_allclose(ours.raw_output, _raw(model, X), atol=1e-5)
 
 
+@pytest.mark.slow  # shap's Exact explainer, the reference, compiles with numba first (tens of seconds)
 @pytest.mark.parametrize("fmt", ["onnx", "joblib", "skops"])
 def test_mlp_shap_is_exact_enumeration_equal_to_shap_exact_explainer(zoo, frames, fmt):
     """10 inputs: 1,024 coalitions per row is affordable, so the values are exact Shapley values
@@ -141,12 +142,25 @@ def test_mlp_shap_is_exact_enumeration_equal_to_shap_exact_explainer(zoo, frames
     assert "exact" in ours.explainer and "model-agnostic" in ours.explainer and ours.units == "log-odds"
     assert "1,024 coalitions" in ours.explainer and "20 background rows" in ours.explainer
 
-    def log_odds(frame_values: np.ndarray) -> np.ndarray:
-        p = model.pipeline.predict_proba(pd.DataFrame(frame_values, columns=FEATURES))[:, 1]
+    # shap masks numbers: each categorical column as its categories' positions
+    levels = {c: sorted(set(X[c]) | set(background[c])) for c in CATEGORICAL}
+
+    def encode(frame: pd.DataFrame) -> np.ndarray:
+        out = frame.copy()
+        for c in CATEGORICAL:
+            out[c] = [levels[c].index(v) for v in frame[c]]
+        return out.to_numpy(dtype=np.float64)
+
+    def log_odds(matrix: np.ndarray) -> np.ndarray:
+        frame = pd.DataFrame(matrix, columns=FEATURES).astype(object)
+        for c in CATEGORICAL:
+            frame[c] = [levels[c][int(k)] for k in matrix[:, FEATURES.index(c)]]
+        frame[NUMERIC] = frame[NUMERIC].astype(np.float64)
+        p = model.pipeline.predict_proba(frame)[:, 1]
         return np.log(p) - np.log1p(-p)
 
-    masker = shap.maskers.Independent(background.to_numpy(dtype=object), max_samples=len(background))
-    reference = shap.explainers.Exact(log_odds, masker)(X.to_numpy(dtype=object)).values
+    masker = shap.maskers.Independent(encode(background), max_samples=len(background))
+    reference = shap.explainers.Exact(log_odds, masker)(encode(X)).values
     assert np.abs(reference).max() > 1e-2
     # ONNX's float32 MLP against scikit-learn's float64 one: the same function to ~1e-6
     assert_allclose(ours.values, np.asarray(reference, dtype=np.float64), atol=1e-4 if fmt == "onnx" else 1e-9)

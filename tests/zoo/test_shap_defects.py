@@ -79,3 +79,26 @@ def test_coefficients_of_a_mixed_type_onnx_pipeline_are_the_source_models(frames
     assert output.metrics["intercept"].value == pytest.approx(model.pipeline[-1].intercept_[0], abs=1e-6)
     stds = {r["name"]: r["input_std"] for r in output.tables["coefficients"]}
     assert stds["purpose_car"] == pytest.approx(float((audit["purpose"] == "car").std(ddof=0)), abs=1e-6)
+
+
+def test_approximate_shap_states_an_error_that_covers_its_distance_from_exact(frames, tmp_path, monkeypatch):
+    """Past the exact-enumeration bound the permutation estimator is used, and its standard
+    error is estimated and stated (additivity holds by construction and cannot show it): the
+    error it states is the size of its distance from the exact values (#18)."""
+    import auditkit.methods.shap_values as shap_values
+
+    train, audit = frames
+    model = build("mlp", train, tmp_path)
+    adapter = load_adapter(AdapterSpec(format="onnx", path=str(model.onnx_path), feature_names=tuple(FEATURES)))
+    X, background = audit.iloc[:8][FEATURES], audit.iloc[100:115][FEATURES]
+    exact = explain(adapter, X, background, FEATURES)
+    assert "exact Shapley values by enumeration" in exact.explainer and exact.standard_error is None
+    monkeypatch.setattr(shap_values, "MAX_EXACT_FEATURES", 5)
+    approx = explain(adapter, X, background, FEATURES)
+    assert "approximate" in approx.explainer and "15 background rows" in approx.explainer
+    assert approx.standard_error is not None and approx.standard_error > 0
+    assert any("standard error" in note and "10 features" in note for note in approx.notes)
+    rms = float(np.sqrt(np.mean((approx.values - exact.values) ** 2)))
+    assert rms > 0  # the estimate is not exact
+    # the stated error is the right size: within a factor 3 of the actual root mean square error
+    assert approx.standard_error / 3 < rms < 3 * approx.standard_error
