@@ -144,8 +144,14 @@ def test_onnx_linear_model_shap_matches_the_pickled_twin(samples, frame):
     assert onnx_out.metrics["additivity_error"].value < 1e-3
 
 
-def test_model_agnostic_fallback_is_named_and_approximately_additive(tmp_path):
+def test_model_agnostic_shap_on_few_features_is_exact_shapley_enumeration(tmp_path):
+    """f = x1 x2 + x3 with the background as the distribution of absent features: the Shapley
+    values in closed form are phi3 = x3 - m3 and phi1 = (x1 m2 - m12 + x1 x2 - m1 x2) / 2 (m: the
+    background means of x1, x2, x1 x2, x3), phi2 alike (#18: no longer a few sampled permutations)."""
     from function_models import FunctionModel
+
+    from auditkit.adapters.base import load_adapter
+    from auditkit.methods.shap_values import explain
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.uniform(-1, 1, size=(400, 3)), columns=["x1", "x2", "x3"])
@@ -153,11 +159,20 @@ def test_model_agnostic_fallback_is_named_and_approximately_additive(tmp_path):
     path.write_bytes(pickle.dumps(FunctionModel("interaction", ["x1", "x2", "x3"])))
     data = _data_with_model(path, frame.assign(y=0.0), ["x1", "x2", "x3"], "y", task="regression")
     output = run_check("shap_importance", data, {"max_rows": 50, "background_size": 50})
-    assert "Permutation" in output.notes[0]
-    # the permutation explainer is exactly efficient (its values sum to f(x) - E f)
-    assert output.metrics["additivity_error"].value < 1e-6
+    assert "exact Shapley values by enumeration" in output.notes[0] and "8 coalitions" in output.notes[0]
+    assert output.metrics["additivity_error"].value < 1e-12
     shares = {r["feature"]: r["share"] for r in output.tables["importance"]}
     assert shares["x3"] > shares["x1"]  # x3 acts alone; x1 only through a product with x2
+
+    X, background = frame.iloc[:20], frame.iloc[100:150]
+    ours = explain(load_adapter(data.adapter_spec), X, background, ["x1", "x2", "x3"])
+    m1, m2, m3 = background.mean()
+    m12 = float((background.x1 * background.x2).mean())
+    x1, x2, x3 = X.x1.to_numpy(), X.x2.to_numpy(), X.x3.to_numpy()
+    expected = np.column_stack([(x1 * m2 - m12 + x1 * x2 - m1 * x2) / 2, (x2 * m1 - m12 + x1 * x2 - x1 * m2) / 2,
+                                x3 - m3])
+    assert_allclose(ours.values, expected, atol=1e-12)
+    assert ours.base_value == pytest.approx(m12 + m3, abs=1e-12)
 
 
 def test_onnx_tree_shap_equals_tree_shap_on_the_scikit_learn_twin(samples, frame):
