@@ -1,6 +1,8 @@
 """The SHAP defects of #18, each pinned on the model that showed it."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,3 +104,74 @@ def test_approximate_shap_states_an_error_that_covers_its_distance_from_exact(fr
     assert rms > 0  # the estimate is not exact
     # the stated error is the right size: within a factor 3 of the actual root mean square error
     assert approx.standard_error / 3 < rms < 3 * approx.standard_error
+
+
+INTEGER_INPUTS = ["income", "credit_history_years", "n_late_payments", "loan_amount", "n_open_accounts"]
+
+
+@pytest.fixture(scope="module")
+def integer_input_model(frames, tmp_path_factory):
+    """A logistic pipeline whose ONNX graph takes the whole-number columns as int64 tensors."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+
+    from zoo_models import CATEGORICAL, NUMERIC
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train, _ = frames
+    floats = [c for c in NUMERIC if c not in INTEGER_INPUTS]
+    pipeline = Pipeline([("prep", ColumnTransformer([
+        ("int", StandardScaler(), INTEGER_INPUTS),  # skl2onnx's imputer takes no int64 input
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), floats),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)])),
+        ("model", LogisticRegression(max_iter=1000))]).fit(train[FEATURES], train["defaulted"])
+    types = ([(c, Int64TensorType([None, 1])) for c in INTEGER_INPUTS] + [(c, FloatTensorType([None, 1])) for c in floats]
+             + [(c, StringTensorType([None, 1])) for c in CATEGORICAL])
+    path = tmp_path_factory.mktemp("int") / "integer_inputs.onnx"
+    path.write_bytes(convert_sklearn(pipeline, initial_types=types,
+                                     target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString())
+    spec = AdapterSpec(format="onnx", path=str(path), feature_names=tuple(FEATURES))
+    return SimpleNamespace(pipeline=pipeline), spec
+
+
+def test_pdp_of_an_integer_onnx_input_is_drawn_at_whole_numbers_and_says_so(frames, integer_input_model):
+    """An int64 input cannot take 8.211: the grid is the whole numbers in its range, with a note,
+    and the PDP equals the source model's averaged predictions there (#18: was evaluated at 8,
+    silently)."""
+    _, audit = frames
+    model, spec = integer_input_model
+    adapter = load_adapter(spec)
+    assert set(adapter.integer_inputs()) == set(INTEGER_INPUTS)
+    data = _audit_data(adapter, spec, audit)
+    output = run_check("partial_dependence", data, {"features": ["credit_history_years", "debt_ratio"],
+                                                    "max_rows": 1000})
+    records = {r["feature"]: r for r in output.tables["pdp"]}
+    grid = np.asarray(records["credit_history_years"]["grid"])
+    assert len(grid) > 5 and np.all(grid == np.round(grid))
+    assert any("credit_history_years" in note and "whole numbers" in note for note in output.notes)
+    X = data.frame[FEATURES]
+    expected = [model.pipeline.predict_proba(X.assign(credit_history_years=float(g)))[:, 1].mean() for g in grid]
+    assert_allclose(records["credit_history_years"]["pdp"], expected, atol=1e-6)  # ONNX: float32
+    assert not np.all(np.asarray(records["debt_ratio"]["grid"]) == np.round(records["debt_ratio"]["grid"]))
+
+
+def test_noise_on_an_integer_onnx_input_is_rounded_with_a_note(frames, integer_input_model):
+    """Gaussian noise makes non-integers; the model is fed the nearest whole number, never a
+    truncated one, and the check says how many values were rounded (#18)."""
+    _, audit = frames
+    _, spec = integer_input_model
+    adapter = load_adapter(spec)
+    X = audit[FEATURES].iloc[:5].assign(n_late_payments=[0.4, 0.6, 1.5, 2.49, -0.6])
+    truncated = X.assign(n_late_payments=[0, 0, 1, 2, 0])
+    nearest = X.assign(n_late_payments=[0, 1, 2, 2, -1])
+    assert_allclose(adapter.predict(X), adapter.predict(nearest))
+    assert not np.allclose(adapter.predict(X), adapter.predict(truncated))
+    data = _audit_data(adapter, spec, audit)
+    output = run_check("noise_robustness", data, {"max_rows": 100})
+    assert any("rounded to the nearest whole number" in note and "n_late_payments" in note
+               for note in output.notes), output.notes
