@@ -173,7 +173,7 @@ FAST = {"performance": {"bootstrap": 50}, "group_fairness": {"bootstrap": 50}, "
         "permutation_importance": {"n_repeats": 2, "max_rows": 200}, "partial_dependence": {"max_rows": 60},
         "ale": {"max_rows": 200}, "lofo": {"max_rows": 150}, "local_explanations": {"lime_samples": 300, "sample": 3,
                                                                                       "background_size": 20},
-        "explanation_stability": {"max_rows": 5}, "counterfactuals": {"sample": 3}, "anchors": {"sample": 2},
+        "explanation_stability": {"max_rows": 10}, "counterfactuals": {"sample": 3}, "anchors": {"sample": 2},
         "adversarial": {"max_rows": 10}, "noise_robustness": {"max_rows": 100}}
 
 
@@ -199,6 +199,7 @@ def test_every_check_family_runs_or_skips_with_a_reason(zoo, frames, kind, fmt):
         params = {**check_type.example.get("params", {}), **{k: v for k, v in FAST.get(name, {}).items()
                                                             if k in check_type.params.model_fields}}
         outcome = execute(CheckTask("c", name, params, 3, 120), data)
+        print(f"{name}: {outcome.duration_s:.1f} s")
         if outcome.error is not None:
             problems.append(f"{name}: {outcome.error}")
         elif outcome.output.skipped is not None and len(outcome.output.skipped) < 20:
