@@ -168,13 +168,20 @@ def test_mlp_shap_is_exact_enumeration_equal_to_shap_exact_explainer(zoo, frames
 
 
 # the checks a small audit can afford (as tests/checks/test_check_contract.py keeps them)
-FAST = {"performance": {"bootstrap": 50}, "group_fairness": {"bootstrap": 50}, "proxy_detection": {"max_rows": 200},
-        "interaction_strength": {"max_rows": 20, "top_k": 2}, "shap_importance": {"max_rows": 40, "background_size": 20},
+FAST = {"performance": {"bootstrap": 50}, "group_fairness": {"bootstrap": 50},
+        "proxy_detection": {"max_rows": 200, "folds": 2}, "interaction_strength": {"max_rows": 20, "top_k": 2},
+        "shap_importance": {"max_rows": 30, "background_size": 20},
         "permutation_importance": {"n_repeats": 2, "max_rows": 200}, "partial_dependence": {"max_rows": 60},
-        "ale": {"max_rows": 200}, "lofo": {"max_rows": 150}, "local_explanations": {"lime_samples": 300, "sample": 3,
-                                                                                      "background_size": 20},
-        "explanation_stability": {"max_rows": 10}, "counterfactuals": {"sample": 3}, "anchors": {"sample": 2},
-        "adversarial": {"max_rows": 10}, "noise_robustness": {"max_rows": 100}}
+        "ale": {"max_rows": 200}, "lofo": {"max_rows": 150, "folds": 2},
+        "local_explanations": {"lime_samples": 300, "sample": 3, "background_size": 20},
+        "explanation_stability": {"max_rows": 10, "bootstrap": 5, "background_size": 20},
+        "counterfactuals": {"sample": 3, "seeds": 3, "candidates": 20, "max_rounds": 5, "bootstrap": 50},
+        "anchors": {"sample": 2, "max_samples": 2000, "batch_size": 50, "background_size": 200},
+        "adversarial": {"max_rows": 10, "candidates": 5, "binary_steps": 6, "refine_rounds": 1, "gradient_rounds": 3,
+                        "gradient_samples": 6},
+        "noise_robustness": {"max_rows": 100, "n_repeats": 2, "levels": [0.1]}, "ceteris_paribus": {"sample": 2},
+        "invariance": {"max_rows": 100}, "out_of_range": {"max_rows": 100}, "missing_values": {"max_rows": 100},
+        "counterfactual_fairness": {"max_rows": 200}}
 
 
 @pytest.mark.slow
@@ -196,6 +203,8 @@ def test_every_check_family_runs_or_skips_with_a_reason(zoo, frames, kind, fmt):
     problems = []
     for name in get_registry().names():
         check_type = get_registry().get(name)
+        if check_type.family == "data" and (kind, fmt) != CASES[0]:
+            continue  # the data checks read the data alone: once is enough (proxy_detection takes ~40 s)
         params = {**check_type.example.get("params", {}), **{k: v for k, v in FAST.get(name, {}).items()
                                                             if k in check_type.params.model_fields}}
         outcome = execute(CheckTask("c", name, params, 3, 120), data)
