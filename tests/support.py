@@ -99,3 +99,20 @@ def run_id_of(path: Path) -> str | None:
 def run_ids_in(folder: Path) -> dict[str, str | None]:
     """The run id of each auditkit report file present in ``folder``."""
     return {name: run_id_of(folder / name) for name in REPORT_NAMES if (folder / name).exists()}
+
+
+def float32_ties(final: Any, Xt: Any) -> Any:
+    """Rows with a value between a split's float64 threshold and its float32 rounding, where
+    shap's interventional code (thresholds held as C floats) takes the other branch than the
+    model: shap is no reference on them, nor with them in the background."""
+    import numpy as np
+    import shap
+
+    tie = np.zeros(len(Xt), dtype=bool)
+    for tree in shap.TreeExplainer(final).model.trees:
+        for k in np.flatnonzero(tree.children_left >= 0):
+            t = float(tree.thresholds[k])
+            low, high = sorted((t, float(np.float32(t))))
+            x = Xt[:, tree.features[k]]
+            tie |= (x >= low) & (x <= high) & (low != high)
+    return tie

@@ -118,6 +118,12 @@ class ModelAdapter(ABC):
 
     def __init__(self) -> None:
         self.rows_predicted = 0  # every row sent to the model, for query-count figures
+        self.rounded_values = 0  # probe values that were not whole numbers, fed to an integer input rounded
+
+    def integer_inputs(self) -> list[str]:
+        """The features the model can only take as whole numbers (an ONNX int64 input): a probe
+        value between two integers reaches the model rounded to the nearest one."""
+        return []
 
     @abstractmethod
     def _predict_batch(self, X: pd.DataFrame) -> npt.NDArray[Any]:

@@ -288,8 +288,28 @@ class OnnxAdapter(ModelAdapter):
         self.kind = f"onnx: {estimator}, {kind}, {layout}"
 
     # ------------------------------------------------------------------ predict
+    def integer_inputs(self) -> list[str]:
+        if self.matrix_input:
+            name, onnx_type, _ = self._inputs[0]
+            integer = np.issubdtype(np.dtype(_NUMPY_OF[onnx_type]), np.integer) if onnx_type != "tensor(string)" else False
+            return list(self.spec.feature_names or []) if integer else []
+        return [name for name, onnx_type, _ in self._inputs
+                if onnx_type != "tensor(string)" and np.issubdtype(np.dtype(_NUMPY_OF[onnx_type]), np.integer)]
+
+    def _count_rounded(self, X: pd.DataFrame, columns: list[str]) -> None:
+        for column in columns:
+            if column in X.columns and pd.api.types.is_float_dtype(X[column].dtype):
+                values = X[column].to_numpy(dtype=np.float64, na_value=np.nan)
+                self.rounded_values += int(np.sum(np.isfinite(values) & (values != np.rint(values))))
+
     def feeds(self, X: pd.DataFrame, feature_names: list[str] | None = None) -> dict[str, Any]:
-        """The ONNX inputs for a frame; raises DataError naming the column that cannot be cast."""
+        """The ONNX inputs for a frame; raises DataError naming the column that cannot be cast.
+
+        An integer input gets each value rounded to the nearest whole number (never truncated:
+        8.7 is 9, not 8), counted in ``rounded_values`` so that a check can say so."""
+        integer = self.integer_inputs()
+        if integer:
+            self._count_rounded(X, integer)
         if self.matrix_input:
             name, onnx_type, _ = self._inputs[0]
             columns = feature_names or list(self.spec.feature_names or X.columns)
@@ -348,5 +368,5 @@ def _numeric(series: pd.Series, name: str, dtype: Any) -> npt.NDArray[Any]:
     if np.issubdtype(np.dtype(dtype), np.integer):
         if np.isnan(values).any():
             raise DataError(f"column '{name}' has missing values, but the model's input is an integer tensor")
-        return values.astype(dtype)
+        return np.rint(values).astype(dtype)  # the nearest whole number; astype alone truncates
     return values.astype(dtype)

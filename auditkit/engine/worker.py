@@ -116,9 +116,11 @@ def execute(task: CheckTask, data: AuditData, threads: int = 1, *, memory_limite
         check_type = get_registry().get(task.type)
         params = check_type.params.model_validate(task.params)
         ctx = AuditContext(data=data, check_id=task.check_id, seed=task.seed, threads=threads)
+        rounded_before = _rounded_values(data)
         output = check_type.func(ctx, params)
         if not isinstance(output, CheckOutput):
             raise TypeError(f"check {task.type} returned {type(output).__name__}, not CheckOutput")
+        _note_rounding(data, output, _rounded_values(data) - rounded_before)
         return TaskOutcome(task.check_id, output, None, time.perf_counter() - started)
     except MemoryError:
         message = (memory_message(task.memory_mb) if memory_limited and task.memory_mb
@@ -130,6 +132,25 @@ def execute(task: CheckTask, data: AuditData, threads: int = 1, *, memory_limite
     except Exception as exc:  # a check's bug ends that check only
         return TaskOutcome(task.check_id, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}",
                            time.perf_counter() - started, traceback.format_exc())
+
+
+def _rounded_values(data: AuditData) -> int:
+    from auditkit.engine.context import _ADAPTERS
+
+    adapter = _ADAPTERS.get(data.adapter_spec)
+    return 0 if adapter is None else int(getattr(adapter, "rounded_values", 0))
+
+
+def _note_rounding(data: AuditData, output: CheckOutput, rounded: int) -> None:
+    """A check whose probes (grids, noise, sampled neighbours) fed non-integers to an integer
+    input says so: the model saw the nearest whole numbers instead."""
+    if rounded <= 0:
+        return
+    from auditkit.engine.context import _ADAPTERS
+
+    columns = _ADAPTERS[data.adapter_spec].integer_inputs()
+    output.notes.append(f"the model takes {', '.join(columns)} as whole numbers (integer inputs): {rounded:,} probe "
+                        "values between two integers were rounded to the nearest whole number before prediction")
 
 
 def warm_up() -> None:

@@ -1,8 +1,8 @@
 """Reading coefficients out of linear models: scikit-learn estimators and ONNX linear nodes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -15,6 +15,10 @@ class LinearModel:
     logistic: bool  # the output is log-odds
     space: str  # "raw inputs" or "scaled inputs" (what a coefficient multiplies)
     source: str
+    # for a model whose coefficients multiply columns made from several inputs: the input each
+    # column comes from (None: one column per input, in ``names`` order)
+    origins: list[str] | None = field(default=None)
+    column_stds: list[float] | None = field(default=None)  # of those columns on the audit data, when known
 
 
 def from_sklearn(estimator: Any, feature_names: list[str], positive_index: int) -> LinearModel | None:
@@ -87,3 +91,62 @@ def from_onnx(model_bytes: bytes, feature_names: list[str], positive_index: int)
         coef = coef * scale
     return LinearModel(names=list(feature_names), coef=coef, intercept=icpt, logistic=logistic and post == "LOGISTIC",
                        space=space, source=f"ONNX {node.op_type}" + (" after a Scaler (folded)" if scaler is not None else ""))
+
+
+def onnx_linear_node(model_bytes: bytes) -> Any:
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    return next((n for n in model.graph.node if n.op_type in ("LinearClassifier", "LinearRegressor")), None)
+
+
+def from_onnx_columns(model_bytes: bytes, feeds: Mapping[str, Any],
+                      positive_index: int) -> tuple[LinearModel, np.ndarray] | None:
+    """From an ONNX linear node fed by preprocessing over one named input per column (skl2onnx's
+    mixed-type pipelines): the coefficients over the columns the node reads, each named after the
+    input it comes from (``purpose_car`` for a one-hot column, as scikit-learn names it), and
+    those columns computed for ``feeds``. None when there is no linear node, or when a column
+    mixes several inputs."""
+    import onnx
+
+    from auditkit.methods.onnx_trees import tensor_features
+
+    node = onnx_linear_node(model_bytes)
+    if node is None:
+        return None
+    matrix, sources = tensor_features(model_bytes, node.input[0], feeds)
+    if sources is None:
+        return None
+    names = _column_names(onnx.load_from_string(model_bytes), sources)
+    linear = from_onnx(model_bytes, names, positive_index)
+    if linear is None:
+        return None
+    linear.space = "transformed inputs"
+    linear.origins = list(sources)
+    return linear, matrix
+
+
+def _column_names(model: Any, sources: list[str]) -> list[str]:
+    """A name per column: the input's own name when it makes one column, ``input_category``
+    for a OneHotEncoder's columns (its categories in order), else ``input[k]``."""
+    import onnx
+
+    categories: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        if node.op_type == "OneHotEncoder":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            cats = attrs.get("cats_strings") or attrs.get("cats_int64s") or []
+            categories[node.input[0]] = [c.decode() if isinstance(c, bytes) else str(c) for c in cats]
+    counts = {s: sources.count(s) for s in sources}
+    seen: dict[str, int] = {}
+    names = []
+    for source in sources:
+        k = seen.get(source, 0)
+        seen[source] = k + 1
+        if counts[source] == 1:
+            names.append(source)
+        elif len(categories.get(source, [])) == counts[source]:
+            names.append(f"{source}_{categories[source][k]}")
+        else:
+            names.append(f"{source}[{k}]")
+    return names

@@ -13,6 +13,7 @@ import warnings
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ class ShapResult:
     units: str  # "log-odds", "probability", "value"
     raw_output: np.ndarray  # the model's own raw output for the explained rows (additivity reference)
     notes: list[str] = field(default_factory=list)
+    standard_error: float | None = None  # of an approximate explainer's values (RMS), None when exact
 
     @property
     def additivity_error(self) -> float:
@@ -86,7 +88,7 @@ def explain(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, feat
         if result is not None:
             return result
     if prefer in ("auto", "permutation"):
-        return _permutation(model, X, background, features, tried)
+        return _model_agnostic(model, X, background, features, tried)
     raise CheckError(f"no {prefer} explainer fits {model.kind}; tried: {', '.join(tried) or 'nothing'}")
 
 
@@ -100,15 +102,11 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
     prep = estimator[:-1] if steps and len(steps) > 1 else None
     columns = model.input_features or features
 
-    def transform(frame: pd.DataFrame, *, as_float32: bool = False) -> np.ndarray:
+    def transform(frame: pd.DataFrame) -> np.ndarray:
         if prep is None:
-            out = frame[columns].to_numpy(dtype=np.float64)
-        else:
-            out = prep.transform(frame[columns])
-            out = np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
-        # scikit-learn's trees compare float32 features with their thresholds: cast the same
-        # way, or a value within float32 rounding of a threshold takes the other branch
-        return out.astype(np.float32).astype(np.float64) if as_float32 else out
+            return frame[columns].to_numpy(dtype=np.float64)
+        out = prep.transform(frame[columns])
+        return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
 
     names = ([str(n) for n in prep.get_feature_names_out(columns)] if prep is not None else list(columns))
     origins = origin_of(names, list(features))
@@ -116,32 +114,21 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
     kind = type(final).__name__
     if prefer in ("auto", "tree") and any(kind.startswith(t) for t in TREE_TYPES):
         tried.append(f"shap TreeExplainer (interventional) on {kind}")
-        Xt, Bt = transform(X, as_float32=True), transform(background, as_float32=True)
-        explainer = shap.TreeExplainer(final, data=Bt, feature_perturbation="interventional", model_output="raw")
-        raw_values = explainer.shap_values(Xt, check_additivity=False)
+        explainer = _RankedTrees(final, transform(background))
+        # features in the dtype the model's own trees compare them in (float32 for scikit-learn's
+        # classic trees and XGBoost, float64 for HistGradientBoosting and LightGBM)
+        Xt = transform(X).astype(explainer.input_dtype).astype(np.float64)
+        raw_values = explainer.shap_values(Xt)
         base = np.atleast_1d(explainer.expected_value)
         values = np.asarray(raw_values)
+        two_classes = bool(model.classes and len(model.classes) == 2)
         if values.ndim == 3:  # (n, features, classes)
             values, base_value = values[:, :, positive], float(base[positive])
         else:
-            # one output: a binary GBM's log-odds of classes_[1] (negated for classes_[0])
-            sign = -1.0 if (model.classes and len(model.classes) == 2 and positive == 0) else 1.0
+            # one output: a binary boosted model's log-odds of classes_[1] (negated for classes_[0])
+            sign = -1.0 if (two_classes and positive == 0) else 1.0
             values, base_value = sign * values, float(sign * base[0])
-        if hasattr(final, "decision_function") and kind.startswith(("GradientBoosting", "HistGradientBoosting")):
-            with warnings.catch_warnings():  # Xt is the float32-cast array on purpose, without names
-                warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                raw = np.asarray(final.decision_function(Xt), dtype=np.float64)
-            raw = raw if raw.ndim == 1 else raw[:, positive]
-            raw = -raw if (raw.ndim == 1 and model.classes and len(model.classes) == 2 and positive == 0) else raw
-            units = "log-odds" if model.classes else "value"
-        elif model.classes:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                raw = np.asarray(final.predict_proba(Xt), dtype=np.float64)[:, positive]
-            units = "probability"
-        else:
-            raw = np.asarray(final.predict(Xt), dtype=np.float64)
-            units = "value"
+        raw, units = _sklearn_raw_output(final, kind, Xt, model, positive)
         return ShapResult(_group(values, origins, len(features)), base_value, list(features),
                           f"exact TreeSHAP (shap.TreeExplainer, interventional) on {kind}", units, raw)
     coef = getattr(final, "coef_", None)
@@ -163,6 +150,95 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
                           f"exact linear SHAP on {kind}", "log-odds" if model.classes else "value", raw)
     tried.append(f"no exact explainer for scikit-learn {kind}")
     return None
+
+
+class _RankedTrees:
+    """shap's interventional TreeExplainer on a fitted tree ensemble, exact whatever the
+    precision of its thresholds.
+
+    shap's interventional algorithm holds thresholds as C floats: a feature value between a
+    float64 threshold (HistGradientBoosting, LightGBM, scikit-learn's forests) and its float32
+    rounding takes the other branch than in the model itself, a whole leaf's difference. Every
+    feature is therefore replaced by its rank among that feature's thresholds (the number of
+    thresholds below the value; missing stays missing), and each split ``x <= t_j`` by
+    ``rank <= j + 0.5``: the same function of small integers, which float32 holds exactly, so
+    the Shapley values are those of the model itself.
+    """
+
+    def __init__(self, final: Any, background: np.ndarray):
+        import shap
+
+        parsed = shap.TreeExplainer(final, data=background, feature_perturbation="interventional",
+                                    model_output="raw").model
+        self.input_dtype = parsed.input_dtype
+        self.exact = not np.any(parsed.threshold_types != 0)  # categorical bitsets: leave them to shap
+        if not self.exact:
+            self.explainer = shap.TreeExplainer(final, data=background, feature_perturbation="interventional",
+                                                model_output="raw")
+            return
+        n_features = background.shape[1]
+        self.cuts = []
+        for f in range(n_features):
+            found = [t.thresholds[(t.features == f) & (t.children_left >= 0)] for t in parsed.trees]
+            self.cuts.append(np.unique(np.concatenate(found)) if found else np.empty(0))
+        trees = []
+        for t in parsed.trees:
+            thresholds = np.asarray(t.thresholds, dtype=np.float64).copy()
+            split = t.children_left >= 0
+            for k in np.flatnonzero(split):
+                thresholds[k] = float(np.searchsorted(self.cuts[t.features[k]], thresholds[k])) + 0.5
+            thresholds[~split] = 0.0
+            trees.append({"children_left": t.children_left, "children_right": t.children_right,
+                          "children_default": t.children_default, "features": t.features, "thresholds": thresholds,
+                          "values": np.asarray(t.values, np.float64),
+                          "node_sample_weight": np.asarray(t.node_sample_weight, dtype=np.float64)})
+        custom = {"trees": trees, "base_offset": parsed.base_offset, "tree_output": parsed.tree_output,
+                  "objective": parsed.objective, "input_dtype": np.float64, "internal_dtype": np.float64}
+        self.explainer = shap.TreeExplainer(custom, data=self.ranks(background), feature_perturbation="interventional",
+                                            model_output="raw")
+
+    def ranks(self, X: np.ndarray) -> np.ndarray:
+        """Each value's rank among its feature's thresholds, after the model's own input cast."""
+        X = np.asarray(X, dtype=np.float64).astype(self.input_dtype).astype(np.float64)
+        if not self.exact:
+            return X
+        out = np.full(X.shape, np.nan)
+        for f, cuts in enumerate(self.cuts):
+            present = ~np.isnan(X[:, f])
+            out[present, f] = np.searchsorted(cuts, X[present, f], side="left")
+        return out
+
+    @property
+    def expected_value(self) -> Any:
+        return self.explainer.expected_value
+
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.explainer.shap_values(self.ranks(X), check_additivity=False))
+
+
+def _sklearn_raw_output(final: Any, kind: str, Xt: np.ndarray, model: ModelAdapter,
+                        positive: int) -> tuple[np.ndarray, str]:
+    """What TreeSHAP's values add up to, from the model itself, and its units.
+
+    Boosted classifiers (scikit-learn's, XGBoost, LightGBM) explain their margin, the log-odds
+    for a binary task; forests explain the probability; regressors the value.
+    """
+    with warnings.catch_warnings():  # Xt is the transformed array on purpose, without names
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        if not model.classes:
+            return np.asarray(final.predict(Xt), dtype=np.float64), "value"
+        if kind.startswith("XGB"):
+            raw = np.asarray(final.predict(Xt, output_margin=True), dtype=np.float64)
+        elif kind.startswith("LGBM"):
+            raw = np.asarray(final.predict(Xt, raw_score=True), dtype=np.float64)
+        elif kind.startswith(("GradientBoosting", "HistGradientBoosting")):
+            raw = np.asarray(final.decision_function(Xt), dtype=np.float64)
+        else:
+            return np.asarray(final.predict_proba(Xt), dtype=np.float64)[:, positive], "probability"
+    if raw.ndim == 2:
+        return raw[:, positive], "log-odds" if len(model.classes) == 2 else "margin (softmax logit)"
+    # one margin: the log-odds of classes_[1]
+    return (-raw if positive == 0 else raw), "log-odds"
 
 
 def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str], prefer: str,
@@ -192,8 +268,49 @@ def _onnx(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, featur
             raw = _logit(scores) if linear.logistic else scores
             return ShapResult(values, base_value, list(features), f"exact linear SHAP ({linear.source})",
                               "log-odds" if linear.logistic else "value", raw)
-        tried.append("ONNX linear node (none with a single matrix input)")
+        if not getattr(model, "matrix_input", False):
+            result = _onnx_linear_columns(model, model_bytes, X, background, features, tried)
+            if result is not None:
+                return result
+        tried.append("ONNX linear node (none found, or its columns mix several inputs)")
     return None
+
+
+def _onnx_linear_columns(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, background: pd.DataFrame,
+                         features: list[str], tried: list[str]) -> ShapResult | None:
+    """Exact linear SHAP on an ONNX linear node behind per-column preprocessing (skl2onnx's
+    mixed-type pipelines: imputers, scalers, one-hot encoders, one named input per column):
+    w_j (x_j - E[x_j]) over the columns the node reads, summed over the columns of each input."""
+    from auditkit.methods.linear_models import from_onnx_columns
+    from auditkit.methods.onnx_trees import tensor_features
+
+    positive = model.positive_index() if model.classes else 0
+    found = from_onnx_columns(model_bytes, model.feeds(X), positive)  # type: ignore[attr-defined]
+    if found is None:
+        return None
+    linear, Xt = found
+    tried.append("exact linear SHAP on the ONNX linear node, over the columns its preprocessing makes")
+    Bt, _ = tensor_features(model_bytes, _linear_input(model_bytes), model.feeds(background))  # type: ignore[attr-defined]
+    mean = Bt.mean(axis=0)
+    columns = (Xt - mean) * linear.coef
+    grouped = np.zeros((len(X), len(features)))
+    for j, origin in enumerate(linear.origins or []):
+        if origin in features:
+            grouped[:, features.index(origin)] += columns[:, j]
+        elif np.any(columns[:, j] != 0):
+            raise CheckError(f"the ONNX linear node reads a column made from '{origin}', which is not a feature")
+    # the node's own margin, from the columns onnxruntime made (log-odds read back from float32
+    # probabilities lose ~1e-5 near 0 and 1)
+    raw = Xt @ linear.coef + linear.intercept
+    return ShapResult(grouped, float(linear.intercept + mean @ linear.coef), list(features),
+                      f"exact linear SHAP ({linear.source}, over the {Xt.shape[1]} columns its preprocessing makes)",
+                      "log-odds" if linear.logistic else "value", raw)
+
+
+def _linear_input(model_bytes: bytes) -> str:
+    from auditkit.methods.linear_models import onnx_linear_node
+
+    return str(onnx_linear_node(model_bytes).input[0])
 
 
 def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, background: pd.DataFrame,
@@ -217,11 +334,19 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
     values = np.asarray(values, dtype=np.float64)
     base_arr = np.atleast_1d(np.asarray(base, dtype=np.float64))
     positive = model.positive_index() if model.classes else 0
+    # what the translated trees add up to (onnx_trees._layout): log-odds under a logistic or
+    # two-column softmax link, else the score itself (a forest's probability)
+    log_odds = explainer.translated.get("tree_output") == "log_odds"
+    probability = model.task != "regression" and not log_odds
     if values.ndim == 3:  # one score per class
         values, base_value = values[:, :, positive], float(base_arr[positive])
+    elif model.classes and len(model.classes) == 2 and positive == 0:
+        # one raw output, the score of classes_[1]: the first class's log-odds are its negation,
+        # its probability is 1 - P(class 1) (the base value 1 - E[P(class 1)], not -E[P(class 1)])
+        values = -values
+        base_value = float(1.0 - base_arr[0]) if probability else float(-base_arr[0])
     else:
-        sign = -1.0 if (model.classes and len(model.classes) == 2 and positive == 0) else 1.0
-        values, base_value = sign * values, float(sign * base_arr[0])
+        base_value = float(base_arr[0])
     if getattr(model, "matrix_input", False):
         if values.shape[1] != len(features):
             raise CheckError(f"the ONNX trees read {values.shape[1]} columns made from the {len(features)} inputs; "
@@ -236,11 +361,10 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
         for k, name in enumerate(groups):
             if name in features:
                 grouped[:, features.index(name)] = by_input[:, k]
-    post = str(info.post_transform)
     scores = model.predict(X)
     if model.task == "regression":
         units, raw = "value", scores
-    elif "LOGISTIC" in post:
+    elif log_odds:
         units, raw = "log-odds", _logit(scores)
     else:
         units, raw = "probability", scores
@@ -260,35 +384,120 @@ def _onnx_imputer_values(model_bytes: bytes, k: int) -> np.ndarray | None:
     return None
 
 
-def _permutation(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
-                 tried: list[str]) -> ShapResult:
+# Exact Shapley enumeration evaluates the model on 2^p coalitions x background rows for each
+# explained row; within these bounds it is affordable (about 6e7 model rows: tens of seconds
+# for a small network through onnxruntime), beyond them the permutation estimator is used.
+MAX_EXACT_FEATURES = 12
+EXACT_BUDGET = 60_000_000
+
+
+class _Codes:
+    """The model-agnostic explainers mask numbers: categories become codes, decoded again
+    before the model sees them (missing stays missing)."""
+
+    def __init__(self, frames: list[pd.DataFrame], features: list[str]):
+        self.features = features
+        self.categories: dict[int, np.ndarray] = {}
+        for i, f in enumerate(features):
+            column = pd.concat([frame[f] for frame in frames])
+            if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+                self.categories[i] = np.asarray(sorted(column.dropna().unique(), key=str), dtype=object)
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.empty((len(frame), len(self.features)))
+        for i, f in enumerate(self.features):
+            if i in self.categories:
+                lookup = {v: k for k, v in enumerate(self.categories[i])}
+                out[:, i] = [np.nan if pd.isna(v) else lookup[v] for v in frame[f]]
+            else:
+                out[:, i] = frame[f].to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def decode(self, matrix: np.ndarray) -> pd.DataFrame:
+        frame = pd.DataFrame(matrix, columns=self.features)
+        for i, values in self.categories.items():
+            codes = matrix[:, i]
+            column = np.full(len(codes), np.nan, dtype=object)
+            present = ~np.isnan(codes)
+            column[present] = values[codes[present].astype(int)]
+            frame[self.features[i]] = column
+        return frame
+
+
+def enumerate_shapley(f: Any, X: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact interventional Shapley values of ``f`` at each row of ``X``: the value of a
+    coalition S is the mean over background rows b of f(x_S, b_rest), and
+    phi_i = sum over S without i of |S|! (p - |S| - 1)! / p! (v(S + i) - v(S)).
+
+    Plain numpy, with no JIT compilation to pay in every worker process (shap's Exact explainer
+    compiles with numba first, tens of seconds on a loaded machine).
+    """
+    from math import factorial
+
+    n, p = X.shape
+    masks = ((np.arange(2 ** p)[:, None] >> np.arange(p)[None, :]) & 1).astype(bool)  # (2^p, p): bit j = feature j
+    size = masks.sum(axis=1)
+    weight = np.array([factorial(k) * factorial(p - k - 1) / factorial(p) for k in range(p)])
+    nb = len(background)
+    values = np.zeros((n, p))
+    base = float(np.mean(f(background)))
+    for r in range(n):
+        hybrid = np.where(masks[:, None, :], X[r][None, None, :], background[None, :, :]).reshape(-1, p)
+        v = np.asarray(f(hybrid), dtype=np.float64).reshape(2 ** p, nb).mean(axis=1)
+        for j in range(p):
+            without = np.flatnonzero(~masks[:, j])
+            values[r, j] = np.sum(weight[size[without]] * (v[without | (1 << j)] - v[without]))
+    return values, base
+
+
+def _model_agnostic(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                    tried: list[str]) -> ShapResult:
+    """Shapley values through the adapter, with the background as the distribution of absent
+    features (interventional, as the exact explainers): exact enumeration of every coalition
+    (shap's Exact explainer) when affordable, else shap's Permutation explainer run twice with
+    independent seeds, averaged, with the standard error the two runs estimate."""
     import shap
 
-    numeric = all(pd.api.types.is_numeric_dtype(X[f].dtype) for f in features)
-    tried.append("shap Permutation explainer through the adapter (numeric inputs only)")
-    if not numeric:
-        raise CheckError(f"no SHAP explainer fits {model.kind}: not a tree or linear model, and the "
-                         f"model-agnostic fallback needs numeric inputs; tried: {'; '.join(tried)}")
     logistic = model.task == "binary" and model.score_kind == "probability"
+    codes = _Codes([X, background], features)
 
     def f(matrix: np.ndarray) -> np.ndarray:
-        scores = model.predict(pd.DataFrame(matrix, columns=features))
+        scores = model.predict(codes.decode(matrix))
         if not logistic:
             return scores
-        q = np.clip(scores, 1e-7, 1 - 1e-7)
+        q = np.clip(scores, 1e-12, 1 - 1e-12)
         return np.log(q) - np.log1p(-q)
 
-    masker = shap.maskers.Independent(background[features].to_numpy(dtype=np.float64),
-                                      max_samples=len(background))
-    explainer = shap.explainers.Permutation(f, masker, seed=0)
-    Xn = X[features].to_numpy(dtype=np.float64)
-    explanation = explainer(Xn, max_evals=max(2 * len(features) + 1, 10 * len(features)), silent=True)
-    values = np.asarray(explanation.values, dtype=np.float64)
-    base = np.atleast_1d(explanation.base_values).astype(np.float64)
+    Xn, Bn = codes.encode(X), codes.encode(background)
+    masker = shap.maskers.Independent(Bn, max_samples=len(Bn))
+    p = len(features)
+    units = "log-odds" if logistic else "value"
+    raw = f(Xn)
+    notes = [] if not tried else ["exact TreeSHAP or linear SHAP does not apply: " + "; ".join(tried)]
+    cost = (2 ** p) * len(Bn) * len(Xn)
+    if p <= MAX_EXACT_FEATURES and cost <= EXACT_BUDGET:
+        values, base_value = enumerate_shapley(f, Xn, Bn)
+        return ShapResult(values, base_value, list(features),
+                          f"exact Shapley values by enumeration (model-agnostic: {2 ** p:,} coalitions x "
+                          f"{len(Bn):,} background rows per explained row)", units, raw, notes=notes)
+    max_evals = max(2 * p + 1, 10 * p)
+    runs = []
+    for seed in (0, 1):
+        explanation = shap.explainers.Permutation(f, masker, seed=seed)(Xn, max_evals=max_evals, silent=True)
+        runs.append(np.asarray(explanation.values, dtype=np.float64))
+        base = np.atleast_1d(explanation.base_values).astype(np.float64)
+    values = (runs[0] + runs[1]) / 2
+    # two independent estimates a, b of the same value: (a - b)^2 / 4 estimates the variance of their mean
+    standard_error = float(np.sqrt(np.mean((runs[0] - runs[1]) ** 2) / 4))
+    reason = (f"{p} features" if p > MAX_EXACT_FEATURES
+              else f"{cost:,} model evaluations, over the {EXACT_BUDGET:,} budget")
+    notes.append(f"approximate: exact enumeration would cost {2 ** p:,} coalitions per row ({reason}); "
+                 f"estimated standard error of a SHAP value {standard_error:.3g} {units} (root mean square over "
+                 "values, from two independent runs); additivity holds by construction and says nothing of it")
     return ShapResult(values, float(base.mean()), list(features),
-                      "shap Permutation explainer (model-agnostic, approximate)",
-                      "log-odds" if logistic else "value", f(Xn) if not logistic else _logit(model.predict(X[features])),
-                      notes=["approximate: sampled permutations through the model adapter"])
+                      f"shap Permutation explainer (model-agnostic, approximate: 2 runs x {max_evals:,} evaluations "
+                      f"per row, {len(Bn):,} background rows)", units, raw, notes=notes,
+                      standard_error=standard_error)
 
 
 def background_rows(ctx: AuditContext, size: int) -> tuple[pd.DataFrame, str]:

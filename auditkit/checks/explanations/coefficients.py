@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditkit.methods.linear_models import LinearModel, from_onnx, from_sklearn
+from auditkit.methods.linear_models import LinearModel, from_onnx, from_onnx_columns, from_sklearn
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
@@ -22,7 +22,17 @@ def linear_model_of(ctx: AuditContext) -> LinearModel | None:
     model = ctx.model
     positive = model.positive_index() if model.classes else 1
     if model.format == "onnx":
-        return from_onnx(Path(model.path or "").read_bytes(), list(ctx.data.features), positive)
+        model_bytes = Path(model.path or "").read_bytes()
+        if getattr(model, "matrix_input", True):
+            return from_onnx(model_bytes, list(ctx.data.features), positive)
+        # one named input per column (skl2onnx's mixed-type pipelines): the linear node reads
+        # the columns its preprocessing makes from them
+        found = from_onnx_columns(model_bytes, model.feeds(ctx.data.frame), positive)  # type: ignore[attr-defined]
+        if found is None:
+            return None
+        linear, columns = found
+        linear.column_stds = [float(v) for v in np.nanstd(columns, axis=0)]
+        return linear
     estimator = getattr(model, "estimator", None)
     if estimator is None:
         return None
@@ -46,7 +56,9 @@ def coefficients(ctx: AuditContext, params: CoefficientsParams) -> CheckOutput:
     the audit data (the change in log-odds or output for a one-standard-deviation change);
     for a logistic model ``odds_ratio`` = exp(coefficient), the factor on the odds per unit.
     Read from scikit-learn's ``coef_``/``intercept_`` or the ONNX LinearClassifier /
-    LinearRegressor node. Other models are ``skipped``.
+    LinearRegressor node; behind skl2onnx's per-column preprocessing (one named input per
+    column) the coefficients multiply the columns it makes, named ``input_category`` for one-hot
+    columns as scikit-learn names them. Other models are ``skipped``.
     """
     linear = linear_model_of(ctx)
     if linear is None:
@@ -89,6 +101,8 @@ def _input_stds(ctx: AuditContext, linear: LinearModel) -> list[float | None]:
             ok = column is not None and pd.api.types.is_numeric_dtype(column.dtype)
             out.append(float(column.std(ddof=0)) if ok else None)
         return out
+    if linear.column_stds is not None:
+        return list(linear.column_stds)
     estimator = getattr(ctx.model, "estimator", None)
     if estimator is not None and hasattr(estimator, "steps"):
         transformed = estimator[:-1].transform(frame[ctx.data.features])

@@ -102,8 +102,14 @@ def partial_dependence(ctx: AuditContext, params: PartialDependenceParams) -> Ch
     metrics: dict[str, Metric] = {}
     curves: list[dict[str, Any]] = []
     plots: list[Plot] = []
+    integer_inputs = set(ctx.model.integer_inputs())
     for feature in features:
         grid, categorical = _grid(X[feature], params.grid_resolution, params.percentiles)
+        if feature in integer_inputs and not categorical and np.any(grid != np.rint(grid)):
+            # the model cannot take 8.211: draw the curve at the whole numbers it can take
+            grid = np.unique(np.rint(grid))
+            notes.append(f"{feature}: the model takes it as whole numbers (an integer input); its grid is the "
+                         f"{len(grid)} whole numbers among scikit-learn's grid points, rounded")
         batch = X.loc[X.index.repeat(len(grid))].reset_index(drop=True)
         batch[feature] = np.tile(grid, n) if not categorical else np.tile(grid.astype(object), n)
         ice = ctx.model.predict(batch).reshape(n, len(grid))

@@ -39,16 +39,20 @@ CAVEATS = (
 
 
 @check("shap_importance", caveats=CAVEATS, family="explanations", params=ShapImportanceParams, needs_model=True, reading=_reading,
-       metrics=["protected_share", "mean_abs_shap[*]", "rank[*]", "additivity_error"],
+       metrics=["protected_share", "mean_abs_shap[*]", "rank[*]", "additivity_error", "shap_standard_error"],
        example={"params": {"proxies": ["zip_region"]}, "thresholds": {"protected_share": {"max": 0.05}}})
 def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOutput:
     """Global feature importance as mean |SHAP value|, in the model's raw-output units.
 
     The explainer is chosen automatically and named: exact TreeSHAP (interventional) for
-    tree ensembles — scikit-learn ones and ONNX tree-ensemble nodes —, exact linear SHAP for
-    linear and logistic models, else shap's model-agnostic Permutation explainer. Units: the
-    raw output (log-odds for a boosted or logistic binary classifier, the probability for a
-    random forest, the value for a regressor). ``mean_abs_shap[f]`` = mean over explained rows
+    tree ensembles — scikit-learn's, XGBoost, LightGBM, and ONNX tree-ensemble nodes —, exact
+    linear SHAP for linear and logistic models (ONNX ones behind per-column preprocessing too),
+    else model-agnostic Shapley values through the model: exact enumeration of every coalition
+    up to 12 features and 6e7 model evaluations, beyond that shap's Permutation explainer, run
+    twice with independent seeds, whose ``shap_standard_error`` (root mean square standard
+    error of a value, in the units below) is reported. Why no exact explainer applied is said in
+    the notes. Units: the raw output (log-odds for a boosted, logistic or neural binary
+    classifier, the probability for a random forest, the value for a regressor). ``mean_abs_shap[f]`` = mean over explained rows
     of |SHAP(f)|; ``share`` = its fraction of the total; ``rank[f]`` (1 = most important);
     ``protected_share`` = share held by protected attributes that are model inputs and by
     ``params.proxies`` (0 = none; lower is better); ``additivity_error`` = largest
@@ -88,6 +92,9 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
     metrics["protected_share"] = Metric(watched_share, n=n, note="protected inputs and declared proxies: "
                                         + (", ".join(watched) if watched else "none is a model input"))
     metrics["additivity_error"] = Metric(result.additivity_error, n=n, note=f"in {result.units}")
+    if result.standard_error is not None:
+        metrics["shap_standard_error"] = Metric(result.standard_error, n=n, note=(
+            f"root mean square standard error of a SHAP value, in {result.units}, from two independent runs"))
     top = [result.features[j] for j in order[: params.top_k]]
     keep = np.linspace(0, n - 1, min(n, POINTS_PER_FEATURE)).round().astype(int)
     beeswarm, dependence = [], []

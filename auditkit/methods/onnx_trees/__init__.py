@@ -22,7 +22,7 @@ from __future__ import annotations
 from auditkit.methods.onnx_trees.explainer import OnnxTreeExplainer
 from auditkit.methods.onnx_trees.node import TreeNodeInfo, find_tree_ensemble
 from auditkit.methods.onnx_trees.runtime import onnxruntime_raw_scores
-from auditkit.methods.onnx_trees.tracing import transformed_features
+from auditkit.methods.onnx_trees.tracing import tensor_features, transformed_features
 from auditkit.methods.onnx_trees.translate import predict_raw, translate
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "find_tree_ensemble",
     "onnxruntime_raw_scores",
     "predict_raw",
+    "tensor_features",
     "transformed_features",
     "translate",
 ]

@@ -217,3 +217,16 @@ def transformed_features(model_bytes: bytes, feeds: Feeds) -> tuple[npt.NDArray[
         raise ValueError("the model has no tree-ensemble node")
     runner = TreeInputRunner(model, info)
     return runner.matrix(feeds), runner.sources(feeds)
+
+
+def tensor_features(model_bytes: bytes, tensor_name: str, feeds: Feeds) -> tuple[npt.NDArray[np.float64], list[str] | None]:
+    """The matrix a graph computes as ``tensor_name`` (in float64), and which graph input each
+    of its columns comes from: :func:`transformed_features` for any node's input, such as the
+    ``LinearClassifier`` of a skl2onnx pipeline with one named input per column."""
+    from types import SimpleNamespace
+
+    model = onnx.load_from_string(model_bytes)
+    # the runner reads only the tensor's name and its element type (DOUBLE: keep float64)
+    target = SimpleNamespace(input_name=tensor_name, input_elem_type=onnx.TensorProto.DOUBLE)
+    runner = TreeInputRunner(model, target)  # type: ignore[arg-type]
+    return runner.matrix(feeds).astype(np.float64), runner.sources(feeds)

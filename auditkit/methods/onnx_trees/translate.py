@@ -124,6 +124,10 @@ class _TreeBuilder:
             return self._split(feat, at_t, no, yes, not nan_yes)
         if mode == GTE:  # x >= t  <=>  not x < t
             return self._split(feat, below_t, no, yes, not nan_yes)
+        if mode == EQ:
+            members, outside, nan_in = self._chain(k)
+            if len(members) > 1:
+                return self._membership(feat, members, yes, outside, nan_in)
         # x == t  <=>  not x <= below_t  and  x <= t; the "not equal" side is needed twice.
         # NaN == t is false (true branch only when tracked); NaN != t is true.
         equal, unequal = (yes, no) if mode == EQ else (no, yes)
@@ -141,6 +145,55 @@ class _TreeBuilder:
         self.right[me] = inner
         self.default[me] = inner if nan_equal else self.left[me]
         return me
+
+    def _chain(self, k: int) -> tuple[list[float], int, bool]:
+        """A chain of BRANCH_EQ splits on one feature sharing their true child (how onnxmltools
+        writes LightGBM's categorical split "x in {c1, c2, ...}"): its values, the node reached
+        when x is none of them, and whether NaN takes the true child (when any link tracks it)."""
+        f = self.forest
+        feat, yes = int(f.feature[k]), int(f.true_child[k])
+        members, nan_in, node = [], False, k
+        while (not f.is_leaf[node] and int(f.mode[node]) == EQ and int(f.feature[node]) == feat
+               and int(f.true_child[node]) == yes):
+            members.append(float(f.threshold[node]))
+            nan_in = nan_in or bool(f.missing_true[node])
+            node = int(f.false_child[node])
+        return members, node, nan_in
+
+    def _membership(self, feat: int, members: list[float], inside: int, outside: int, nan_in: bool) -> int:
+        """``x in members`` as a balanced tree of ``x <= t`` splits over the intervals the members
+        make: each member c is the interval (below(c), at_or_below(c)], and the children are copied
+        once per interval (about 2m + 1 copies for m members, where a chain of single equality
+        splits doubles at every link: 2^m)."""
+        cuts: list[float] = []
+        labels: list[bool] = []  # True: the interval ending at the cut holds members
+        for value in sorted(set(members)):
+            low, high = self.below(value), self.at_or_below(value)
+            if high <= low:
+                continue  # no value of the input dtype equals it: never inside
+            if cuts and low <= cuts[-1]:
+                cuts[-1] = high  # adjacent members: one interval
+            else:
+                cuts.extend([low, high])
+                labels.extend([False, True])
+        labels.append(False)  # above the last member
+        if not cuts:
+            return self.emit(outside)
+        nan_segment = labels.index(nan_in)
+
+        def build(i: int, j: int) -> int:
+            if i == j:
+                return self.emit(inside if labels[i] else outside)
+            mid = (i + j) // 2
+            me = self._new()
+            self.feature[me] = feat
+            self.threshold[me] = cuts[mid]
+            self.left[me] = build(i, mid)
+            self.right[me] = build(mid + 1, j)
+            self.default[me] = self.left[me] if nan_segment <= mid else self.right[me]
+            return me
+
+        return build(0, len(labels) - 1)
 
     def tree(self, n_outputs: int) -> dict[str, Any]:
         value_of = np.asarray(self.value_of, dtype=np.int64)
