@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from auditkit.errors import CheckError, ModelLoadError, Source
+from auditkit.core.hashing import sha256_of as core_sha256_of
 
 Format = Literal["onnx", "pickle", "joblib", "skops", "predictions"]
 ScoreKind = Literal["probability", "decision_function", "label", "value"]
@@ -87,12 +88,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = core_sha256_of  # where adapters' callers have always found it
 
 
 PROBABILITY_SLACK = 1e-6  # float rounding allowed outside [0, 1] for a probability

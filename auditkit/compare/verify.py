@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from auditkit.results.io import ResultsFile, read_results
+from auditkit.core.hashing import sha256_of
 from auditkit.errors import UserError
 
 #: The parts of a check compared; "id" and "type" match the checks, the rest are the figures.
@@ -80,11 +80,7 @@ class Verification:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path)
 
 
 def _short(digest: Any) -> str:

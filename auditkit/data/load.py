@@ -173,12 +173,7 @@ def data_sha256(path: Path) -> str:
     """SHA-256 of a data file; of a dataset, over each file's relative name and SHA-256 in order."""
     import hashlib
 
-    def of_file(file: Path) -> str:
-        digest = hashlib.sha256()
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+    from auditkit.core.hashing import sha256_of as of_file
 
     if not is_dataset(path):
         return of_file(path)
