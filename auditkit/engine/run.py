@@ -325,7 +325,8 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
                 "checks_time_s": round(checks_time, 3),
                 # the limit of a check without memory_mb (the inline executor enforces none)
                 # (the dask executor leaves memory to Dask's per-worker limit)
-                "memory_mb_default": None if options.executor in ("inline", "dask") else memory_default},
+                "memory_mb_default": None if options.executor in ("inline", "dask") else memory_default,
+                "catalogue": catalogue()},
         report=report_header(policy), statistics=statistics,
         command=options.command, fail_on=options.fail_on, interrupted=executor.interrupted,
         auditkit_version=__version__)
@@ -333,6 +334,14 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
     # the post-pass reads the checks as results.json has them, so a re-rendered report derives the same
     audit.cross_findings = results["cross_findings"] = cross_findings(results)
     return AuditRun(results=results, exit_code=code, out_dir=out_dir, prepared=prepared)
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every check type this run could have used, with its family and caveats, so the report's
+    "what this policy did not test" and method caveats read from results.json alone and say the
+    same when re-rendered where other plugins are installed."""
+    return [{"type": t.type, "family": t.family, "caveats": list(t.caveats)}
+            for t in sorted(get_registry().types(), key=lambda t: t.type)]
 
 
 def report_header(policy: Policy) -> dict[str, Any]:

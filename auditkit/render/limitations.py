@@ -29,7 +29,7 @@ def limitations(results: dict[str, Any]) -> list[Limitation]:
     """The limitations that apply to this audit, each a titled list of plain sentences."""
     checks = checks_of(results)
     parts = [_sampled(checks, results), _not_run(checks), _small_groups(checks), _underpowered(checks),
-             _multiple_comparisons(checks, results), _data_notes(results), _caveats(checks),
+             _multiple_comparisons(checks, results), _data_notes(results), _caveats(checks, results),
              _untested(checks, results)]
     return [part for part in parts if part.items]
 
@@ -172,24 +172,34 @@ def _data_notes(results: dict[str, Any]) -> Limitation:
     return Limitation("Data", notes)
 
 
-def _caveats(checks: list[dict[str, Any]]) -> Limitation:
-    registry = get_registry()
+def _catalogue(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The check types the run could have used, as results.json records them (engine.catalogue),
+    so a re-rendered report says what the original said wherever it is drawn. Results written
+    before the catalogue was recorded fall back to this process's registry."""
+    recorded = (results.get("engine") or {}).get("catalogue")
+    if isinstance(recorded, list):
+        return {str(item.get("type")): item for item in recorded if isinstance(item, dict)}
+    return {t.type: {"type": t.type, "family": t.family, "caveats": list(t.caveats)}
+            for t in get_registry().types()}
+
+
+def _caveats(checks: list[dict[str, Any]], results: dict[str, Any]) -> Limitation:
+    catalogue = _catalogue(results)
     items, seen = [], set()
     for check in checks:
         kind = str(check.get("type"))
-        if kind in seen or check.get("status") in ("skipped", "error") or kind not in registry:
+        if kind in seen or check.get("status") in ("skipped", "error") or kind not in catalogue:
             continue
         seen.add(kind)
-        items.extend(f"{kind}: {caveat}" for caveat in registry.get(kind).caveats)
+        items.extend(f"{kind}: {caveat}" for caveat in catalogue[kind].get("caveats") or [])
     return Limitation("Method caveats", items)
 
 
 def _untested(checks: list[dict[str, Any]], results: dict[str, Any]) -> Limitation:
-    registry = get_registry()
     ran = {str(c.get("type")) for c in checks if c.get("status") not in ("skipped", "error")}
     families: dict[str, list[str]] = {}
-    for check_type in registry.types():
-        families.setdefault(check_type.family, []).append(check_type.type)
+    for kind, item in _catalogue(results).items():
+        families.setdefault(str(item.get("family")), []).append(kind)
     items = []
     for family, types in sorted(families.items()):
         missing = sorted(t for t in types if t not in ran)

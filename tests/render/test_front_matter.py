@@ -93,6 +93,21 @@ def test_limitations_name_samples_skips_small_groups_caveats_comparisons_and_wha
     assert "No local check ran" in untested and "adversarial" in untested
 
 
+def test_limitations_read_the_catalogue_results_json_recorded_not_this_processs_registry():
+    # A report re-drawn where another plugin is registered (or one is missing) says what the
+    # original said: the run recorded which check types it could have used.
+    audit = _audit()
+    audit["engine"] = {"catalogue": [
+        {"type": "performance", "family": "performance", "caveats": []},
+        {"type": "shap_importance", "family": "explanations", "caveats": ["recorded caveat"]},
+        {"type": "plugin_only", "family": "robustness", "caveats": []}]}
+    parts = {part.title: part for part in limitations(audit)}
+    assert parts["What this policy did not test"].items[:1] == ["No robustness check ran (plugin_only)."]
+    untested = " ".join(parts["What this policy did not test"].items)
+    assert "adversarial" not in untested and "local" not in untested
+    assert parts["Method caveats"].items == ["shap_importance: recorded caveat"]
+
+
 def test_signoff_rows_print_blank_lines_for_missing_names():
     rows = signoff_view({"signoff": {"prepared": {"name": "A. Auditor", "role": "analyst", "date": "2026-12-01"},
                                      "approved": None}})
