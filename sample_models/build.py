@@ -642,6 +642,77 @@ def build_rate_gbr(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFr
     return model, onx, diff
 
 
+# The multiclass sample: a three-tier risk grade with planted ground truth (README section 5).
+TIER_CLASSES = ["high", "low", "medium"]  # scikit-learn's sorted order, the probability columns
+TIER_LATE_PAYMENTS_HIGH = 2  # n_late_payments >= 2 -> "high", whatever else is true
+TIER_LOW_CUT = 1.0  # otherwise "low" when the standing score below (plus noise) is under this
+TIER_NOISE_SD = 0.3
+
+
+def tier_standing(df: pd.DataFrame) -> np.ndarray:
+    """The score that separates "low" from "medium" (income and debt ratio only)."""
+    return -1.65 * np.log(df["income"].to_numpy() / 45_000) + 2.4 * df["debt_ratio"].to_numpy()
+
+
+def draw_tier(rng: np.random.Generator, df: pd.DataFrame) -> np.ndarray:
+    """The planted risk tier: n_late_payments decides "high" alone and plays no part between
+    "low" and "medium"; income and debt ratio decide those two; nothing else enters."""
+    standing = tier_standing(df) + rng.normal(0.0, TIER_NOISE_SD, len(df))
+    tier = np.where(standing < TIER_LOW_CUT, "low", "medium").astype(object)
+    tier[df["n_late_payments"].to_numpy() >= TIER_LATE_PAYMENTS_HIGH] = "high"
+    return tier
+
+
+def build_tier(rng: np.random.Generator, train: pd.DataFrame, X_train: pd.DataFrame, test: pd.DataFrame,
+               X_test: pd.DataFrame) -> tuple[Pipeline, bytes, bytes, pd.DataFrame, dict[str, Any]]:
+    """credit_tier.onnx / .skops: a three-class GBM on the 10 features, and the audit file
+    credit_tier_test.csv (credit_test.csv plus its ``risk_tier`` column)."""
+    from sklearn.inspection import partial_dependence
+
+    y_train = draw_tier(rng, train)
+    y_test = draw_tier(rng, test)
+    model = Pipeline([
+        ("prep", preprocessor()),
+        ("gbm", GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0)),
+    ])
+    model.fit(X_train, y_train)
+    if list(model.classes_) != TIER_CLASSES:
+        raise AssertionError(f"credit_tier classes {list(model.classes_)}, expected {TIER_CLASSES}")
+    onx = to_onnx_bytes(model, "credit_tier", per_column_initial_types())
+    label, proba = ort_session(onx).run(None, per_column_feed(X_test))
+    sk_proba = model.predict_proba(float32_view(X_test))
+    onnx_proba = np.array([[row[c] for c in TIER_CLASSES] for row in proba], dtype=float)
+    diff = assert_close("credit_tier.onnx", onnx_proba, sk_proba)
+    sk_label = np.asarray(TIER_CLASSES, dtype=object)[sk_proba.argmax(axis=1)]
+    agree = float(np.mean(np.asarray(label, dtype=object) == sk_label))
+    if agree < 0.999:  # a float32 tie between two classes may break either way; nothing more
+        raise AssertionError(f"credit_tier.onnx labels agree with sklearn on only {agree:.4%} of rows")
+    data = stable_skops_bytes(model)
+    loaded = skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    if not np.array_equal(loaded.predict_proba(X_test), model.predict_proba(X_test)):
+        raise AssertionError("credit_tier.skops does not reproduce the fitted classifier")
+    audit = test.copy()
+    audit["risk_tier"] = y_test
+    pdp = partial_dependence(model, X_test, ["n_late_payments"], grid_resolution=10,
+                             percentiles=(0, 1), kind="average")
+    grid = [float(v) for v in pdp["grid_values"][0]]
+    wanted = [g for g in (0.0, 1.0, 2.0, 3.0) if g in grid]
+    pdp_by_class = {c: {str(int(g)): round(float(pdp["average"][k][grid.index(g)]), 4) for g in wanted}
+                    for k, c in enumerate(TIER_CLASSES)}
+    figures = {
+        "classes": TIER_CLASSES,
+        "tier_share_train": {c: round(float(np.mean(y_train == c)), 4) for c in TIER_CLASSES},
+        "tier_share_test": {c: round(float(np.mean(y_test == c)), 4) for c in TIER_CLASSES},
+        "test_accuracy": round(float(np.mean(model.predict(X_test) == y_test)), 4),
+        "onnx_max_abs_diff": diff,
+        "onnx_label_agreement": agree,
+        "onnx_io": onnx_io(onx),
+        "skops_untrusted_types": sorted(skops.io.get_untrusted_types(data=data)),
+        "pdp_n_late_payments_by_class": pdp_by_class,
+    }
+    return model, onx, data, audit, figures
+
+
 def onnx_io(onnx_bytes: bytes) -> dict[str, list[str]]:
     sess = ort_session(onnx_bytes)
     return {"inputs": [i.name for i in sess.get_inputs()],
@@ -747,6 +818,10 @@ DESCRIPTIONS = {
                          "debt-consolidation loans (the planted drift).",
     "credit_logreg.skops": "The fitted sklearn pipeline behind credit_logreg.onnx (skops.io): refittable, "
                            "loads without trusting a pickle.",
+    "credit_tier.onnx": "Three-class GradientBoostingClassifier pipeline (risk tier high/low/medium), one input "
+                        "per column, ZipMap probabilities with string labels.",
+    "credit_tier.skops": "The fitted sklearn pipeline behind credit_tier.onnx (skops.io).",
+    "credit_tier_test.csv": "credit_test.csv plus the planted three-class target risk_tier (20,150 rows).",
 }
 
 
@@ -837,8 +912,8 @@ def classifier_figures(y: pd.Series, test: pd.DataFrame, p1: np.ndarray) -> dict
 def streams() -> list[np.random.Generator]:
     """The build's independent random streams. ``spawn(5)`` gives the same first four
     children as the original ``spawn(4)``, so adding the candidate's stream changed no file; likewise
-    ``spawn(6)`` for the recent extract's stream."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(6)]
+    ``spawn(6)`` for the recent extract's stream, and ``spawn(7)`` for the risk tiers'."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(7)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -852,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
     # Remove the stamp first: if this build fails half-way, make must not think the
     # (partly rewritten) artefacts are complete.
     (OUT_DIR / MANIFEST).unlink(missing_ok=True)
-    rng_pop, rng_split, rng_faults, rng_hiring, rng_candidate, rng_recent = streams()
+    rng_pop, rng_split, rng_faults, rng_hiring, rng_candidate, rng_recent, rng_tier = streams()
 
     # 1. Data. Models are then trained and measured on the files as written, i.e. on
     #    exactly what auditkit will read (CSV round trip, pandas 3 string dtypes).
@@ -886,6 +961,12 @@ def main(argv: list[str] | None = None) -> int:
     recent = pd.read_csv(OUT_DIR / "credit_recent.csv")
     write_bytes("credit_logreg.skops", build_logreg_skops(logreg, X_test))
 
+    # 5. The multiclass sample: a risk tier (its own random stream, so no other file changes).
+    _, tier_onnx, tier_skops, tier_audit, tier_figures = build_tier(rng_tier, train, X_train, test, X_test)
+    write_bytes("credit_tier.onnx", tier_onnx)
+    write_bytes("credit_tier.skops", tier_skops)
+    write_csv("credit_tier_test.csv", tier_audit)
+
     # Ground truth, measured on the written files.
     ground_truth: dict[str, Any] = {
         "seed": SEED,
@@ -906,6 +987,7 @@ def main(argv: list[str] | None = None) -> int:
                 "onnx_io": onnx_io(gbr_onnx),
             },
             "credit_gbm_candidate": candidate,
+            "credit_tier": tier_figures,
         },
         "hiring": measure_hiring(pd.read_csv(OUT_DIR / "hiring_decisions.csv")),
         "recent": measure_recent(train, recent, gbm, logreg),
@@ -973,7 +1055,8 @@ def print_summary(gt: dict[str, Any], seconds: float) -> None:
         f"(train {gt['recent']['median_income_train']:.0f}), purpose {gt['recent']['purpose_share_recent']}",
         f"  ONNX max |ORT - sklearn|: gbm {m['credit_gbm']['onnx_max_abs_diff']:.2e}, "
         f"logreg {m['credit_logreg']['onnx_max_abs_diff']:.2e}, "
-        f"gbr {m['credit_rate_gbr']['onnx_max_abs_diff']:.2e}",
+        f"gbr {m['credit_rate_gbr']['onnx_max_abs_diff']:.2e}, tier {m['credit_tier']['onnx_max_abs_diff']:.2e}",
+        f"  credit_tier: accuracy {m['credit_tier']['test_accuracy']:.4f}, shares {m['credit_tier']['tier_share_test']}",
     ]
     print("\n".join(lines))
 
