@@ -35,11 +35,18 @@ class ShapResult:
     raw_output: np.ndarray  # the model's own raw output for the explained rows (additivity reference)
     notes: list[str] = field(default_factory=list)
     standard_error: float | None = None  # of an approximate explainer's values (RMS), None when exact
+    # one base value per row, when rows explain different scores (a multiclass row's predicted class)
+    row_base_values: np.ndarray | None = None
+
+    def base_of(self, i: int) -> float:
+        """The base value row ``i``'s SHAP values start from."""
+        return float(self.base_value if self.row_base_values is None else self.row_base_values[i])
 
     @property
     def additivity_error(self) -> float:
         """Largest |base + sum of SHAP - raw output| over rows whose raw output is known."""
-        gap = np.abs(self.base_value + self.values.sum(axis=1) - self.raw_output)
+        base = self.base_value if self.row_base_values is None else self.row_base_values
+        gap = np.abs(base + self.values.sum(axis=1) - self.raw_output)
         gap = gap[np.isfinite(gap)]
         return float(gap.max()) if gap.size else 0.0
 
@@ -512,3 +519,266 @@ def background_rows(ctx: AuditContext, size: int) -> tuple[pd.DataFrame, str]:
         rows = np.sort(ctx.rng.choice(len(source), size, replace=False))
         return source.iloc[rows][data.features], f"a seeded sample of {size:,} rows of {name}"
     return source[data.features], f"all {len(source):,} rows of {name}"
+
+
+# --------------------------------------------------------------------------------------
+# Multiclass: one set of SHAP values per class
+# --------------------------------------------------------------------------------------
+@dataclass
+class ClassShapResult:
+    """SHAP values of every class's score: ``values[i, j, c]`` is feature j's share of class c's
+    score at row i, ``base_values[c] + values[i, :, c].sum()`` that score."""
+
+    values: np.ndarray  # (n, n_features, n_classes) over the original inputs
+    base_values: np.ndarray  # (n_classes,)
+    classes: list[Any]
+    features: list[str]
+    explainer: str
+    units: str  # "margin (softmax logit)" or "probability"
+    raw_output: np.ndarray  # (n, n_classes): what the values add up to, from the model itself
+    notes: list[str] = field(default_factory=list)
+    standard_error: float | None = None
+
+    @property
+    def additivity_error(self) -> float:
+        """Largest |base + sum of SHAP - raw output| over rows and classes (the raw output is the
+        model's own: margins before the softmax, or probabilities)."""
+        gap = np.abs(self.base_values[None, :] + self.values.sum(axis=1) - self.raw_output)
+        gap = gap[np.isfinite(gap)]
+        return float(gap.max()) if gap.size else 0.0
+
+    def for_class(self, c: int) -> ShapResult:
+        """Class ``c``'s values as a one-score result."""
+        values, base, raw = self.values[:, :, c], float(self.base_values[c]), self.raw_output[:, c]
+        return ShapResult(values, base, self.features, self.explainer, self.units, raw, list(self.notes),
+                          self.standard_error)
+
+    def for_rows(self, chosen: np.ndarray) -> ShapResult:
+        """Each row's values for its own class ``chosen[i]`` (e.g. the predicted one)."""
+        chosen = np.asarray(chosen, dtype=int)
+        rows = np.arange(len(chosen))
+        parts = [self.for_class(c) for c in range(len(self.classes))]
+        values = np.stack([p.values for p in parts], axis=2)[rows, :, chosen]
+        raw = np.stack([p.raw_output for p in parts], axis=1)[rows, chosen]
+        chosen = np.asarray(chosen, dtype=int)
+        return ShapResult(values, float(np.mean(self.base_values[chosen])) if len(chosen) else 0.0, self.features,
+                          self.explainer, self.units, raw, list(self.notes), self.standard_error,
+                          row_base_values=self.base_values[chosen])
+
+
+def _group3(values: np.ndarray, origins: list[int], n_features: int) -> np.ndarray:
+    return np.stack([_group(values[:, :, c], origins, n_features) for c in range(values.shape[2])], axis=2)
+
+
+def explain_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                    *, prefer: str = "auto") -> ClassShapResult:
+    """SHAP values of every class's score of a multiclass model, exact where the model allows:
+    TreeSHAP on the class margins (boosted trees: softmax logits) or probabilities (forests),
+    linear SHAP on a multinomial linear model's margins, else model-agnostic Shapley values of
+    the class probabilities (exact enumeration when affordable, as :func:`explain`)."""
+    tried: list[str] = []
+    classes = list(model.classes or [])
+    if model.format in ("pickle", "joblib", "skops") and prefer in ("auto", "tree", "linear"):
+        result = _sklearn_classes(model, X, background, features, prefer, tried)
+        if result is not None:
+            return result
+    if model.format == "onnx" and prefer in ("auto", "tree"):
+        result = _onnx_tree_classes(model, X, background, features, tried)
+        if result is not None:
+            return result
+        if prefer == "auto":
+            tried.append("exact linear SHAP on ONNX linear nodes is implemented for one score only")
+    if prefer in ("auto", "permutation"):
+        return _model_agnostic_classes(model, X, background, features, classes, tried)
+    raise CheckError(f"no {prefer} explainer fits {model.kind} (multiclass); tried: {', '.join(tried) or 'nothing'}")
+
+
+def _sklearn_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                     prefer: str, tried: list[str]) -> ClassShapResult | None:
+    estimator = getattr(model, "estimator")
+    steps = getattr(estimator, "steps", None)
+    final = steps[-1][1] if steps else estimator
+    prep = estimator[:-1] if steps and len(steps) > 1 else None
+    columns = model.input_features or features
+    classes = list(model.classes or [])
+
+    def transform(frame: pd.DataFrame) -> np.ndarray:
+        if prep is None:
+            return frame[columns].to_numpy(dtype=np.float64)
+        out = prep.transform(frame[columns])
+        return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
+
+    names = ([str(n) for n in prep.get_feature_names_out(columns)] if prep is not None else list(columns))
+    origins = origin_of(names, list(features))
+    kind = type(final).__name__
+    if prefer in ("auto", "tree") and any(kind.startswith(t) for t in TREE_TYPES):
+        tried.append(f"shap TreeExplainer (interventional) on {kind}")
+        Bt = transform(background)
+        # shap reads scikit-learn's multiclass GradientBoostingClassifier as binary only: its
+        # trees (one per stage and class) are handed over as a model with one output per class
+        trees = _sklearn_multiclass_gbm(final, Bt) if kind == "GradientBoostingClassifier" else final
+        explainer = _RankedTrees(trees, Bt)
+        Xt = transform(X).astype(explainer.input_dtype).astype(np.float64)
+        values = np.asarray(explainer.shap_values(Xt))
+        base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+        if values.ndim != 3 or values.shape[2] != len(classes):
+            tried.append(f"(TreeExplainer gave values of shape {values.shape}, not one set per class)")
+            return None
+        with warnings.catch_warnings():  # Xt is the transformed array on purpose, without names
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            if kind.startswith("XGB"):
+                raw, units = np.asarray(final.predict(Xt, output_margin=True), dtype=np.float64), "margin (softmax logit)"
+            elif kind.startswith("LGBM"):
+                raw, units = np.asarray(final.predict(Xt, raw_score=True), dtype=np.float64), "margin (softmax logit)"
+            elif kind.startswith(("GradientBoosting", "HistGradientBoosting")):
+                raw, units = np.asarray(final.decision_function(Xt), dtype=np.float64), "margin (softmax logit)"
+            else:
+                raw, units = np.asarray(final.predict_proba(Xt), dtype=np.float64), "probability"
+        return ClassShapResult(_group3(values, origins, len(features)), base, classes, list(features),
+                               f"exact TreeSHAP (shap.TreeExplainer, interventional) on {kind}, one set per class",
+                               units, raw)
+    coef = getattr(final, "coef_", None)
+    if prefer in ("auto", "linear") and coef is not None and np.ndim(coef) == 2 and np.shape(coef)[0] == len(classes):
+        tried.append(f"exact linear SHAP on {kind}")
+        Xt, Bt = transform(X), transform(background)
+        W = np.asarray(coef, dtype=np.float64)
+        b = np.atleast_1d(np.asarray(getattr(final, "intercept_", 0.0), dtype=np.float64))
+        mean = Bt.mean(axis=0)
+        values = (Xt - mean)[:, :, None] * W.T[None, :, :]  # w_cj (x_j - E[x_j]) per class c
+        return ClassShapResult(_group3(values, origins, len(features)), b + mean @ W.T, classes, list(features),
+                               f"exact linear SHAP on {kind}, one set per class", "margin (softmax logit)",
+                               Xt @ W.T + b)
+    tried.append(f"no exact multiclass explainer for scikit-learn {kind}")
+    return None
+
+
+def _onnx_tree_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                       tried: list[str]) -> ClassShapResult | None:
+    import onnx
+
+    from auditkit.methods.onnx_trees import OnnxTreeExplainer, find_tree_ensemble
+    from auditkit.methods.onnx_trees.runtime import onnxruntime_raw_scores
+
+    model_bytes = Path(model.path or "").read_bytes()
+    info = find_tree_ensemble(onnx.load_from_string(model_bytes))
+    if info is None:
+        tried.append("ONNX tree-ensemble translation (the graph has no tree-ensemble node)")
+        return None
+    tried.append(f"exact TreeSHAP on the ONNX {info.op_type} node")
+    try:
+        explainer = OnnxTreeExplainer(model.path or "", model.feeds(background))  # type: ignore[attr-defined]
+    except NotImplementedError as exc:
+        tried.append(f"(not translatable: {exc})")
+        return None
+    classes = list(model.classes or [])
+    feeds = model.feeds(X)  # type: ignore[attr-defined]
+    values, base = explainer.shap_values(feeds)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 3 or values.shape[2] != len(classes):
+        tried.append(f"(the translated trees give values of shape {values.shape}, not one set per class)")
+        return None
+    if info.class_labels is not None and [str(c) for c in info.class_labels] != [str(c) for c in classes]:
+        raise CheckError(f"the ONNX tree node's classes {list(info.class_labels)} are not the model's output "
+                         f"classes {classes} in the same order")
+    if getattr(model, "matrix_input", False):
+        if values.shape[1] != len(features):
+            raise CheckError(f"the ONNX trees read {values.shape[1]} columns made from the {len(features)} inputs; "
+                             "they cannot be attributed back to the inputs")
+        grouped = values
+    else:
+        if explainer.groups is None:
+            raise CheckError("which input each column the ONNX trees read comes from cannot be told from the graph")
+        by_input = np.asarray(explainer.grouped(values))
+        grouped = np.zeros((len(values), len(features), len(classes)))
+        for k, name in enumerate(explainer.groups):
+            if name in features:
+                grouped[:, features.index(name), :] = by_input[:, k, :]
+    # the node's own scores before its post-transform (onnxruntime, post_transform NONE): exact margins
+    raw = np.asarray(onnxruntime_raw_scores(explainer.model, explainer.features(feeds)), dtype=np.float64)
+    raw = raw.reshape(len(X), -1)
+    units = "margin (softmax logit)" if info.post_transform.startswith("SOFTMAX") else (
+        "probability" if info.post_transform == "NONE" else f"raw score ({info.post_transform} applied after)")
+    return ClassShapResult(grouped, np.atleast_1d(np.asarray(base, dtype=np.float64)), classes, list(features),
+                           f"exact TreeSHAP (interventional) on the ONNX {info.op_type} node, translated for shap, "
+                           "one set per class", units, raw)
+
+
+def enumerate_shapley_multi(f: Any, X: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`enumerate_shapley` for a function with k outputs per row: values (n, p, k), base (k,)."""
+    from math import factorial
+
+    n, p = X.shape
+    masks = ((np.arange(2 ** p)[:, None] >> np.arange(p)[None, :]) & 1).astype(bool)
+    size = masks.sum(axis=1)
+    weight = np.array([factorial(k) * factorial(p - k - 1) / factorial(p) for k in range(p)])
+    nb = len(background)
+    base = np.asarray(f(background), dtype=np.float64).mean(axis=0)
+    values = np.zeros((n, p, base.shape[0]))
+    for r in range(n):
+        hybrid = np.where(masks[:, None, :], X[r][None, None, :], background[None, :, :]).reshape(-1, p)
+        v = np.asarray(f(hybrid), dtype=np.float64).reshape(2 ** p, nb, -1).mean(axis=1)
+        for j in range(p):
+            without = np.flatnonzero(~masks[:, j])
+            values[r, j] = (weight[size[without]][:, None] * (v[without | (1 << j)] - v[without])).sum(axis=0)
+    return values, base
+
+
+def _sklearn_multiclass_gbm(final: Any, background: np.ndarray) -> dict[str, Any]:
+    """scikit-learn's multiclass gradient boosting as shap's custom tree model: stage i's tree
+    for class c adds learning_rate x its leaf value to output c alone; the base offset is the
+    init estimator's raw prediction (the class log-priors), the same for every row."""
+    k = final.n_trees_per_iteration_
+    trees = []
+    for stage in final.estimators_:
+        for c in range(k):
+            t = stage[c].tree_
+            values = np.zeros((t.node_count, k))
+            values[:, c] = final.learning_rate * t.value[:, 0, 0]
+            trees.append({"children_left": t.children_left.copy(), "children_right": t.children_right.copy(),
+                          "children_default": t.children_left.copy(), "features": t.feature.copy(),
+                          "thresholds": t.threshold.copy(), "values": values,
+                          "node_sample_weight": t.weighted_n_node_samples.copy()})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        offset = np.asarray(final._raw_predict_init(background[:1].astype(np.float32)), dtype=np.float64)[0]
+    return {"trees": trees, "base_offset": offset, "tree_output": "raw_value", "objective": "squared_error",
+            "input_dtype": np.float32, "internal_dtype": np.float64}
+
+
+def _model_agnostic_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                            classes: list[Any], tried: list[str]) -> ClassShapResult:
+    """Shapley values of each class probability through the adapter (interventional, as above)."""
+    import shap
+
+    codes = _Codes([X, background], features)
+
+    def f(matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(codes.decode(matrix)), dtype=np.float64)
+
+    Xn, Bn = codes.encode(X), codes.encode(background)
+    p = len(features)
+    raw = f(Xn)
+    notes = [] if not tried else ["exact TreeSHAP or linear SHAP does not apply: " + "; ".join(tried)]
+    cost = (2 ** p) * len(Bn) * len(Xn)
+    if p <= MAX_EXACT_FEATURES and cost <= EXACT_BUDGET:
+        values, base = enumerate_shapley_multi(f, Xn, Bn)
+        return ClassShapResult(values, base, classes, list(features),
+                               f"exact Shapley values by enumeration (model-agnostic: {2 ** p:,} coalitions x "
+                               f"{len(Bn):,} background rows per explained row), one set per class", "probability",
+                               raw, notes=notes)
+    masker = shap.maskers.Independent(Bn, max_samples=len(Bn))
+    max_evals = max(2 * p + 1, 10 * p)
+    runs = []
+    for seed in (0, 1):
+        explanation = shap.explainers.Permutation(f, masker, seed=seed)(Xn, max_evals=max_evals, silent=True)
+        runs.append(np.asarray(explanation.values, dtype=np.float64))
+        base = np.asarray(explanation.base_values, dtype=np.float64).reshape(len(Xn), -1).mean(axis=0)
+    values = (runs[0] + runs[1]) / 2
+    standard_error = float(np.sqrt(np.mean((runs[0] - runs[1]) ** 2) / 4))
+    notes.append(f"approximate: exact enumeration would cost {2 ** p:,} coalitions per row; estimated standard error "
+                 f"of a SHAP value {standard_error:.3g} probability (root mean square over values and classes, from two "
+                 "independent runs); additivity holds by construction and says nothing of it")
+    return ClassShapResult(values, base, classes, list(features),
+                           f"shap Permutation explainer (model-agnostic, approximate: 2 runs x {max_evals:,} evaluations "
+                           f"per row, {len(Bn):,} background rows), one set per class", "probability", raw,
+                           notes=notes, standard_error=standard_error)

@@ -194,3 +194,25 @@ def test_onnx_tree_shap_equals_tree_shap_on_the_scikit_learn_twin(samples, frame
     equal = np.all(np.abs(ours.values - twin.values) < 1e-6, axis=1)
     assert equal.mean() > 0.98, np.flatnonzero(~equal)
     assert ours.additivity_error < 1e-4  # against the ONNX model's own probability, as log-odds
+
+
+def test_multiclass_importance_is_mean_abs_shap_summed_over_classes_with_a_table_per_class(samples):
+    """#18: shap_importance explains every class of a multiclass model instead of skipping."""
+    from task_support import TIER_FEATURES, model_data
+
+    frame = pd.read_csv(samples / "credit_tier_test.csv").iloc[:400]
+    data = model_data(samples / "credit_tier.onnx", frame, TIER_FEATURES, "risk_tier", task="multiclass",
+                      reference=pd.read_csv(samples / "credit_train.csv").iloc[:300])
+    output = run_check("shap_importance", data, {"max_rows": 150, "background_size": 60})
+    assert "one set per class" in output.notes[0] and "softmax logit" in output.notes[0]
+    by_class = pd.DataFrame(output.tables["importance_by_class"])
+    assert sorted(by_class["class"].unique()) == ["high", "low", "medium"]
+    summed = by_class.groupby("feature")["mean_abs_shap"].sum()
+    for feature in TIER_FEATURES:
+        assert output.metrics[f"mean_abs_shap[{feature}]"].value == pytest.approx(summed[feature], rel=1e-12)
+    assert output.metrics["additivity_error"].value < 1e-5  # onnxruntime's float32 margins
+    # the planted truth (sample_models/README.md section 5)
+    assert output.metrics["rank[n_late_payments]"].value == 1
+    assert output.metrics["mean_abs_shap[n_open_accounts]"].value == 0.0
+    high = by_class[by_class["class"] == "high"].set_index("feature")["share"]
+    assert high["n_late_payments"] > 0.9

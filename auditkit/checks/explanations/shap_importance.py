@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.methods.shap_values import background_rows, explain
+from auditkit.methods.shap_values import ShapResult, background_rows, explain, explain_classes
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
@@ -64,18 +64,42 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
     explainable AI for trees, Nature Machine Intelligence.
     """
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("shap_importance explains one score; this is a multiclass task")
     frame = data.frame
     notes: list[str] = []
     rows = ctx.sample_positions(params.max_rows, notes, what="explained a seeded sample of")
     X = frame.iloc[rows][data.features]
     background, described = background_rows(ctx, params.background_size)
     notes.append(f"background: {described}")
-    result = explain(ctx.model, X, background, list(data.features), prefer=params.explainer)
+    by_class: list[dict[str, Any]] = []
+    if data.task == "multiclass":
+        classes = explain_classes(ctx.model, X, background, list(data.features), prefer=params.explainer)
+        # one importance per feature: mean |SHAP| summed over the classes (each class's score is
+        # explained separately); the values drawn below are those of each row's predicted class
+        per_class = np.abs(classes.values).mean(axis=0)  # (features, classes)
+        predicted = np.asarray(data.scores)[rows].argmax(axis=1)
+        result: ShapResult = classes.for_rows(predicted)
+        additivity = classes.additivity_error
+        mean_abs = per_class.sum(axis=1)
+        for c, label in enumerate(classes.classes):
+            total_c = float(per_class[:, c].sum())
+            for j in np.argsort(-per_class[:, c], kind="stable"):
+                by_class.append({"class": str(label), "feature": classes.features[j],
+                                 "mean_abs_shap": float(per_class[j, c]),
+                                 "share": float(per_class[j, c] / total_c) if total_c > 0 else 0.0})
+        notes.append(f"multiclass ({len(classes.classes)} classes: {', '.join(map(str, classes.classes))}): each "
+                     "class's score explained separately; mean_abs_shap[f] is mean |SHAP| summed over the classes "
+                     "(table importance_by_class gives each class); beeswarm and dependence show each row's "
+                     "predicted class")
+    else:
+        result = explain(ctx.model, X, background, list(data.features), prefer=params.explainer)
+        mean_abs = np.abs(result.values).mean(axis=0)
+        additivity = result.additivity_error
     notes.extend(result.notes)
-    notes.insert(0, f"explainer: {result.explainer}; units: {result.units}")
-    mean_abs = np.abs(result.values).mean(axis=0)
+    units = result.units
+    if data.task == "regression":
+        units = f"{result.units}: {data.target}" if data.target else f"{result.units} (the model's output)"
+        result.units = units
+    notes.insert(0, f"explainer: {result.explainer}; units: {units}")
     total = float(mean_abs.sum())
     order = np.argsort(-mean_abs, kind="stable")
     records: list[dict[str, Any]] = []
@@ -91,7 +115,8 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
     watched_share = float(sum(r["share"] for r in records if r["feature"] in watched))
     metrics["protected_share"] = Metric(watched_share, n=n, note="protected inputs and declared proxies: "
                                         + (", ".join(watched) if watched else "none is a model input"))
-    metrics["additivity_error"] = Metric(result.additivity_error, n=n, note=f"in {result.units}")
+    metrics["additivity_error"] = Metric(additivity, n=n,
+                                         note=f"in {result.units}" + (", over every class" if by_class else ""))
     if result.standard_error is not None:
         metrics["shap_standard_error"] = Metric(result.standard_error, n=n, note=(
             f"root mean square standard error of a SHAP value, in {result.units}, from two independent runs"))
@@ -117,4 +142,12 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
         plots.append(Plot("scatter", f"Dependence: {item['feature']}", {
             "x": item["x"], "y": item["shap"], "x_label": item["feature"], "y_label": f"SHAP ({result.units})",
             "n": len(keep)}))
-    return CheckOutput(metrics=metrics, tables={"importance": records}, plots=plots, notes=notes)
+    tables: dict[str, list[dict[str, Any]]] = {"importance": records}
+    if by_class:
+        tables["importance_by_class"] = by_class
+        shown = [r for r in by_class if r["feature"] in top]
+        plots.insert(1, Plot("bar", f"Mean |SHAP| per class ({result.units})", {
+            "labels": [r["feature"] for r in shown], "values": [r["mean_abs_shap"] for r in shown],
+            "sections": [r["class"] for r in shown], "y_label": f"mean |SHAP| ({result.units})",
+            "horizontal": True, "n": n}))
+    return CheckOutput(metrics=metrics, tables=tables, plots=plots, notes=notes)
