@@ -26,6 +26,9 @@ class PartialDependenceParams(CheckParams):
     monotone: dict[str, Literal["increasing", "decreasing"]] = Field(
         default_factory=dict, description="Declared directions: a curve moving the other way is a violation.")
     tolerance: float = Field(0.0, ge=0, description="A step against the direction larger than this (score units) counts.")
+    target_class: Optional[str] = Field(None, description="Multiclass: the class whose probability the ICE curves, "
+                                                          "monotone directions and 2-D surfaces follow (the PDP of "
+                                                          "every class is drawn regardless).")
 
 
 def _grid(values: pd.Series, resolution: int, percentiles: tuple[float, float]) -> tuple[np.ndarray, bool]:
@@ -77,14 +80,28 @@ def partial_dependence(ctx: AuditContext, params: PartialDependenceParams) -> Ch
     With ``params.monotone``: ``monotonicity_violation[feature]`` = share of ICE curves with a
     step against the declared direction larger than ``params.tolerance`` (0 = the model obeys
     it for every sampled row), and ``pdp_max_violation[feature]`` = the PDP's largest step
-    against it (0 = none). Scores are the audited score (positive-class probability).
+    against it (0 = none). Scores are the audited score (positive-class probability; a regressor's
+    prediction in the target's units). A multiclass model has one PDP per class (its probability):
+    table ``pdp`` holds a record per feature and class (key ``class``), ``pdp_range[feature]`` is
+    the largest range over the classes (the note names the class), and ``params.target_class``
+    picks the class whose ICE curves, monotone directions and 2-D surfaces are computed.
 
     References: Friedman (2001), Greedy function approximation; Goldstein et al. (2015), Peeking
     inside the black box (ICE).
     """
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("partial_dependence draws one score; this is a multiclass task")
+    multiclass = data.task == "multiclass"
+    classes = [str(c) for c in (data.classes or [])]
+    target_index: int | None = None
+    if params.target_class is not None:
+        if not multiclass:
+            raise CheckError(f"params.target_class applies to multiclass models; this is a {data.task} task")
+        if params.target_class not in classes:
+            raise CheckError(f"params.target_class: '{params.target_class}' is not a class; classes: {', '.join(classes)}")
+        target_index = classes.index(params.target_class)
+    if multiclass and target_index is None and (params.monotone or params.pairs):
+        raise CheckError("params.monotone and params.pairs follow one class's probability on a multiclass model: "
+                         f"set params.target_class to one of {', '.join(classes)}")
     unknown = [f for f in list(params.monotone) + [f for pair in params.pairs for f in pair]
                + (params.features or []) if f not in data.features]
     if unknown:
@@ -112,13 +129,37 @@ def partial_dependence(ctx: AuditContext, params: PartialDependenceParams) -> Ch
                          f"{len(grid)} whole numbers among scikit-learn's grid points, rounded")
         batch = X.loc[X.index.repeat(len(grid))].reset_index(drop=True)
         batch[feature] = np.tile(grid, n) if not categorical else np.tile(grid.astype(object), n)
-        ice = ctx.model.predict(batch).reshape(n, len(grid))
+        raw = ctx.model.predict(batch)
+        grid_out = [str(g) for g in grid] if categorical else [float(g) for g in grid]
+        x_axis = list(range(len(grid))) if categorical else grid_out
+        if multiclass:
+            per_class = raw.reshape(n, len(grid), len(classes))
+            pdps = per_class.mean(axis=0)  # (grid, classes): each class's mean probability
+            for c, label in enumerate(classes):
+                curves.append({"feature": feature, "class": label, "grid": grid_out,
+                               "pdp": [float(v) for v in pdps[:, c]], "categorical": categorical, "n": n})
+            ranges = pdps.max(axis=0) - pdps.min(axis=0)
+            widest = int(ranges.argmax())
+            metrics[f"pdp_range[{feature}]"] = Metric(float(ranges[widest]), n=n, note=(
+                f"largest over the classes: P({classes[widest]})"))
+            if target_index is None:
+                plots.append(Plot("line", f"PDP per class: {feature}", {
+                    "series": [{"name": f"P({label})", "x": x_axis, "y": [float(v) for v in pdps[:, c]],
+                                "style": "bold"} for c, label in enumerate(classes)],
+                    "x_label": feature, "y_label": "mean predicted probability", "n": n,
+                    **({"x_ticks": grid_out} if categorical else {})}))
+                continue
+            ice = per_class[:, :, target_index]
+            record: dict[str, Any] = curves[-len(classes) + target_index]
+        else:
+            ice = raw.reshape(n, len(grid))
+            record = {"feature": feature, "grid": grid_out, "pdp": [float(v) for v in ice.mean(axis=0)],
+                      "categorical": categorical, "n": n}
+            curves.append(record)
         pdp = ice.mean(axis=0)
         shown = ice - ice[:, :1] if params.centered else ice
-        grid_out = [str(g) for g in grid] if categorical else [float(g) for g in grid]
-        record: dict[str, Any] = {"feature": feature, "grid": grid_out, "pdp": [float(v) for v in pdp],
-                                  "categorical": categorical, "n": n}
-        metrics[f"pdp_range[{feature}]"] = Metric(float(pdp.max() - pdp.min()), n=n)
+        if not multiclass:
+            metrics[f"pdp_range[{feature}]"] = Metric(float(pdp.max() - pdp.min()), n=n)
         direction = params.monotone.get(feature)
         if direction is not None:
             sign = 1.0 if direction == "increasing" else -1.0
@@ -130,7 +171,6 @@ def partial_dependence(ctx: AuditContext, params: PartialDependenceParams) -> Ch
             metrics[f"pdp_max_violation[{feature}]"] = Metric(float(max(0.0, pdp_against.max())), n=n,
                                                              note=f"declared {direction}")
             record.update(direction=direction, violating_curves=int(violating.sum()))
-        curves.append(record)
         keep = np.linspace(0, n - 1, min(n, MAX_ICE_PLOTTED)).round().astype(int)
         series = [{"name": "ICE", "x": list(range(len(grid))) if categorical else grid_out,
                    "y": [float(v) for v in shown[i]], "style": "thin"} for i in keep]
@@ -138,10 +178,14 @@ def partial_dependence(ctx: AuditContext, params: PartialDependenceParams) -> Ch
         series.append({"name": "PDP (mean)", "x": list(range(len(grid))) if categorical else grid_out,
                        "y": [float(v) for v in pdp_shown], "style": "bold"})
         title = f"{'Centred ' if params.centered else ''}ICE and PDP: {feature}"
+        if target_index is not None:
+            title += f", P({classes[target_index]})"
         if direction:
             title += f" (declared {direction})"
+        score_name = f"P({classes[target_index]})" if target_index is not None else (
+            f"predicted {data.target}" if data.task == "regression" and data.target else "score")
         plots.append(Plot("line", title, {"series": series, "x_label": feature, "n": n,
-                                          "y_label": "change in score" if params.centered else "score",
+                                          "y_label": f"change in {score_name}" if params.centered else score_name,
                                           **({"x_ticks": grid_out} if categorical else {})}))
     pairs_out = []
     for first, second in params.pairs:
@@ -151,11 +195,19 @@ def partial_dependence(ctx: AuditContext, params: PartialDependenceParams) -> Ch
         batch = X.loc[X.index.repeat(combos)].reset_index(drop=True)
         batch[first] = np.tile(np.repeat(grid_a, len(grid_b)), n)
         batch[second] = np.tile(np.tile(grid_b, len(grid_a)), n)
-        surface = ctx.model.predict(batch).reshape(n, len(grid_a), len(grid_b)).mean(axis=0)
+        predicted = ctx.model.predict(batch)
+        if target_index is not None:
+            predicted = predicted[:, target_index]
+        surface = predicted.reshape(n, len(grid_a), len(grid_b)).mean(axis=0)
         pairs_out.append({"features": [first, second],
                           "grid": [[str(g) if cat_a else float(g) for g in grid_a],
                                    [str(g) if cat_b else float(g) for g in grid_b]],
                           "pdp": [[float(v) for v in row] for row in surface], "n": n})
+    if data.task == "regression" and data.target:
+        notes.append(f"scores are the predicted {data.target}, in its units")
+    if multiclass:
+        notes.append(f"one PDP per class (mean predicted probability): {', '.join(classes)}"
+                     + (f"; ICE curves of P({classes[target_index]})" if target_index is not None else ""))
     tables: dict[str, list[dict[str, Any]]] = {"pdp": curves}
     if pairs_out:
         tables["pdp_2d"] = pairs_out
