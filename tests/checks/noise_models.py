@@ -21,3 +21,36 @@ class OneColumnClassifier:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
+
+
+class OneColumnRegressor:
+    """predict = x[column]: a prediction moves exactly as much as the noise on that column."""
+
+    _estimator_type = "regressor"
+
+    def __init__(self, columns: list[str], column: str):
+        self.feature_names_in_ = np.array(columns, dtype=object)
+        self.column = column
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return X[self.column].to_numpy(dtype=float)
+
+
+class BandClassifier:
+    """Three classes by bands of one column: class 0 below ``low``, 1 in [low, high), 2 from ``high``
+    (probability 0.8 on the band's class, 0.1 on each other one)."""
+
+    def __init__(self, columns: list[str], column: str, low: float, high: float):
+        self.feature_names_in_ = np.array(columns, dtype=object)
+        self.classes_ = np.array(["a", "b", "c"], dtype=object)
+        self.column, self.low, self.high = column, low, high
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        x = X[self.column].to_numpy(dtype=float)
+        band = (x >= self.low).astype(int) + (x >= self.high).astype(int)
+        out = np.full((len(x), 3), 0.1)
+        out[np.arange(len(x)), band] = 0.8
+        return out
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

@@ -106,3 +106,68 @@ def test_regression_reports_score_changes_and_no_flip_rate(samples):
     assert output.metrics["flip_rate[0.1]"].value is None and output.metrics["flip_rate[0.1]"].note
     assert output.metrics["mean_abs_score_change[0.1]"].value > 0
     assert "performance_drop[0.1]" in output.metrics  # drop of r2
+
+
+def test_multiclass_flip_rate_is_the_predicted_class_changing_and_matches_the_gaussian_closed_form(tmp_path):
+    """#18: the predicted class changes when x + noise leaves the row's band, with probability
+    Phi(-distance to each edge of the band / (sigma sd)) summed over the band's edges."""
+    from noise_models import BandClassifier
+    from task_support import model_data
+
+    rng = np.random.default_rng(11)
+    n, repeats, low, high = 4000, 10, -0.5, 0.7
+    frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    band = (frame["x"] >= low).astype(int) + (frame["x"] >= high).astype(int)
+    frame["label"] = np.array(["a", "b", "c"], dtype=object)[band]
+    path = tmp_path / "bands.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump(BandClassifier(["x", "z"], "x", low, high), handle)
+    data = model_data(path, frame, ["x", "z"], "label", task="multiclass", fmt="pickle")
+    output = run_check("noise_robustness", data, {"levels": [0.05, 0.2], "n_repeats": repeats, "max_rows": n}, seed=5)
+    x = frame["x"].to_numpy()
+    sd = np.std(x, ddof=1)
+    for level in (0.05, 0.2):
+        scale = level * sd
+        # leaving the band, exactly: below low -> above low; from high -> below high; between -> either edge
+        p = np.where(x < low, norm.cdf((x - low) / scale),
+                     np.where(x >= high, norm.cdf((high - x) / scale),
+                              norm.cdf((low - x) / scale) + norm.cdf((x - high) / scale)))
+        expected = p.mean()
+        se = np.sqrt(np.sum(p * (1 - p))) / (n * np.sqrt(repeats))
+        measured = output.metrics[f"flip_rate[{level}]"].value
+        assert expected > 0.01
+        assert abs(measured - expected) < 4 * se, (level, measured, expected, se)  # 4 standard errors
+    assert output.metrics["sensitivity[z]"].value == 0.0  # the model ignores z: exactly no flip
+    assert output.metrics["performance_drop[0.2]"].value > 0  # accuracy falls from 1 under noise
+    assert any("predicted (most probable) class" in note for note in output.notes)
+
+
+def test_regression_flip_is_a_move_beyond_the_declared_tolerance(tmp_path):
+    """#18: predict = x, so a row flips when |sigma sd eps| > tolerance: P = 2 Phi(-tolerance / (sigma sd))."""
+    from noise_models import OneColumnRegressor
+    from task_support import model_data
+
+    rng = np.random.default_rng(3)
+    n, repeats, tolerance = 3000, 10, 0.1
+    frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    frame["y"] = frame["x"] + rng.normal(0, 0.1, n)
+    path = tmp_path / "identity.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump(OneColumnRegressor(["x", "z"], "x"), handle)
+    data = model_data(path, frame, ["x", "z"], "y", task="regression", fmt="pickle")
+    output = run_check("noise_robustness", data, {"levels": [0.05, 0.2], "n_repeats": repeats, "max_rows": n,
+                                                  "tolerance": tolerance}, seed=2)
+    sd = np.std(frame["x"].to_numpy(), ddof=1)
+    for level in (0.05, 0.2):
+        p = 2 * norm.cdf(-tolerance / (level * sd))
+        se = np.sqrt(p * (1 - p) / (n * repeats))
+        measured = output.metrics[f"flip_rate[{level}]"].value
+        assert 0.01 < p < 0.99
+        assert abs(measured - p) < 4 * se, (level, measured, p, se)  # 4 standard errors
+    assert output.metrics["sensitivity[z]"].value == 0.0
+    assert any("more than 0.1 (y" in note for note in output.notes)
+
+
+def test_tolerance_is_refused_on_a_classifier(gbm):
+    outcome = execute(CheckTask("c", "noise_robustness", {"tolerance": 0.1, "max_rows": 50}, 0, 60), gbm)
+    assert outcome.output is None and "params.tolerance" in outcome.error

@@ -46,6 +46,9 @@ class NoiseRobustnessParams(CheckParams):
     sensitivity_level: float = Field(0.1, gt=0, description="The level at which each feature is perturbed alone.")
     features: Optional[list[str]] = Field(None, description="Features to perturb; default: every model input.")
     confidence: float = Field(0.95, gt=0, lt=1, description="Two-sided level of the intervals.")
+    tolerance: Optional[float] = Field(None, gt=0, description="Regression: a prediction that moves by more than this "
+                                                               "(in the target's units) counts as a flip; without "
+                                                               "it, regression flip rates are null.")
 
     @field_validator("levels")
     @classmethod
@@ -64,19 +67,29 @@ def _produces(params: NoiseRobustnessParams, policy: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class _Base:
-    """The sampled rows' unperturbed scores and decisions (None for regression)."""
+    """The sampled rows' unperturbed audited scores, and what counts as a flip: a binary
+    decision that changes, a multiclass predicted class that changes (the score is then the
+    probability of the row's predicted class), a regression prediction that moves by more than
+    the declared tolerance (None: no flips)."""
 
     scores: npt.NDArray[np.float64]
-    decisions: Optional[npt.NDArray[np.int64]]
+    decisions: Optional[npt.NDArray[Any]]  # None when flips are undefined
     threshold: float
+    tolerance: Optional[float] = None
 
-    def flips(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    def flips(self, scores: npt.NDArray[np.float64], predicted: Optional[npt.NDArray[Any]] = None
+              ) -> npt.NDArray[np.bool_]:
+        if predicted is not None:
+            return predicted != self.decisions
+        if self.tolerance is not None:
+            return np.abs(scores - self.scores) > self.tolerance
         return decide(scores, self.threshold) != self.decisions
 
 
 @dataclass(frozen=True)
 class _Performance:
-    """ROC AUC (binary) or R² (regression) on the labelled sampled rows; ``func`` None when undefined."""
+    """ROC AUC (binary), accuracy (multiclass: on predicted class indices) or R² (regression) on the
+    labelled sampled rows; ``func`` None when undefined."""
 
     name: str
     labelled: npt.NDArray[np.bool_]
@@ -93,6 +106,20 @@ class _Performance:
 def _performance(data: AuditData, positions: npt.NDArray[np.int64], base: _Base, notes: list[str]) -> _Performance:
     binary = data.task == "binary"
     labelled = data.labelled[positions] if data.y is not None else np.zeros(len(positions), dtype=bool)
+    if data.task == "multiclass":
+        if not labelled.any():
+            return _Performance("accuracy", labelled, None, None)
+        classes = [str(c) for c in (data.classes or [])]
+        lookup = {c: i for i, c in enumerate(classes)}
+        y_index = np.array([lookup.get(str(v), -1) for v in np.asarray(data.y, dtype=object)[positions][labelled]])
+
+        def accuracy(y: Any, predicted: Any) -> float:
+            return float(np.mean(np.asarray(predicted) == y))
+
+        base_accuracy = accuracy(y_index, np.asarray(base.decisions)[labelled])
+        notes.append(f"performance_drop is the drop of accuracy from {base_accuracy:.4g} on "
+                     f"{int(labelled.sum()):,} labelled rows")
+        return _Performance("accuracy", labelled, y_index, accuracy, base_accuracy)
     name = "roc_auc" if binary else "r2"
     y = np.asarray(data.y, dtype=np.float64)[positions][labelled] if labelled.any() else None
     if y is None:
@@ -129,7 +156,8 @@ def _feature_notes(X: pd.DataFrame, perturber: Perturber, features: list[str],
 
 
 def _per_level(params: NoiseRobustnessParams, scores: npt.NDArray[np.float64], base: _Base,
-               performance: _Performance) -> tuple[dict[str, Metric], list[dict[str, Any]]]:
+               performance: _Performance, predicted: Optional[npt.NDArray[Any]] = None
+               ) -> tuple[dict[str, Metric], list[dict[str, Any]]]:
     """Per level: flip rate, mean |score change| and performance drop, each the mean of the
     ``n_repeats`` draws with a Student-t interval over them; ``scores`` is (levels x repeats, n)."""
     n, level = len(base.scores), params.confidence
@@ -143,15 +171,16 @@ def _per_level(params: NoiseRobustnessParams, scores: npt.NDArray[np.float64], b
         record: dict[str, Any] = {"level": raw, "n": n, "flip_rate": None, "flip_rate_ci": None,
                                   "mean_abs_score_change": change, "mean_abs_score_change_ci": list(change_ci),
                                   "performance_drop": None, "performance_drop_ci": None}
+        chosen = None if predicted is None else predicted[li * params.n_repeats:(li + 1) * params.n_repeats]
         if base.decisions is not None:
-            flip, flip_ci = t_interval(base.flips(block).mean(axis=1), level)
+            flip, flip_ci = t_interval(base.flips(block, chosen).mean(axis=1), level)
             metrics[f"flip_rate[{name}]"] = Metric(flip, ci=flip_ci, n=n, method=method, level=level)
             record.update(flip_rate=flip, flip_rate_ci=list(flip_ci))
         else:
-            metrics[f"flip_rate[{name}]"] = Metric(None, n=n, note="regression: no decision, so no flip rate")
+            metrics[f"flip_rate[{name}]"] = Metric(None, n=n, note=NO_TOLERANCE)
         metrics[f"mean_abs_score_change[{name}]"] = Metric(change, ci=change_ci, n=n, method=method, level=level)
         if performance.func is not None:
-            drop, drop_ci = t_interval(performance.drops(block), level)
+            drop, drop_ci = t_interval(performance.drops(block if predicted is None else chosen), level)
             metrics[f"performance_drop[{name}]"] = Metric(drop, ci=drop_ci, n=int(performance.labelled.sum()),
                                                           method=method, level=level,
                                                           note=f"drop of {performance.name} against the "
@@ -162,7 +191,8 @@ def _per_level(params: NoiseRobustnessParams, scores: npt.NDArray[np.float64], b
 
 
 def _sensitivity(params: NoiseRobustnessParams, features: list[str], perturber: Perturber,
-                 scores: npt.NDArray[np.float64], base: _Base) -> tuple[dict[str, Metric], list[dict[str, Any]]]:
+                 scores: npt.NDArray[np.float64], base: _Base, predicted: Optional[npt.NDArray[Any]] = None
+                 ) -> tuple[dict[str, Metric], list[dict[str, Any]]]:
     """Per feature perturbed alone (one draw, a row of ``scores``): its flip rate with a Wilson
     interval over rows, and its mean |score change|; records ranked by flip rate."""
     n, numeric = len(base.scores), perturber.numeric
@@ -174,13 +204,13 @@ def _sensitivity(params: NoiseRobustnessParams, features: list[str], perturber: 
                                  "scale": float(perturber.std[numeric.index(feature)]) if feature in numeric else None,
                                  "flip_rate": None, "flip_rate_ci": None, "mean_abs_score_change": change}
         if base.decisions is not None:
-            flips = int(base.flips(scores[i]).sum())
+            flips = int(base.flips(scores[i], None if predicted is None else predicted[i]).sum())
             ci = wilson_interval(flips, n, params.confidence)
             metrics[f"sensitivity[{feature}]"] = Metric(flips / n, ci=ci, n=n, level=params.confidence,
                                                         method="one noise draw, Wilson interval over rows")
             entry.update(flip_rate=flips / n, flip_rate_ci=list(ci))
         else:
-            metrics[f"sensitivity[{feature}]"] = Metric(None, n=n, note="regression: no decision, so no flip rate")
+            metrics[f"sensitivity[{feature}]"] = Metric(None, n=n, note=NO_TOLERANCE)
         records.append(entry)
     records.sort(key=lambda r: (-(r["flip_rate"] or 0.0), -r["mean_abs_score_change"]))
     for rank, entry in enumerate(records, start=1):
@@ -221,6 +251,8 @@ def _plots(params: NoiseRobustnessParams, records: list[dict[str, Any]], sensiti
     return plots
 
 
+NO_TOLERANCE = "regression without params.tolerance: no decision, so no flip rate"
+
 CAVEATS = (
     "Noise is drawn independently per feature in multiples of each feature's standard deviation; real measurement error may be correlated or one-sided.",
 )
@@ -247,11 +279,14 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
 
     - ``flip_rate[level]`` = mean over rows of :math:`1[d(\\tilde x) \\ne d(x)]`, where the
       decision :math:`d` is ``score >= threshold`` (binary). Range [0, 1]; 0 = no decision moves,
-      lower is better. Undefined (null, with a note) for a regression model.
+      lower is better. Multiclass: the predicted class (the most probable) changes. Regression:
+      the prediction moves by more than ``params.tolerance`` (target units); without a tolerance,
+      undefined (null, with a note).
     - ``mean_abs_score_change[level]`` = mean of :math:`|f(\\tilde x) - f(x)|`, in the units of
-      the score. Range [0, inf); lower is better.
+      the score (multiclass: the probability of the row's unperturbed predicted class; regression:
+      the target's units). Range [0, inf); lower is better.
     - ``performance_drop[level]`` = metric on the unperturbed rows - metric on the noisy rows
-      (ROC AUC for a binary model, R² for regression), on the labelled sampled rows. Range
+      (ROC AUC for a binary model, accuracy for multiclass, R² for regression), on the labelled sampled rows. Range
       [-1, 1] for AUC; 0 = no loss, lower is better. Only when the data are labelled.
 
     Their interval is a Student-t interval over the ``params.n_repeats`` draws: it reflects the
@@ -284,8 +319,11 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
     data = ctx.data
     if data.predictions_mode:
         return CheckOutput.skip("predictions mode: noise robustness needs to query the model")
-    if data.task == "multiclass":
-        return CheckOutput.skip("multiclass models are not covered yet: flip rate is defined for binary decisions")
+    if params.tolerance is not None and data.task != "regression":
+        from auditkit.errors import CheckError
+
+        raise CheckError(f"params.tolerance applies to regression models (a flip is a move beyond it); this is a "
+                         f"{data.task} task, whose flips are changed decisions")
     features = params.features if params.features is not None else list(data.features)
     ctx.require_features(features)
 
@@ -293,12 +331,18 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
     notes: list[str] = []
     positions = ctx.sample_positions(params.max_rows, notes)
     X = data.frame.iloc[positions][data.features].reset_index(drop=True)
-    binary = data.task == "binary"
+    binary, multiclass = data.task == "binary", data.task == "multiclass"
     threshold = data.threshold if data.threshold is not None else 0.5
     if binary and data.threshold is None:
         notes.append("no model threshold given: decisions use 0.5")
     scores = np.asarray(data.scores, dtype=np.float64)[positions]
-    base = _Base(scores, decide(scores, threshold) if binary else None, threshold)
+    if multiclass:
+        top = scores.argmax(axis=1)  # the predicted class; its probability is the score followed
+        base = _Base(scores[np.arange(len(top)), top], top, threshold)
+    elif binary:
+        base = _Base(scores, decide(scores, threshold), threshold)
+    else:
+        base = _Base(scores, None if params.tolerance is None else np.zeros(len(scores)), threshold, params.tolerance)
 
     # -------- noising: every level x repeat, then every feature alone; one model call
     numeric = [f for f in data.features if is_numeric(X[f])]
@@ -310,14 +354,30 @@ def noise_robustness(ctx: AuditContext, params: NoiseRobustnessParams) -> CheckO
     sensitivity_swap = params.sensitivity_level if params.category_swap is None else params.category_swap
     alone = perturber.one_at_a_time(ctx.rng, params.sensitivity_level, min(sensitivity_swap, 1.0), features)
     noisy = np.asarray(ctx.model.predict(perturber.stacked_frame([levels, alone], list(data.features))),
-                       dtype=np.float64).reshape(len(sigmas) + len(features), len(X))
+                       dtype=np.float64)
+    predicted = None
+    if multiclass:
+        probabilities = noisy.reshape(len(sigmas) + len(features), len(X), -1)
+        predicted = probabilities.argmax(axis=2)
+        noisy = np.take_along_axis(probabilities, np.broadcast_to(base.decisions, predicted.shape)[:, :, None],
+                                   axis=2)[:, :, 0]
+    noisy = noisy.reshape(len(sigmas) + len(features), len(X))
 
     # -------- per level, then per feature
     performance = _performance(data, positions, base, notes)
-    metrics, records = _per_level(params, noisy[:len(sigmas)], base, performance)
-    if not binary:
-        notes.append("regression: flip rates are undefined (null); score changes are reported")
-    sensitivity_metrics, sensitivity = _sensitivity(params, features, perturber, noisy[len(sigmas):], base)
+    metrics, records = _per_level(params, noisy[:len(sigmas)], base, performance,
+                                  None if predicted is None else predicted[:len(sigmas)])
+    if multiclass:
+        notes.append("multiclass: a flip is a change of the predicted (most probable) class; score changes are in "
+                     "the probability of each row's unperturbed predicted class")
+    elif params.tolerance is not None:
+        notes.append(f"regression: a flip is a prediction moving by more than {params.tolerance:g}"
+                     + (f" ({data.target}, the target's units)" if data.target else " (the target's units)"))
+    elif not binary:
+        notes.append("regression: flip rates are undefined (null) without params.tolerance; score changes are "
+                     "reported" + (f" in {data.target}'s units" if data.target else ""))
+    sensitivity_metrics, sensitivity = _sensitivity(params, features, perturber, noisy[len(sigmas):], base,
+                                                    None if predicted is None else predicted[len(sigmas):])
     metrics.update(sensitivity_metrics)
     notes.append(f"sensitivity: each feature perturbed alone at level {level_name(params.sensitivity_level)}, "
                  f"one draw; {noisy.size:,} noisy rows predicted")
