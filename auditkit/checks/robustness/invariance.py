@@ -1,7 +1,7 @@
 """``invariance``: declared metamorphic relations, tested on real rows."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,11 @@ class InvarianceParams(CheckParams):
         default_factory=dict, description="Raising the value by a step must not move the score the other way.")
     step: float = Field(0.1, gt=0, description="The monotone step, in standard deviations of the column.")
     equivalent: list[Equivalence] = Field(default_factory=list, description="Value pairs that must be interchangeable.")
-    tolerance: float = Field(1e-9, ge=0, description="A score move under this (score units) is not a violation.")
+    tolerance: float = Field(1e-9, ge=0, description="A score move under this (score units) is not a violation; for a "
+                                                     "regressor also what an invariant or equivalent change may move "
+                                                     "the prediction by (the target's units).")
+    target_class: Optional[str] = Field(None, description="Multiclass: the class whose probability a monotone "
+                                                          "relation follows (required with params.monotone).")
     max_rows: int = Field(2_000, ge=10, description="Seeded sample of rows.")
 
 
@@ -51,7 +55,10 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
     moves against the declared direction by more than ``params.tolerance`` when col rises by
     ``params.step`` standard deviations; ``violation_rate[equivalent: col a=b]`` = share of
     rows with col in {a, b} whose decision changes when a and b are swapped. 0 = the relation
-    holds on every tested row; lower is better. The worst examples are listed (table
+    holds on every tested row; lower is better. A multiclass decision is the predicted (most
+    probable) class, and a monotone relation follows ``params.target_class``'s probability; a
+    regressor has no decision: an invariant or equivalent change violates when the prediction
+    moves by more than ``params.tolerance`` (the target's units). The worst examples are listed (table
     ``violations``). All altered copies are predicted in batches.
     """
     data = ctx.data
@@ -67,9 +74,44 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
     for column in params.monotone:
         if not is_numeric(data.frame[column]):
             raise CheckError(f"params.monotone[{column}]: '{column}' is categorical; a direction needs an order")
+    classes = [str(c) for c in (data.classes or [])]
+    target_index: int | None = None
+    if params.target_class is not None:
+        if data.task != "multiclass" or params.target_class not in classes:
+            raise CheckError(f"params.target_class: '{params.target_class}' is not a class of this model"
+                             + (f"; classes: {', '.join(classes)}" if classes else f" ({data.task} task)"))
+        target_index = classes.index(params.target_class)
+    if data.task == "multiclass" and params.monotone and target_index is None:
+        raise CheckError("params.monotone on a multiclass model follows one class's probability: set "
+                         f"params.target_class to one of {', '.join(classes)}")
     notes: list[str] = []
-    X, rows, base_scores, base_decisions = sample_rows(ctx, params.max_rows, notes)
+    X, rows, all_scores, base_decisions = sample_rows(ctx, params.max_rows, notes)
     threshold = data.threshold if data.threshold is not None else 0.5
+    if data.task == "multiclass":
+        base_top = np.asarray(all_scores).argmax(axis=1)
+        # the score listed with a violation: the probability of the row's predicted class
+        base_scores = np.asarray(all_scores)[np.arange(len(base_top)), base_top]
+        notes.append("multiclass: a decision is the predicted (most probable) class; scores listed are the "
+                     "probability of the row's unchanged predicted class")
+    else:
+        base_top, base_scores = None, np.asarray(all_scores)
+        if data.task == "regression":
+            notes.append(f"regression: an invariant or equivalent change violates when the prediction moves by more "
+                         f"than {params.tolerance:g} ({data.target or 'the target'}'s units)")
+
+    def changed_at(scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Whether each altered copy's decision differs from its row's (see the docstring)."""
+        if base_top is not None:
+            return np.asarray(scores).argmax(axis=1) != base_top[idx]
+        if data.task == "regression":
+            return np.abs(np.asarray(scores) - base_scores[idx]) > params.tolerance
+        return decide(scores, threshold) != base_decisions[idx]
+
+    def listed(scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The altered copies' scores, in the units listed (multiclass: the unchanged class's probability)."""
+        if base_top is None:
+            return np.asarray(scores)
+        return np.asarray(scores)[np.arange(len(idx)), base_top[idx]]
     metrics: dict[str, Metric] = {}
     violations: list[dict[str, Any]] = []
 
@@ -88,7 +130,8 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
         for value, keep in meta:
             part = scores[start:start + len(keep)]
             start += len(keep)
-            changed = decide(part, threshold) != base_decisions[keep]
+            changed = changed_at(part, keep)
+            part = listed(part, keep)
             pairs += len(keep)
             broken += int(changed.sum())
             for i in np.flatnonzero(changed)[:WORST_LISTED]:
@@ -103,7 +146,11 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
         raised = X.copy()
         raised[column] = X[column].astype(np.float64) + step
         scores = ctx.model.predict(raised)
-        move = scores - base_scores
+        if target_index is not None:
+            scores = np.asarray(scores)[:, target_index]
+            move = scores - np.asarray(all_scores)[:, target_index]
+        else:
+            move = scores - base_scores
         against = -move if direction == "increasing" else move
         bad = (against > params.tolerance) & X[column].notna().to_numpy()
         tested = int(X[column].notna().sum())
@@ -113,7 +160,7 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
             if bad[i]:
                 violations.append({"relation": f"monotone ({direction}): {column}", "row": int(rows[i]),
                                    "before": float(X.iloc[i][column]), "after": float(X.iloc[i][column] + step),
-                                   "score_before": float(base_scores[i]), "score_after": float(scores[i])})
+                                   "score_before": float(scores[i] - move[i]), "score_after": float(scores[i])})
 
     for pair in params.equivalent:
         a, b = pair.values
@@ -126,7 +173,8 @@ def invariance(ctx: AuditContext, params: InvarianceParams) -> CheckOutput:
         swapped = X.iloc[on].copy()
         swapped[pair.column] = np.where(text.iloc[on] == a, b, a)
         scores = ctx.model.predict(swapped)
-        changed = decide(scores, threshold) != base_decisions[on]
+        changed = changed_at(scores, on)
+        scores = listed(scores, on)
         metrics[f"violation_rate[{name}]"] = Metric(float(changed.mean()), n=len(on))
         for i in np.flatnonzero(changed)[:WORST_LISTED]:
             violations.append({"relation": name, "row": int(rows[on[i]]), "before": str(text.iloc[on[i]]),
