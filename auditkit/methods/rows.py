@@ -24,8 +24,11 @@ def query_positions(data: AuditData, query: str) -> np.ndarray:
     """Positions of the audit rows that ``query`` selects; CheckError when it cannot be
     evaluated or selects nothing."""
     frame = data.frame
-    view = frame.assign(score=data.scores, decision=data.decisions) if data.decisions is not None \
-        else frame.assign(score=data.scores)
+    # a multiclass model's score is the probability of its predicted class (the decision)
+    scores = np.asarray(data.scores)
+    scores = scores.max(axis=1) if scores.ndim == 2 else scores
+    view = frame.assign(score=scores, decision=data.decisions) if data.decisions is not None \
+        else frame.assign(score=scores)
     try:
         chosen = view.query(query, engine="python")
     except Exception as exc:  # any pandas/Python error: the query is the user's input

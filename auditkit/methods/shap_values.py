@@ -547,6 +547,21 @@ class ClassShapResult:
         gap = gap[np.isfinite(gap)]
         return float(gap.max()) if gap.size else 0.0
 
+    def centred(self) -> "ClassShapResult":
+        """Softmax margins centred over the classes: class c's score becomes
+        m_c - mean_k m_k = log p_c - mean_k log p_k, which the probabilities alone determine (a
+        softmax ignores a constant added to every margin). Shapley values are linear in the
+        explained function, so its values are phi_c - mean_k phi_k, exactly. Probabilities are
+        returned as they are."""
+        if not self.units.startswith("margin"):
+            return self
+        return ClassShapResult(self.values - self.values.mean(axis=2, keepdims=True),
+                               self.base_values - self.base_values.mean(),
+                               self.classes, self.features, self.explainer,
+                               "centred softmax logit (log-probability minus its mean over the classes)",
+                               self.raw_output - self.raw_output.mean(axis=1, keepdims=True), list(self.notes),
+                               self.standard_error)
+
     def for_class(self, c: int) -> ShapResult:
         """Class ``c``'s values as a one-score result."""
         values, base, raw = self.values[:, :, c], float(self.base_values[c]), self.raw_output[:, c]

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.methods.shap_values import background_rows, explain
+from auditkit.methods.shap_values import background_rows, explain, explain_classes
 from auditkit.core.params import RowSelectionParams
 from auditkit.methods.rows import select_positions, validate_selection
 from auditkit.methods.values import finite_or_none, plain_value
@@ -29,6 +29,8 @@ class LocalExplanationsParams(RowSelectionParams):
     waterfalls: int = Field(10, ge=0, le=200, description="Rows drawn as a waterfall chart (all rows are in the "
                                                           "tables and the case files).")
     exclude_from_reasons: ExcludeFromReasons = Field(False, description=EXCLUDE_DESCRIPTION)
+    target_class: Optional[str] = Field(None, description="Multiclass: explain every row's probability of this "
+                                                          "class; default: each row's predicted class.")
 
 
 class _Standing:
@@ -125,34 +127,67 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     table ``attributions`` and the waterfalls, and a note counts the rows where one of them
     would have been among the top-k reasons.
 
+    Multiclass: each row explains its predicted class (or ``params.target_class``), SHAP per class
+    as ``shap_importance``; a boosted model's softmax margins are explained centred over the
+    classes (log p_c minus the mean log-probability, which the probabilities determine; SHAP
+    values phi_c minus their mean over classes), so LIME explains the same function; every row
+    gets reason codes towards its explained class. Regression: attributions are in the target's units.
+
     References: Ribeiro, Singh and Guestrin (2016), "Why should I trust you?" (LIME); Lundberg
     and Lee (2017), A unified approach to interpreting model predictions (SHAP).
     """
     from scipy.stats import spearmanr
 
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("local_explanations explains one score; this is a multiclass task")
+    multiclass = data.task == "multiclass"
+    classes = [str(c) for c in (data.classes or [])]
+    if params.target_class is not None and params.target_class not in classes:
+        from auditkit.errors import CheckError
+
+        raise CheckError(f"params.target_class: '{params.target_class}' is not a class of this model"
+                         + (f"; classes: {', '.join(classes)}" if classes else f" ({data.task} task)"))
     positions = select_positions(data, params, ctx.rng)
     features = list(data.features)
     X = data.frame.iloc[positions][features]
     background, described = background_rows(ctx, params.background_size)
-    shap_result = explain(ctx.model, X, background, features)
+    chosen: np.ndarray | None = None  # multiclass: the class each row's explanation is about
+    if multiclass:
+        probabilities = np.asarray(data.scores)[positions]
+        chosen = (np.full(len(positions), classes.index(params.target_class)) if params.target_class is not None
+                  else probabilities.argmax(axis=1))
+        per_class = explain_classes(ctx.model, X, background, features).centred()
+        shap_result = per_class.for_rows(chosen)
+    else:
+        shap_result = explain(ctx.model, X, background, features)
     seed = int(ctx.rng.integers(2**31 - 1))
     notes = [f"SHAP: {shap_result.explainer}; units: {shap_result.units}; background: {described}",
              f"LIME: lime {_lime_version()} LimeTabularExplainer (random_state {seed}; regression on the raw output, quartile "
              f"discretisation, {params.lime_samples:,} samples per row, statistics of the same background)"]
     notes.extend(shap_result.notes)
+    if multiclass:
+        notes.append("multiclass: each row explains " + (f"its probability of class {params.target_class}"
+                     if params.target_class is not None else "its predicted class")
+                     + f", in {shap_result.units}; SHAP and LIME explain the same function of the probabilities")
+    elif data.task == "regression" and data.target:
+        notes.append(f"regression: attributions are in the units of the predicted {data.target}")
 
     encoder = _Encoder(data.frame, features)
     logistic = shap_result.units == "log-odds"
+    centred = shap_result.units.startswith("centred")
 
-    def predict(matrix: np.ndarray) -> np.ndarray:
-        scores = ctx.model.predict(encoder.decode(matrix))
-        if logistic:
-            q = np.clip(scores, 1e-7, 1 - 1e-7)
-            return np.log(q) - np.log1p(-q)
-        return scores
+    def score_of(c: int | None) -> Any:
+        def predict(matrix: np.ndarray) -> np.ndarray:
+            scores = ctx.model.predict(encoder.decode(matrix))
+            if c is not None:
+                if centred:  # log p_c - mean_k log p_k, the explained centred margin
+                    logs = np.log(np.clip(np.asarray(scores, dtype=np.float64), 1e-12, None))
+                    return logs[:, c] - logs.mean(axis=1)
+                return scores[:, c]
+            if logistic:
+                q = np.clip(scores, 1e-7, 1 - 1e-7)
+                return np.log(q) - np.log1p(-q)
+            return scores
+        return predict
 
     explainer = lime_explainer(encoder.encode(background), features, encoder.categorical, seed)
     unfavourable = 1 - data.favorable_decision
@@ -162,7 +197,12 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
     fidelities, agreements, overlaps, sign_agreements = [], [], [], []
     weights_by_row = []
     covered = needing = 0
-    lime_rows = explain_rows(explainer, encoder.encode(X), predict, num_samples=params.lime_samples)
+    encoded = encoder.encode(X)
+    if chosen is None:
+        lime_rows = explain_rows(explainer, encoded, score_of(None), num_samples=params.lime_samples)
+    else:  # one row at a time, in order: the same seeded loop, each row on its own class's score
+        lime_rows = [explain_rows(explainer, encoded[r:r + 1], score_of(int(chosen[r])),
+                                  num_samples=params.lime_samples)[0] for r in range(len(chosen))]
     k = min(params.top_k, len(features))
     standing = _Standing(data.frame)
     excluded = excluded_features(params.exclude_from_reasons, data)
@@ -185,9 +225,15 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
         agreements.append(agreement)
         overlaps.append(overlap)
         sign_agreements.append(signs_agree)
-        decision = None if decisions is None else int(decisions[r])
-        explanations.append({"row": row_id, "score": float(data.scores[position]), "decision": decision,
-                             "base_value": shap_result.base_value,
+        if chosen is not None:
+            decision: Any = str(decisions[r]) if decisions is not None else None
+            score = float(np.asarray(data.scores)[position, chosen[r]])
+        else:
+            decision = None if decisions is None else int(decisions[r])
+            score = float(data.scores[position])
+        explanations.append({"row": row_id, "score": score, "decision": decision,
+                             **({"explained_class": classes[int(chosen[r])]} if chosen is not None else {}),
+                             "base_value": shap_result.base_of(r),
                              "raw_output": finite_or_none(shap_result.raw_output[r]),
                              "lime_fidelity": fidelity, "lime_intercept": lime_row.intercept,
                              "shap_lime_agreement": None if np.isnan(agreement) else agreement,
@@ -197,9 +243,10 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
             value = row_values[features[j]]
             attributions.append({"row": row_id, "feature": features[j], "value": plain_value(value),
                                  "shap": float(shap_row[j]), "lime_weight": float(weights[j]), "rank": rank})
-        if decision is not None and decision == unfavourable:
+        if chosen is not None or (decision is not None and decision == unfavourable):
+            # multiclass: every row's reasons are what pushed it towards its explained class
             needing += 1
-            pushing_all = [j for j in order if towards_one * shap_row[j] > 0]
+            pushing_all = [j for j in order if (1.0 if chosen is not None else towards_one) * shap_row[j] > 0]
             for j in pushing_all[:k]:
                 if j in kept_out:
                     would_cite[features[j]] = would_cite.get(features[j], 0) + 1
@@ -229,12 +276,13 @@ def local_explanations(ctx: AuditContext, params: LocalExplanationsParams) -> Ch
         "sign_agreement": Metric(float(np.mean(sign_agreements)), n=n,
                                  note=f"share of SHAP's top {k} features to which LIME gives the same sign"),
         "reason_code_coverage": Metric(covered / needing if needing else None, n=needing,
-                                       note="rows with the unfavourable decision given at least one reason"
-                                       if needing else "no explained row had the unfavourable decision"),
+                                       note=("rows given at least one reason towards their explained class"
+                                             if multiclass else "rows with the unfavourable decision given at least "
+                                             "one reason") if needing else "no explained row had the unfavourable decision"),
         "additivity_error": Metric(shap_result.additivity_error, n=n,
                                    note="largest |base + sum of SHAP - raw output|"),
     }
-    threshold = _raw_threshold(data.threshold, shap_result.units)
+    threshold = None if multiclass else _raw_threshold(data.threshold, shap_result.units)
     plots = [_waterfall(explanations[r], shap_result.values[r], weights_by_row[r], X.iloc[r], features,
                         shap_result.units, threshold) for r in range(min(n, params.waterfalls))]
     if n > params.waterfalls:
