@@ -34,3 +34,18 @@ def test_larger_noise_makes_local_rankings_less_stable(tmp_path):
     large = run_check("explanation_stability", data, {"max_rows": 100, "noise": 1.0, "background_size": 50})
     assert small.metrics["rank_stability"].value > large.metrics["rank_stability"].value
     assert small.metrics["rank_stability_lower_quartile"].value > large.metrics["rank_stability_lower_quartile"].value
+
+
+def test_multiclass_rows_are_compared_on_their_predicted_class(samples):
+    """#18: explained on the predicted class instead of skipping; the tier model's trees split on
+    whole numbers of late payments and a few incomes, so noise of 1e-9 sd moves no row across a split."""
+    from task_support import TIER_FEATURES, model_data
+
+    frame = pd.read_csv(samples / "credit_tier_test.csv").iloc[:300]
+    data = model_data(samples / "credit_tier.onnx", frame, TIER_FEATURES, "risk_tier", task="multiclass",
+                      reference=pd.read_csv(samples / "credit_train.csv").iloc[:100])
+    output = run_check("explanation_stability", data, {"max_rows": 30, "noise": 1e-9, "bootstrap": 5,
+                                                       "background_size": 30})
+    assert output.metrics["rank_stability"].value == 1.0
+    assert output.metrics["rank_stability"].n > 20  # rows with a ranking were compared
+    assert any("predicted class" in note for note in output.notes)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.methods.shap_values import background_rows, explain
+from auditkit.methods.shap_values import background_rows, explain, explain_classes
 from auditkit.engine.context import AuditContext
 from auditkit.core.registry import CheckParams, check
 from auditkit.results.model import CheckOutput, Metric, Plot
@@ -47,11 +47,10 @@ def explanation_stability(ctx: AuditContext, params: ExplanationStabilityParams)
     ``rank_stability`` = its median over rows, ``rank_stability_lower_quartile`` = its 25th
     percentile (a quarter of rows are less stable). Global: the mean |SHAP| ranking of
     ``params.bootstrap`` resamples of the explained rows against that of all of them;
-    ``global_rank_stability`` = the median correlation. Higher is better.
+    ``global_rank_stability`` = the median correlation. Higher is better. Multiclass: a row and
+    its noisy copy are explained on the row's predicted class (SHAP per class).
     """
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("explanation_stability explains one score; this is a multiclass task")
     notes: list[str] = []
     positions = ctx.sample_positions(params.max_rows, notes)
     X = data.frame.iloc[positions][data.features].reset_index(drop=True)
@@ -64,7 +63,15 @@ def explanation_stability(ctx: AuditContext, params: ExplanationStabilityParams)
             sd = float(column.std())
             shift = ctx.rng.normal(0.0, params.noise * (sd if sd > 0 else 1.0), len(X))
             noisy[feature] = X[feature].astype(np.float64) + shift  # missing values stay missing
-    both = explain(ctx.model, pd.concat([X, noisy], ignore_index=True), background, list(data.features))
+    both_rows = pd.concat([X, noisy], ignore_index=True)
+    if data.task == "multiclass":
+        # each row and its noisy copy are explained on the row's (unperturbed) predicted class
+        predicted = np.asarray(data.scores)[positions].argmax(axis=1)
+        both = explain_classes(ctx.model, both_rows, background, list(data.features)).for_rows(
+            np.concatenate([predicted, predicted]))
+        notes.append("multiclass: each row and its noisy copy are explained on the row's predicted class")
+    else:
+        both = explain(ctx.model, both_rows, background, list(data.features))
     notes.insert(0, f"explainer: {both.explainer}")
     original, perturbed = np.abs(both.values[: len(X)]), np.abs(both.values[len(X):])
     local = np.array([_spearman(original[i], perturbed[i]) for i in range(len(X))])
