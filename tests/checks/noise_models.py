@@ -54,3 +54,21 @@ class BandClassifier:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class LinearProbabilityClassifier:
+    """Three classes whose probabilities are 1/3 + a x1 + b x2 (+ c x1 x2), 1/3 minus the same, and 1/3:
+    a known function for the multiclass explanation tests (inputs kept small, so all stay in [0, 1])."""
+
+    def __init__(self, columns: list[str], a: float, b: float, c: float = 0.0):
+        self.feature_names_in_ = np.array(columns, dtype=object)
+        self.classes_ = np.array(["down", "flat", "up"], dtype=object)
+        self.a, self.b, self.c = a, b, c
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        x1, x2 = X["x1"].to_numpy(dtype=float), X["x2"].to_numpy(dtype=float)
+        move = self.a * x1 + self.b * x2 + self.c * x1 * x2
+        return np.column_stack([1 / 3 - move, np.full(len(x1), 1 / 3), 1 / 3 + move])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

@@ -90,14 +90,16 @@ def ale(ctx: AuditContext, params: AleParams) -> CheckOutput:
     the bin's own rows move from the bin's lower to its upper edge, centred to mean 0 over
     the data. Unlike partial dependence, it never evaluates the model far from the data, so
     it stays right when features are correlated. A categorical feature needs its categories
-    in order (``params.order``). ``ale_range[feature]`` = max - min of the ALE (score units).
+    in order (``params.order``). ``ale_range[feature]`` = max - min of the ALE (score units; a
+    regressor's target units). A multiclass model gets one ALE per class (its probability; records
+    keyed by ``class``), and ``ale_range`` is the widest class's.
 
     References: Apley and Zhu (2020), Visualizing the effects of predictor variables in black
     box supervised learning models, JRSS B.
     """
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("ale draws one score; this is a multiclass task")
+    multiclass = data.task == "multiclass"
+    classes = [str(c) for c in (data.classes or [])] if multiclass else [None]
     frame = data.frame
     numeric = [f for f in data.features if pd.api.types.is_numeric_dtype(frame[f].dtype)]
     features = params.features if params.features is not None else numeric[:6]
@@ -114,18 +116,38 @@ def ale(ctx: AuditContext, params: AleParams) -> CheckOutput:
     metrics: dict[str, Metric] = {}
     curves: list[dict[str, Any]] = []
     plots: list[Plot] = []
+    if multiclass:
+        notes.append(f"multiclass: one ALE per class, on its predicted probability ({', '.join(map(str, classes))}); "
+                     "ale_range is the widest class's")
+    elif data.task == "regression" and data.target:
+        notes.append(f"effects are in the units of the predicted {data.target}")
     for feature in features:
-        if feature in params.order:
-            curve = ale_ordered_categories(ctx.model.predict, X, feature, params.order[feature])
-            x = list(range(len(curve["categories"])))
-        else:
-            curve = ale_numeric(ctx.model.predict, X, feature, params.bins)
-            x = curve["edges"]
-        curves.append(curve)
-        metrics[f"ale_range[{feature}]"] = Metric(float(max(curve["ale"]) - min(curve["ale"])),
-                                                  n=int(sum(curve["bin_counts"])))
+        series, widest = [], None
+        for c, label in enumerate(classes):
+            def predict(frame: pd.DataFrame, c: int = c) -> np.ndarray:
+                out = ctx.model.predict(frame)
+                return out[:, c] if multiclass else out
+            if feature in params.order:
+                curve = ale_ordered_categories(predict, X, feature, params.order[feature])
+                x = list(range(len(curve["categories"])))
+            else:
+                curve = ale_numeric(predict, X, feature, params.bins)
+                x = curve["edges"]
+            if multiclass:
+                curve = {**curve, "class": label}
+            curves.append(curve)
+            spread = float(max(curve["ale"]) - min(curve["ale"]))
+            if widest is None or spread > widest[0]:
+                widest = (spread, label)
+            series.append({"name": "ALE" if label is None else f"P({label})", "x": x, "y": curve["ale"]})
+        assert widest is not None
+        metrics[f"ale_range[{feature}]"] = Metric(widest[0], n=int(sum(curve["bin_counts"])),
+                                                  note=None if widest[1] is None else f"largest over the classes: "
+                                                                                      f"P({widest[1]})")
         plots.append(Plot("line", f"ALE: {feature} (bin counts in the table)", {
-            "series": [{"name": "ALE", "x": x, "y": curve["ale"]}], "x_label": feature,
-            "y_label": "centred effect on the score", "n": int(sum(curve["bin_counts"])),
+            "series": series, "x_label": feature,
+            "y_label": "centred effect on the probability" if multiclass else (
+                f"centred effect on the predicted {data.target}" if data.task == "regression" and data.target
+                else "centred effect on the score"), "n": int(sum(curve["bin_counts"])),
             **({"x_ticks": curve["categories"]} if curve["categorical"] else {})}))
     return CheckOutput(metrics=metrics, tables={"ale": curves}, plots=plots, notes=notes)

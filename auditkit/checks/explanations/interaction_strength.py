@@ -31,8 +31,9 @@ def _pd_at_rows(predict: Any, X: pd.DataFrame, columns: list[str]) -> np.ndarray
     batch = X.loc[np.tile(np.arange(n), n)].reset_index(drop=True)  # row r repeated for each i
     fixed = X[columns].to_numpy(dtype=object)
     batch[columns] = np.repeat(fixed, n, axis=0)
-    values = predict(batch).reshape(n, n).mean(axis=1)
-    return values - values.mean()
+    out = np.asarray(predict(batch))
+    values = out.reshape((n, n) + out.shape[1:]).mean(axis=1)  # (n,) or (n, classes)
+    return values - values.mean(axis=0)
 
 
 CAVEATS = (
@@ -52,13 +53,13 @@ def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -
     ``h_pair[j & k]`` = sqrt( sum_i [PD_jk - PD_j - PD_k]^2 / sum_i PD_jk^2 ) for the
     ``params.top_k`` features with the largest overall H; ``max_h_pair`` is the largest. All
     partial dependences are centred and evaluated at the rows of a seeded sample of
-    ``params.max_rows`` rows (cost: sample^2 predictions per term).
+    ``params.max_rows`` rows (cost: sample^2 predictions per term). A multiclass model's output is
+    its vector of class probabilities: the sums of squares run over rows and classes (one model
+    call gives every class).
 
     References: Friedman and Popescu (2008), Predictive learning via rule ensembles, AoAS.
     """
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("interaction_strength draws one score; this is a multiclass task")
     features = params.features if params.features is not None else list(data.features[:6])
     unknown = [f for f in features if f not in data.features]
     if unknown:
@@ -69,10 +70,12 @@ def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -
     rows = np.sort(ctx.rng.choice(len(frame), min(params.max_rows, len(frame)), replace=False))
     X = frame.iloc[rows][data.features].reset_index(drop=True)
     n = len(X)
-    f = ctx.model.predict(X)
-    f = f - f.mean()
+    f = np.asarray(ctx.model.predict(X))
+    f = f - f.mean(axis=0)
     total = float(np.sum(f ** 2))
     notes = [f"on a seeded sample of {n:,} rows ({n * n:,} predictions per partial dependence)"]
+    if data.task == "multiclass":
+        notes.append("multiclass: H of the vector of class probabilities (sums of squares over rows and classes)")
     if total == 0:
         return CheckOutput.skip("the model's score is constant on the sample: no variation to attribute")
     metrics: dict[str, Metric] = {}

@@ -34,15 +34,24 @@ def _encode(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return pd.concat(parts, axis=1)
 
 
-def _rules(tree: Any, names: list[str]) -> list[dict[str, Any]]:
-    """One record per leaf: its conditions, rows and mean score."""
+def _rules(tree: Any, names: list[str], classes: list[str] | None = None) -> list[dict[str, Any]]:
+    """One record per leaf: its conditions, rows and mean score (multiclass: the class it rates
+    highest, that class's mean probability as ``mean_score``, and each class's as ``P(class)``)."""
     t = tree.tree_
     out: list[dict[str, Any]] = []
 
     def walk(node: int, conditions: list[str]) -> None:
         if t.children_left[node] == -1:
-            out.append({"rule": " AND ".join(conditions) or "(all rows)", "n": int(t.n_node_samples[node]),
-                        "mean_score": float(t.value[node][0][0])})
+            record: dict[str, Any] = {"rule": " AND ".join(conditions) or "(all rows)",
+                                      "n": int(t.n_node_samples[node])}
+            if classes:
+                means = [float(v) for v in np.ravel(t.value[node])]
+                top = int(np.argmax(means))
+                record.update({"class": classes[top], "mean_score": means[top]},
+                              **{f"P({c})": m for c, m in zip(classes, means)})
+            else:
+                record["mean_score"] = float(t.value[node][0][0])
+            out.append(record)
             return
         name, threshold = names[t.feature[node]], float(t.threshold[node])
         if " = " in name:  # a one-hot column: <= 0.5 means "not this category"
@@ -71,15 +80,15 @@ def surrogate_tree(ctx: AuditContext, params: SurrogateTreeParams) -> CheckOutpu
     the tree reproduces the model; higher is better); ``fidelity_accuracy`` = share of
     held-out rows where the surrogate's decision (its score against the model's threshold)
     equals the model's decision. Table ``rules``: each leaf as a rule with its rows and mean
-    score; the tree is trained on the base predictions only (works in predictions mode).
+    score; the tree is trained on the base predictions only (works in predictions mode). A
+    multiclass model is imitated by one multi-output tree on its class probabilities
+    (``fidelity_r2`` averaged over classes; ``fidelity_accuracy`` on the predicted class).
     """
     from sklearn.metrics import r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.tree import DecisionTreeRegressor
 
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("surrogate_tree imitates one score; this is a multiclass task")
     frame = data.frame
     notes: list[str] = []
     positions = ctx.sample_positions(params.max_rows, notes)
@@ -94,7 +103,14 @@ def surrogate_tree(ctx: AuditContext, params: SurrogateTreeParams) -> CheckOutpu
     metrics = {"fidelity_r2": Metric(float(r2_score(s_test, predicted)), n=len(s_test),
                                      method=f"held-out {params.test_share:.0%} of rows"),
                "leaves": Metric(float(tree.get_n_leaves()))}
-    if data.task == "binary" and data.threshold is not None:
+    if data.task == "multiclass":
+        # one multi-output tree imitates every class probability; its decision is the class it rates highest
+        agree = predicted.argmax(axis=1) == s_test.argmax(axis=1)
+        metrics["fidelity_accuracy"] = Metric(float(agree.mean()), n=len(s_test),
+                                              method=f"held-out {params.test_share:.0%} of rows; predicted classes")
+        notes.append("multiclass: one multi-output tree fitted to every class probability; fidelity_r2 is R^2 "
+                     "averaged over the classes, fidelity_accuracy the share of rows given the model's predicted class")
+    elif data.task == "binary" and data.threshold is not None:
         agree = decide(predicted, data.threshold) == decide(s_test, data.threshold)
         metrics["fidelity_accuracy"] = Metric(float(agree.mean()), n=len(s_test),
                                               method=f"held-out {params.test_share:.0%} of rows")
@@ -104,7 +120,8 @@ def surrogate_tree(ctx: AuditContext, params: SurrogateTreeParams) -> CheckOutpu
     notes.append(f"surrogate: regression tree of depth {params.max_depth}, trained on {len(X_train):,} rows")
     importance = sorted(zip(X.columns, tree.feature_importances_), key=lambda p: -p[1])
     return CheckOutput(metrics=metrics,
-                       tables={"rules": _rules(tree, list(X.columns)),
+                       tables={"rules": _rules(tree, list(X.columns), [str(c) for c in data.classes or []]
+                                               if data.task == "multiclass" else None),
                                "splits_importance": [{"feature": f, "importance": float(v)}
                                                      for f, v in importance if v > 0]},
                        notes=notes + ["tree as text:\n" + text])
