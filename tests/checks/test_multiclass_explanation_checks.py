@@ -63,3 +63,25 @@ def test_surrogate_tree_finds_the_bands_of_a_three_band_classifier(tmp_path, see
     assert output.metrics["fidelity_accuracy"].value >= 0.99
     assert output.metrics["fidelity_r2"].value > 0.95
     assert {r["class"] for r in output.tables["rules"]} == {"a", "b", "c"}
+
+
+def test_ceteris_paribus_follows_the_predicted_class_and_flips_where_the_band_changes(tmp_path, seed):
+    low, high = -0.3, 0.4
+    frame = _frame(seed, 500)
+    data = _data(tmp_path, BandClassifier(["x1", "x2"], "x1", low, high), frame, ["x1", "x2"], "bands")
+    rows = [int(frame.index[frame["x1"] < -0.6][0]), int(frame.index[(frame["x1"] > 0) & (frame["x1"] < 0.3)][0])]
+    output = run_check("ceteris_paribus", data, {"rows": rows, "features": ["x1", "x2"]})
+    profiles = pd.DataFrame(output.tables["profiles"])
+    band = np.array(["a", "b", "c"], dtype=object)
+    for row in rows:
+        own = band[int(frame.loc[row, "x1"] >= low) + int(frame.loc[row, "x1"] >= high)]
+        along = profiles[(profiles["row"] == row) & (profiles["feature"] == "x1")]
+        values = along["value"].to_numpy(dtype=float)
+        expected = band[(values >= low).astype(int) + (values >= high).astype(int)]
+        assert list(along["decision"]) == list(expected)  # the class the band rule gives at each value
+        assert_allclose(along["score"], np.where(expected == own, 0.8, 0.1))  # P(the row's own class)
+        summary = next(s for s in output.tables["summary"] if s["row"] == row and s["feature"] == "x1")
+        others = values[expected != own]
+        assert summary["flips"] and summary["nearest_flip"] == others[np.argmin(np.abs(others - frame.loc[row, "x1"]))]
+        x2 = next(s for s in output.tables["summary"] if s["row"] == row and s["feature"] == "x2")
+        assert not x2["flips"] and x2["score_range"] == 0.0  # the model ignores x2

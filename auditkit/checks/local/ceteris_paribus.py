@@ -91,8 +91,7 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
     (ceteris-paribus profiles); Goldstein et al. (2015), ICE plots.
     """
     data = ctx.data
-    if data.task == "multiclass":
-        return CheckOutput.skip("ceteris_paribus profiles one score; this is a multiclass task")
+    multiclass = data.task == "multiclass"
     _validate(params, data)
     features = list(params.features) if params.features is not None else list(data.features[:DEFAULT_FEATURES])
     positions = select_positions(data, params, ctx.rng)
@@ -100,6 +99,13 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
     row_ids = [int(r) for r in data.frame.index[positions]]
     scores = np.asarray(data.scores)[positions]
     decisions = None if data.decisions is None else np.asarray(data.decisions)[positions]
+    classes = np.asarray([str(c) for c in (data.classes or [])], dtype=object)
+    top = None
+    if multiclass:
+        # the score profiled is the probability of the row's predicted class; a flip is another class winning
+        top = scores.argmax(axis=1)
+        scores = scores[np.arange(len(top)), top]
+        decisions = classes[top]
     threshold = data.threshold if (data.task == "binary" and data.threshold is not None) else None
     n = len(row_ids)
     profiles: list[dict[str, Any]] = []
@@ -116,15 +122,25 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
         probe[feature] = np.tile(grid, n) if not categorical else np.tile(grid.astype(object), n)
         if not categorical and column.dtype.kind in "iu":
             probe[feature] = probe[feature].astype(column.dtype)
-        predicted = np.asarray(ctx.model.predict(probe), dtype=np.float64).reshape(n, len(grid))
+        raw = np.asarray(ctx.model.predict(probe), dtype=np.float64)
+        winners = None
+        if top is not None:
+            probabilities = raw.reshape(n, len(grid), -1)
+            winners = classes[probabilities.argmax(axis=2)]  # (rows, grid): the predicted class at each point
+            predicted = probabilities[np.arange(n), :, top]
+        else:
+            predicted = raw.reshape(n, len(grid))
         for r in range(n):
             current = rows_frame.iloc[r][feature]
             xs, ys = list(grid), list(predicted[r])
+            labels = None if winners is None else list(winners[r])
             if not categorical and pd.notna(current) and not np.any(np.isclose(grid, float(current))):
                 # the row's own point, from the base predictions
                 k = int(np.searchsorted(grid, float(current)))
                 xs.insert(k, float(current))
                 ys.insert(k, float(scores[r]))
+                if labels is not None:
+                    labels.insert(k, decisions[r])
             ys_arr = np.asarray(ys)
             finite = np.isfinite(ys_arr)
             record: dict[str, Any] = {"row": row_ids[r], "feature": feature, "value": plain_value(current),
@@ -133,15 +149,20 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
                                       "score_max": float(ys_arr[finite].max()) if finite.any() else None}
             record["score_range"] = (None if record["score_min"] is None
                                      else record["score_max"] - record["score_min"])
-            if threshold is not None and decisions is not None:
+            if labels is not None:
+                flips = np.flatnonzero(finite & (np.asarray(labels, dtype=object) != decisions[r]))
+                record["flips"] = bool(len(flips))
+                record["nearest_flip"] = _nearest(xs, flips, current, categorical)
+            elif threshold is not None and decisions is not None:
                 flips = np.flatnonzero(finite & (decide(ys_arr, threshold) != decisions[r]))
                 record["flips"] = bool(len(flips))
                 record["nearest_flip"] = _nearest(xs, flips, current, categorical)
             summary.append(record)
-            for x, y in zip(xs, ys):
+            for i, (x, y) in enumerate(zip(xs, ys)):
+                decision: Any = (labels[i] if labels is not None else
+                                 None if threshold is None or not np.isfinite(y) else int(decide(y, threshold)))
                 profiles.append({"row": row_ids[r], "feature": feature, "value": plain_value(x),
-                                 "score": finite_or_none(y),
-                                 "decision": None if threshold is None or not np.isfinite(y) else int(decide(y, threshold))})
+                                 "score": finite_or_none(y), "decision": decision})
             if not categorical:
                 by_row[row_ids[r]].append({"feature": feature, "xs": xs, "ys": ys, "current": current,
                                            "values": column.dropna().to_numpy(dtype=np.float64)})
@@ -155,13 +176,19 @@ def ceteris_paribus(ctx: AuditContext, params: CeterisParibusParams) -> CheckOut
         "single_feature_flip_share": Metric(
             float(np.mean([s["flips"] for s in summary])) if "flips" in summary[0] else None, n=len(summary),
             note="(row, feature) pairs where the feature alone flips the decision within the grid"
-            if "flips" in summary[0] else "no binary decision to flip"),
+            if "flips" in summary[0] else "no decision to flip (a regressor)"),
     }
+    if multiclass:
+        notes.append("multiclass: each profile follows the probability of the row's predicted class; a flip is "
+                     "another class becoming the most probable")
+    elif data.task == "regression" and data.target:
+        notes.append(f"regression: profiles are in the units of the predicted {data.target}")
     plots = [_row_plot(row, scores[i], decisions, i, curves, threshold)
              for i, (row, curves) in enumerate(by_row.items()) if curves]
     return CheckOutput(metrics=metrics, tables={"summary": summary, "profiles": profiles,
                                                 "rows": [{"row": r, "score": float(scores[i]),
-                                                          "decision": None if decisions is None else int(decisions[i])}
+                                                          "decision": None if decisions is None else
+                                                          (str(decisions[i]) if multiclass else int(decisions[i]))}
                                                          for i, r in enumerate(row_ids)]},
                        plots=plots, notes=notes)
 
@@ -175,7 +202,7 @@ def _row_plot(row: int, score: float, decisions: Optional[np.ndarray], index: in
         ordered = np.sort(curve["values"])
         percentile = [float(np.searchsorted(ordered, x, side="right") / len(ordered) * 100) for x in curve["xs"]]
         series.append({"name": curve["feature"], "x": percentile, "y": [finite_or_none(y) for y in curve["ys"]]})
-    decision = "" if decisions is None else f", decision {int(decisions[index])}"
+    decision = "" if decisions is None else f", decision {decisions[index]}"
     data: dict[str, Any] = {"series": series, "x_label": "feature value, as a percentile of the audit data",
                             "y_label": "score", "row": row,
                             "markers": [{"x": s["x"][_own(c)], "y": float(score)} for s, c in zip(series, curves)
