@@ -85,3 +85,46 @@ def test_ceteris_paribus_follows_the_predicted_class_and_flips_where_the_band_ch
         assert summary["flips"] and summary["nearest_flip"] == others[np.argmin(np.abs(others - frame.loc[row, "x1"]))]
         x2 = next(s for s in output.tables["summary"] if s["row"] == row and s["feature"] == "x2")
         assert not x2["flips"] and x2["score_range"] == 0.0  # the model ignores x2
+
+
+def test_adversarial_finds_the_distance_to_the_nearest_band_edge_on_a_multiclass_model(tmp_path, seed):
+    """#18: a flip is another predicted class; the smallest one moves x1 to the nearest band edge."""
+    low, high = -0.3, 0.4
+    frame = _frame(seed, 1500)
+    frame[["x1", "x2"]] = frame[["x1", "x2"]].round(3)  # a resolution of 0.001 for the search's grid
+    data = _data(tmp_path, BandClassifier(["x1", "x2"], "x1", low, high), frame, ["x1", "x2"], "bands_adv")
+    output = run_check("adversarial", data, {"max_rows": 30, "epsilon": 0.05})
+    span = frame["x1"].max() - frame["x1"].min()
+    examples = output.tables["examples"]
+    assert len(examples) == 30  # every row has another band within reach
+    for example in examples:
+        x = frame.loc[example["row"], "x1"]
+        # the flip must cross an edge of the row's band: at least the distance to the nearer one
+        nearest = low - x if x < low else (x - high if x >= high else min(x - low, high - x))
+        assert set(example["changes"]) == {"x1"}  # x2 plays no part
+        assert example["decision_before"] != example["decision_after"]
+        assert nearest / span - 1e-9 <= example["linf"] <= nearest / span + 0.005  # an upper bound, close to it
+    assert 0 < output.metrics["success_rate_linf"].value < 1
+
+
+def test_adversarial_on_a_regressor_counts_a_move_beyond_the_tolerance(tmp_path, seed):
+    from noise_models import OneColumnRegressor
+
+    frame = _frame(seed, 1500)
+    frame[["x1", "x2"]] = frame[["x1", "x2"]].round(3)
+    frame["label"] = frame["x1"]
+    path = tmp_path / "identity_adv.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump(OneColumnRegressor(["x1", "x2"], "x1"), handle)
+    data = model_data(path, frame, ["x1", "x2"], "label", task="regression", fmt="pickle")
+    skipped = run_check("adversarial", data, {"max_rows": 10})
+    assert "params.tolerance" in skipped.notes[0]  # no decision without a declared tolerance
+    tolerance = 0.2
+    output = run_check("adversarial", data, {"max_rows": 20, "tolerance": tolerance})
+    span = frame["x1"].max() - frame["x1"].min()
+    for example in output.tables["examples"]:
+        moved = abs(example["prediction_after"] - example["prediction_before"])
+        assert moved > tolerance  # verified flips only
+        # the prediction is x1 itself: the smallest flip moves it just past the tolerance (0.001 grid)
+        assert tolerance / span < example["linf"] <= (tolerance + 0.002) / span + 0.005
+    assert any("more than 0.2 (label's units)" in note for note in output.notes)

@@ -30,13 +30,48 @@ class AdversarialParams(CheckParams):
     refine_rounds: int = Field(3, ge=0, le=20, description="Rounds of per-feature shrinking after the bisection.")
     gradient_rounds: int = Field(15, ge=0, le=50, description="Rounds of boundary-gradient steps (HopSkipJump-style).")
     gradient_samples: int = Field(24, ge=4, le=500, description="Decision probes per row to estimate each gradient.")
+    tolerance: Optional[float] = Field(None, gt=0, description="Regression: a prediction moved by more than this (in "
+                                                               "the target's units) counts as a flip; required for "
+                                                               "a regressor, refused for a classifier.")
 
 
 Project = Callable[[np.ndarray], np.ndarray]
 
 
+class _Flip:
+    """Whether a probe's decision differs from its attacked row's: a binary decision on the other
+    side of the threshold, another predicted class (multiclass), or a prediction moved by more than
+    the tolerance (regression). ``rows`` index the attacked rows this oracle covers."""
+
+    def __init__(self, ctx: AuditContext, task: str, original: np.ndarray, threshold: float,
+                 tolerance: Optional[float]):
+        self.ctx, self.task, self.original = ctx, task, original
+        self.threshold, self.tolerance = threshold, tolerance
+
+    def subset(self, mask: np.ndarray) -> "_Flip":
+        return _Flip(self.ctx, self.task, self.original[mask], self.threshold, self.tolerance)
+
+    def outcome(self, scores: np.ndarray) -> np.ndarray:
+        """The decision (binary, multiclass: class index) or prediction (regression) of scores."""
+        if self.task == "multiclass":
+            return np.asarray(scores).argmax(axis=1)
+        if self.task == "regression":
+            return np.asarray(scores, dtype=np.float64)
+        return decide(scores, self.threshold)
+
+    def differs(self, outcome: np.ndarray, original: np.ndarray) -> np.ndarray:
+        if self.task == "regression":
+            assert self.tolerance is not None
+            return np.abs(outcome - original) > self.tolerance
+        return outcome != original
+
+    def __call__(self, probe: pd.DataFrame, rows: Optional[np.ndarray] = None) -> np.ndarray:
+        original = self.original if rows is None else self.original[rows]
+        return self.differs(self.outcome(self.ctx.model.predict(probe)), original)
+
+
 def _bisect(ctx: AuditContext, base: pd.DataFrame, start: np.ndarray, end: np.ndarray, columns: list[str],
-            flipped_decision: np.ndarray, steps: int, threshold: float, project: Project) -> np.ndarray:
+            flipped: _Flip, steps: int, project: Project) -> np.ndarray:
     """For each row, the point on start -> end closest to start that still has the flipped decision.
 
     Every probe is projected onto the features' resolution first, and the point returned is
@@ -46,15 +81,14 @@ def _bisect(ctx: AuditContext, base: pd.DataFrame, start: np.ndarray, end: np.nd
         mid = (low + high) / 2
         probe = base.copy()
         probe[columns] = project(start + mid[:, None] * (end - start))
-        decisions = decide(ctx.model.predict(probe), threshold)
-        ok = decisions == flipped_decision
+        ok = flipped(probe)
         high = np.where(ok, mid, high)
         low = np.where(ok, low, mid)
     return project(start + high[:, None] * (end - start))
 
 
 def _drop_changes(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point: np.ndarray, columns: list[str],
-                  flipped: np.ndarray, threshold: float) -> np.ndarray:
+                  flipped: _Flip) -> np.ndarray:
     """Feature by feature, put the row's own value back wherever the decision stays flipped
     without the change: the example lists only the features the flip needs."""
     for j in range(len(columns)):
@@ -65,14 +99,14 @@ def _drop_changes(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point: 
         trial[:, j] = x0[:, j]
         probe = base.copy()
         probe[columns] = trial
-        ok = (decide(ctx.model.predict(probe), threshold) == flipped) & moved
+        ok = flipped(probe) & moved
         point = np.where(ok[:, None], trial, point)
     return point
 
 
 def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point: np.ndarray, columns: list[str],
-                    flipped: np.ndarray, scale: np.ndarray, low: np.ndarray, high: np.ndarray,
-                    params: AdversarialParams, threshold: float, project: Project) -> np.ndarray:
+                    flipped: _Flip, scale: np.ndarray, low: np.ndarray, high: np.ndarray,
+                    params: AdversarialParams, project: Project) -> np.ndarray:
     """Walk along the decision boundary towards the row (as HopSkipJump does): estimate the
     boundary's normal from decision-only probes around the current point, step along it, and
     bisect back to the boundary; keep a step only when it comes closer to the row."""
@@ -87,8 +121,7 @@ def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point
         probes = np.clip(probes, low, high)
         frame = base.iloc[np.repeat(np.arange(n), params.gradient_samples)].reset_index(drop=True)
         frame[columns] = probes.reshape(-1, k)
-        adverse = (decide(ctx.model.predict(frame), threshold).reshape(n, params.gradient_samples)
-                   == flipped[:, None])
+        adverse = flipped(frame, np.repeat(np.arange(n), params.gradient_samples)).reshape(n, params.gradient_samples)
         signs = np.where(adverse, 1.0, -1.0)
         signs -= signs.mean(axis=1, keepdims=True)  # baseline, as HopSkipJump's estimator
         gradient = (signs[:, :, None] * directions).mean(axis=1)
@@ -99,12 +132,22 @@ def _gradient_steps(ctx: AuditContext, base: pd.DataFrame, x0: np.ndarray, point
         candidate = project(np.clip(point + (step[:, None] * gradient) * scale, low, high))
         probe = base.copy()
         probe[columns] = candidate
-        still = decide(ctx.model.predict(probe), threshold) == flipped
+        still = flipped(probe)
         moved = _bisect(ctx, base, x0, np.where(still[:, None], candidate, point), columns, flipped,
-                        params.binary_steps, threshold, project)
+                        params.binary_steps, project)
         closer = np.sqrt((((moved - x0) / scale) ** 2).sum(axis=1)) < distance
         point = np.where((closer & usable)[:, None], moved, point)
     return point
+
+
+def _before_after(data: Any, before: Any, after: Any) -> dict[str, Any]:
+    """An example's decision (or prediction) before and after, as the task names it."""
+    if data.task == "multiclass":
+        classes = [str(c) for c in (data.classes or [])]
+        return {"decision_before": classes[int(before)], "decision_after": classes[int(after)]}
+    if data.task == "regression":
+        return {"prediction_before": float(before), "prediction_after": float(after)}
+    return {"decision_before": int(before), "decision_after": int(after)}
 
 
 CAVEATS = (
@@ -134,14 +177,24 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
     ``queries_per_row`` = model rows predicted per attacked row. By protected group:
     ``median_perturbation_ratio[attribute]`` = smallest group median / largest (1 = every
     group is as hard to flip; lower = some group is easier to flip). The search is an upper
-    bound on the true minimal perturbation.
+    bound on the true minimal perturbation. A multiclass decision is the predicted class (a flip:
+    another class becomes the most probable); a regressor's flip is a prediction moved by more
+    than ``params.tolerance`` (the target's units; without it the check is skipped).
 
     References: Chen, Jordan and Wainwright (2020), HopSkipJumpAttack: a query-efficient
     decision-based attack, IEEE S&P.
     """
     data = ctx.data
-    if data.task != "binary" or data.decisions is None:
-        return CheckOutput.skip(f"adversarial flips binary decisions; this is a {data.task} task")
+    if data.predictions_mode:
+        return CheckOutput.skip("predictions mode: the adversarial search needs to query the model")
+    if data.task == "regression" and params.tolerance is None:
+        return CheckOutput.skip("a regressor has no decision to flip: declare params.tolerance (in the target's "
+                                "units) to count a prediction moved by more than it as a flip")
+    if data.task != "regression" and params.tolerance is not None:
+        raise CheckError(f"params.tolerance applies to regression models; a {data.task} model's flip is a changed "
+                         "decision")
+    if data.task == "binary" and data.decisions is None:
+        return CheckOutput.skip("no decisions: the model has no threshold")
     frame = data.frame
     immutable = set(params.immutable) | set(data.protected)
     unknown = [c for c in params.immutable if c not in frame.columns]
@@ -176,39 +229,46 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
     attacked, positions = attacked[complete].reset_index(drop=True), positions[complete]
     n = len(attacked)
     threshold = float(data.threshold if data.threshold is not None else 0.5)
-    decisions = np.asarray(data.decisions)[positions]
-    flipped = 1 - decisions
+    # what each row's decision is: binary 0/1, multiclass the predicted class's index, regression the prediction
+    judge = _Flip(ctx, data.task, np.empty(0), threshold, params.tolerance)
+    all_outcomes = judge.outcome(np.asarray(data.scores))
+    original = all_outcomes[positions]
+    flipped = _Flip(ctx, data.task, original, threshold, params.tolerance)
     start_queries = ctx.model.rows_predicted
     x0 = attacked[columns].to_numpy(dtype=np.float64)
 
-    # 1. starting points: the nearest opposite-decision rows of the data (in range by construction)
+    # 1. starting points: the nearest rows of the data with another decision (in range by construction)
     pool = frame[frame[columns].notna().all(axis=1)]
-    pool_decisions = np.asarray(data.decisions)[frame.index.get_indexer(pool.index)]
+    pool_outcomes = all_outcomes[frame.index.get_indexer(pool.index)]
     pool_values = pool[columns].to_numpy(dtype=np.float64)
     start = np.full_like(x0, np.nan)
-    for decision in (0, 1):
-        rows = np.flatnonzero(flipped == decision)
-        others = pool_values[pool_decisions == decision]
-        if len(rows) == 0 or len(others) == 0:
+    k = min(params.candidates, len(pool_values))
+    nearest = np.zeros((n, k), dtype=np.int64)
+    usable = np.zeros((n, k), dtype=bool)
+    for i in range(n):
+        other = judge.differs(pool_outcomes, original[i])
+        candidates = np.flatnonzero(other)
+        if len(candidates) == 0:
             continue
-        k = min(params.candidates, len(others))
-        distance = (((x0[rows, None, :] - others[None, :, :]) / scale) ** 2).sum(axis=2)
-        nearest = np.argsort(distance, axis=1)[:, :k]
-        tries = attacked.iloc[np.repeat(rows, k)].reset_index(drop=True)
-        tries[columns] = others[nearest.ravel()]
-        ok = (decide(ctx.model.predict(tries), threshold) == decision).reshape(len(rows), k)
-        for i, row in enumerate(rows):
-            hits = np.flatnonzero(ok[i])
-            if len(hits):
-                start[row] = others[nearest[i, hits[0]]]
+        distance = (((x0[i] - pool_values[candidates]) / scale) ** 2).sum(axis=1)
+        chosen = candidates[np.argsort(distance, kind="stable")[:k]]
+        nearest[i, :len(chosen)], usable[i, :len(chosen)] = chosen, True
+    rows = np.repeat(np.arange(n), k)
+    tries = attacked.iloc[rows].reset_index(drop=True)
+    tries[columns] = pool_values[nearest.ravel()]
+    ok = (flipped(tries, rows).reshape(n, k) & usable) if n and k else np.zeros((n, k), dtype=bool)
+    for i in range(n):
+        hits = np.flatnonzero(ok[i])
+        if len(hits):
+            start[i] = pool_values[nearest[i, hits[0]]]
     found = ~np.isnan(start).any(axis=1)
 
     # 2. bisect to the boundary, 3. shrink feature by feature, bisect again
     adv = x0.copy()
     if found.any():
         base = attacked[found].reset_index(drop=True)
-        point = _bisect(ctx, base, x0[found], start[found], columns, flipped[found], params.binary_steps, threshold,
-                        project)
+        sub = flipped.subset(found)
+        point = _bisect(ctx, base, x0[found], start[found], columns, sub, params.binary_steps, project)
         for _ in range(params.refine_rounds):
             for j in range(len(columns)):
                 trial = point.copy()
@@ -216,19 +276,17 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
                 trial = project(trial)
                 probe = base.copy()
                 probe[columns] = trial
-                ok = decide(ctx.model.predict(probe), threshold) == flipped[found]
+                ok = sub(probe)
                 point = np.where(ok[:, None], trial, point)
-            point = _bisect(ctx, base, x0[found], point, columns, flipped[found], max(4, params.binary_steps // 2),
-                            threshold, project)
-        point = _gradient_steps(ctx, base, x0[found], point, columns, flipped[found], scale, low, high, params,
-                                threshold, project)
-        point = _drop_changes(ctx, base, x0[found], point, columns, flipped[found], threshold)
+            point = _bisect(ctx, base, x0[found], point, columns, sub, max(4, params.binary_steps // 2), project)
+        point = _gradient_steps(ctx, base, x0[found], point, columns, sub, scale, low, high, params, project)
+        point = _drop_changes(ctx, base, x0[found], point, columns, sub)
         adv[found] = point
     # verify every example once more, as reported
     check_frame = attacked.copy()
     check_frame[columns] = adv
-    final = decide(ctx.model.predict(check_frame), threshold)
-    found &= final == flipped
+    final = flipped.outcome(ctx.model.predict(check_frame))
+    found &= flipped.differs(final, original)
     queries = ctx.model.rows_predicted - start_queries
     delta = (adv - x0) / scale
     linf = np.where(found, np.abs(delta).max(axis=1), np.inf)
@@ -268,9 +326,8 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
         # only the features that changed, each in its own resolution (an integer count as an int)
         changes = {c: [as_resolution(x0[i, j], digits[j]), as_resolution(adv[i, j], digits[j])]
                    for j, c in enumerate(columns) if adv[i, j] != x0[i, j]}
-        examples.append({"row": int(frame.index[positions[i]]), "decision_before": int(decisions[i]),
-                         "decision_after": int(final[i]), "linf": float(linf[i]), "l2": float(l2[i]),
-                         "changes": changes})
+        examples.append({"row": int(frame.index[positions[i]]), **_before_after(data, original[i], final[i]),
+                         "linf": float(linf[i]), "l2": float(l2[i]), "changes": changes})
     budgets = np.linspace(0, max(params.epsilon * 3, 0.05), 16)
     plot = Plot("line", "Share of decisions flipped within a budget", {
         "series": [{"name": "L-inf", "x": [float(b) for b in budgets], "y": [float(np.mean(linf <= b)) for b in budgets]},
@@ -278,6 +335,11 @@ def adversarial(ctx: AuditContext, params: AdversarialParams) -> CheckOutput:
         "x_label": "budget (share of each feature's range)", "y_label": "share of rows flipped", "n": n,
         "thresholds": {"max": params.epsilon}})
     notes.append(f"mutable features: {', '.join(columns)}; {queries:,} model rows predicted")
+    if data.task == "multiclass":
+        notes.append("multiclass: a flip is another class becoming the most probable")
+    elif data.task == "regression":
+        notes.append(f"regression: a flip is a prediction moved by more than {params.tolerance:g} "
+                     f"({data.target or 'the target'}'s units)")
     tables: dict[str, list[dict[str, Any]]] = {"examples": examples}
     if groups:
         tables["by_group"] = groups
