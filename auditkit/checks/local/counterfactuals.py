@@ -311,8 +311,15 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
     machine learning classifiers through diverse counterfactual explanations (DiCE).
     """
     data = ctx.data
-    if data.task != "binary" or data.decisions is None:
-        return CheckOutput.skip(f"counterfactuals flip binary decisions; this is a {data.task} task")
+    if data.task == "regression":
+        return CheckOutput.skip("counterfactuals look for the smallest change that turns an unfavourable decision into "
+                                "a favourable one; a regressor makes no decision (it predicts a number in the "
+                                "target's units), so there is no recourse to measure")
+    if data.task == "multiclass":
+        return CheckOutput.skip("counterfactuals need one favourable outcome to reach, and a policy cannot yet name a "
+                                "favourable class of a multiclass model (#18): not run")
+    if data.decisions is None:
+        return CheckOutput.skip("no decisions: the model has no threshold")
     validate(params, data)
     positions, rows_note = _explained_rows(ctx, params)
     notes = [rows_note] if rows_note else []
