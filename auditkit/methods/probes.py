@@ -28,11 +28,19 @@ def probe(ctx: AuditContext, frame: pd.DataFrame, base_scores: np.ndarray, base_
     except Exception as exc:  # the model's own failure on this input is what is measured
         text = " ".join(f"{type(exc).__name__}: {exc}".split())
         return ProbeOutcome(True, text[:200], 1.0, 0.0, None, None)
+    change = None
+    if ctx.data.task == "multiclass" and np.ndim(scores) == 2 and np.ndim(base_scores) == 2:
+        # a row's decision is its predicted class; its score the probability of its unprobed predicted class
+        top = np.asarray(base_scores).argmax(axis=1)
+        rows = np.arange(len(top))
+        with np.errstate(invalid="ignore"):
+            moved = np.where(np.isfinite(scores).all(axis=1), scores.argmax(axis=1), -1)
+        change = float(np.mean(moved != top)) if len(top) else None
+        scores, base_scores = scores[rows, top], np.asarray(base_scores)[rows, top]
     finite = np.isfinite(scores)
     out_of_range = 0.0
     if ctx.data.score_kind == "probability":
         out_of_range = float(np.mean(finite & ((scores < -1e-9) | (scores > 1 + 1e-9))))
-    change = None
     if base_decisions is not None and ctx.data.threshold is not None and ctx.data.task == "binary":
         decisions = decide(scores, ctx.data.threshold)
         change = float(np.mean(decisions != base_decisions))

@@ -128,3 +128,15 @@ def test_adversarial_on_a_regressor_counts_a_move_beyond_the_tolerance(tmp_path,
         # the prediction is x1 itself: the smallest flip moves it just past the tolerance (0.001 grid)
         assert tolerance / span < example["linf"] <= (tolerance + 0.002) / span + 0.005
     assert any("more than 0.2 (label's units)" in note for note in output.notes)
+
+
+def test_missing_values_counts_predicted_class_changes_on_a_multiclass_model(tmp_path, seed):
+    """A blank x1 reaches the band rule as NaN, which compares false: every row lands in band a."""
+    low, high = -0.3, 0.4
+    frame = _frame(seed, 400)
+    data = _data(tmp_path, BandClassifier(["x1", "x2"], "x1", low, high), frame, ["x1", "x2"], "bands_missing")
+    output = run_check("missing_values", data, {"max_rows": 400})
+    x = frame["x1"].to_numpy()
+    assert 0 < np.mean(x >= low) < 1
+    assert output.metrics["decision_change_rate[x1]"].value == np.mean(x >= low)  # rows not already in band a
+    assert output.metrics["decision_change_rate[x2]"].value == 0.0
