@@ -216,3 +216,19 @@ def test_multiclass_importance_is_mean_abs_shap_summed_over_classes_with_a_table
     assert output.metrics["mean_abs_shap[n_open_accounts]"].value == 0.0
     high = by_class[by_class["class"] == "high"].set_index("feature")["share"]
     assert high["n_late_payments"] > 0.9
+
+
+def test_regression_attributions_are_in_the_predicted_targets_units_and_add_up_to_the_prediction(samples):
+    """#18: the units name the target; base value + a row's SHAP values = the predicted interest rate."""
+    from task_support import TIER_FEATURES, model_data
+
+    frame = pd.read_csv(samples / "credit_test.csv").iloc[:300]
+    data = model_data(samples / "credit_rate_gbr.onnx", frame, TIER_FEATURES, "interest_rate", task="regression",
+                      reference=pd.read_csv(samples / "credit_train.csv").iloc[:200])
+    output = run_check("shap_importance", data, {"max_rows": 100, "background_size": 50})
+    assert "units: predicted interest_rate" in output.notes[0]
+    assert output.metrics["additivity_error"].value < 1e-4  # onnxruntime sums float32 leaf values
+    assert "predicted interest_rate" in output.plots[0].data["y_label"]
+    # sample_models/README.md: zip_region and n_open_accounts do not enter the rate
+    assert output.metrics["rank[debt_ratio]"].value <= 3
+    assert output.metrics["mean_abs_shap[zip_region]"].value < 0.02

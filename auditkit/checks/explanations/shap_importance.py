@@ -52,7 +52,11 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
     twice with independent seeds, whose ``shap_standard_error`` (root mean square standard
     error of a value, in the units below) is reported. Why no exact explainer applied is said in
     the notes. Units: the raw output (log-odds for a boosted, logistic or neural binary
-    classifier, the probability for a random forest, the value for a regressor). ``mean_abs_shap[f]`` = mean over explained rows
+    classifier, the probability for a random forest, the predicted target for a regressor, named
+    after it). A multiclass model's every class score is explained (margins for boosted trees and
+    linear models, probabilities otherwise): ``mean_abs_shap[f]`` sums mean |SHAP| over the classes,
+    table ``importance_by_class`` gives each class, and ``additivity_error`` runs over every class.
+    ``mean_abs_shap[f]`` = mean over explained rows
     of |SHAP(f)|; ``share`` = its fraction of the total; ``rank[f]`` (1 = most important);
     ``protected_share`` = share held by protected attributes that are model inputs and by
     ``params.proxies`` (0 = none; lower is better); ``additivity_error`` = largest
@@ -97,7 +101,8 @@ def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOut
     notes.extend(result.notes)
     units = result.units
     if data.task == "regression":
-        units = f"{result.units}: {data.target}" if data.target else f"{result.units} (the model's output)"
+        # the regressor's own units: those of the target it predicts
+        units = f"predicted {data.target}" if data.target else "the model's predicted value"
         result.units = units
     notes.insert(0, f"explainer: {result.explainer}; units: {units}")
     total = float(mean_abs.sum())
