@@ -159,6 +159,17 @@ def _sklearn(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, fea
     return None
 
 
+def _per_output(values: np.ndarray, index: int, outputs: int) -> np.ndarray:
+    """A tree's leaf values with one column per model output. shap parses XGBoost's multiclass
+    trees with one output each, tree i adding to class i mod k (its own layout, applied inside
+    shap); a custom model must say it in the values."""
+    if outputs <= 1 or values.ndim != 2 or values.shape[1] != 1:
+        return values
+    full = np.zeros((values.shape[0], outputs))
+    full[:, index % outputs] = values[:, 0]
+    return full
+
+
 class _RankedTrees:
     """shap's interventional TreeExplainer on a fitted tree ensemble, exact whatever the
     precision of its thresholds.
@@ -189,7 +200,8 @@ class _RankedTrees:
             found = [t.thresholds[(t.features == f) & (t.children_left >= 0)] for t in parsed.trees]
             self.cuts.append(np.unique(np.concatenate(found)) if found else np.empty(0))
         trees = []
-        for t in parsed.trees:
+        outputs = int(getattr(parsed, "num_outputs", 1) or 1)
+        for index, t in enumerate(parsed.trees):
             thresholds = np.asarray(t.thresholds, dtype=np.float64).copy()
             split = t.children_left >= 0
             for k in np.flatnonzero(split):
@@ -197,7 +209,7 @@ class _RankedTrees:
             thresholds[~split] = 0.0
             trees.append({"children_left": t.children_left, "children_right": t.children_right,
                           "children_default": t.children_default, "features": t.features, "thresholds": thresholds,
-                          "values": np.asarray(t.values, np.float64),
+                          "values": _per_output(np.asarray(t.values, np.float64), index, outputs),
                           "node_sample_weight": np.asarray(t.node_sample_weight, dtype=np.float64)})
         custom = {"trees": trees, "base_offset": parsed.base_offset, "tree_output": parsed.tree_output,
                   "objective": parsed.objective, "input_dtype": np.float64, "internal_dtype": np.float64}

@@ -178,3 +178,42 @@ def test_explanation_local_and_robustness_checks_run_or_skip_with_a_reason(model
         elif outcome.output.skipped is not None and len(outcome.output.skipped) < 20:
             problems.append(f"{check_name}: skipped without a reason a user accepts ({outcome.output.skipped!r})")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "lightgbm"])
+def test_boosted_multiclass_shap_equals_shap_on_the_source_model_from_onnx_and_joblib(frames, tmp_path, kind):
+    """XGBoost's multiclass trees add to class (tree index mod k): auditkit's re-ranked copy of them
+    keeps that layout (it failed before), and the ONNX translation gives the same values."""
+    import joblib
+    import shap
+    from sklearn.pipeline import Pipeline
+
+    from zoo_models import _estimators, register_converters
+
+    train, audit = frames
+    register_converters()
+    codes = train["tier"].map({c: i for i, c in enumerate(TIERS)})
+    pipeline = Pipeline([("prep", preprocessor(scale=False)), ("model", _estimators()[kind]())]).fit(
+        train[FEATURES], codes)
+    (tmp_path / f"{kind}.onnx").write_bytes(to_onnx(pipeline, kind))
+    joblib.dump(pipeline, tmp_path / f"{kind}.joblib")
+    X, background = audit.iloc[EXPLAINED][FEATURES], audit.iloc[BACKGROUND][FEATURES]
+    ours = {}
+    for fmt in ("onnx", "joblib"):
+        adapter = load_adapter(AdapterSpec(format=fmt, path=str(tmp_path / f"{kind}.{fmt}"), trust_pickle=True,
+                                           feature_names=tuple(FEATURES)))
+        ours[fmt] = explain_classes(adapter, X, background, FEATURES)
+        assert ours[fmt].units == "margin (softmax logit)" and ours[fmt].additivity_error < 1e-5
+    prep, final = pipeline[:-1], pipeline[-1]
+    dtype = np.float32 if kind == "xgboost" else np.float64  # the precision each library compares in
+    Xt = np.asarray(prep.transform(X), dtype=dtype).astype(np.float64)
+    Bt = np.asarray(prep.transform(background), dtype=dtype).astype(np.float64)
+    explainer = shap.TreeExplainer(final, data=Bt, feature_perturbation="interventional", model_output="raw")
+    reference = _grouped(np.asarray(explainer.shap_values(Xt, check_additivity=False)),
+                         list(prep.get_feature_names_out(FEATURES)))
+    shap_additive = np.abs(np.asarray(explainer.expected_value)[None, :] + reference.sum(axis=1)
+                           - ours["joblib"].raw_output).max(axis=1) < 1e-5
+    assert np.abs(reference).max() > 1e-2 and shap_additive.mean() > 0.9  # non-trivial; shap itself exact there
+    assert_allclose(ours["joblib"].values[shap_additive], reference[shap_additive], atol=1e-6)
+    # the ONNX graph holds the same trees in float32: the same values to float32 rounding
+    assert_allclose(ours["onnx"].values, ours["joblib"].values, atol=1e-5)
