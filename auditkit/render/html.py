@@ -344,7 +344,9 @@ def inputs_view(results: dict[str, Any]) -> list[dict[str, Any]]:
     if results.get("finished_at"):
         run.append({"label": "Finished", "value": format_datetime(results.get("finished_at")), "mono": False})
     run.append({"label": "Duration", "value": format_duration(results.get("duration_s")), "mono": False})
-    run.extend(_fields(results.get("engine"), _ENGINE_FIELDS))
+    engine = results.get("engine") if isinstance(results.get("engine"), dict) else {}
+    # the catalogue is what the limitations' "what this policy did not test" reads, not a fact of the run
+    run.extend(_fields({k: v for k, v in engine.items() if k != "catalogue"}, _ENGINE_FIELDS))
     return [
         {"title": "Model", "fields": _fields(inputs.get("model"), _MODEL_FIELDS)},
         {"title": "Data", "fields": _fields(inputs.get("data"), _DATA_FIELDS)},
