@@ -570,9 +570,16 @@ def _legend(ax: Axes, narrow: bool = False, extra: list[Any] | None = None) -> N
     if handles:
         # Above the plotting area, never over the data.
         ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01),
-                  ncol=min(len(handles), (1 if sum(len(str(x)) for x in labels[:2]) > 28 else 2) if narrow else 4),
+                  ncol=_legend_columns(labels, narrow),
                   borderaxespad=0.0, handlelength=2.2,
                   columnspacing=1.6)
+
+
+def _legend_columns(labels: list[Any], narrow: bool) -> int:
+    """As many columns as the widest label allows across the chart (about 36 characters on a
+    half-width chart, 80 on a full one): a legend wider than its chart is cut off at the edge."""
+    widest = max((len(str(label)) for label in labels), default=1) + 5  # + the line sample
+    return max(1, min(len(labels), (36 if narrow else 80) // widest, 2 if narrow else 4))
 
 
 def _heatmap(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:

@@ -318,3 +318,27 @@ def test_chart_text_is_escaped_svg_text_in_dejavu_sans_or_a_look_alike():
     assert "DejaVuSans-" not in svg  # no glyph outlines: one <text> per label
     assert "&lt;b&gt;F&lt;/b&gt;" in svg and "<b>" not in svg and "M &amp; co" in svg
     assert "font-family=\"&#x27;DejaVu Sans&#x27;, &#x27;Bitstream Vera Sans&#x27;, Verdana, sans-serif\"" in svg
+
+
+def test_a_narrow_charts_legend_of_long_names_stays_inside_the_chart():
+    # A case file's what-if chart cut its legend at the edge ("employment_yea", "the row's own va").
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from auditkit.charts import svg
+
+    names = ["income", "employment_years", "debt_ratio", "n_late_payments"]
+    data = {"series": [{"name": n, "x": [0, 50, 100], "y": [0.8 - i / 10, 0.5, 0.2 + i / 10]} for i, n in enumerate(names)],
+            "markers": [{"x": 50, "y": 0.5, "label": "the row's own value"}],
+            "hline": {"y": 0.5, "label": "decision threshold"}}
+    with matplotlib.rc_context(svg._RC):
+        fig = Figure(figsize=(svg.WIDTH_IN, svg.HEIGHT_IN))
+        ax = fig.add_subplot()
+        assert svg._line(fig, ax, data)
+        assert fig.get_size_inches()[0] <= svg.HALF_WIDTH_IN  # drawn as a small chart
+        fig.tight_layout(pad=0.4)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        legend = ax.get_legend().get_window_extent(canvas.get_renderer())
+        assert legend.x0 >= -0.5 and legend.x1 <= fig.bbox.x1 + 0.5, (legend, fig.bbox)
