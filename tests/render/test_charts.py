@@ -82,7 +82,7 @@ def test_dollar_signs_in_any_text_do_not_crash(text):
         {"kind": "bar", "title": text, "data": {"labels": [text, "b"], "values": [1, 2], "ylabel": text}},
         {"kind": "line", "title": text,
          "data": {"series": [{"name": text, "x": [0, 1], "y": [0, 1]}], "x_label": text, "y_label": text}},
-        {"kind": "hist", "title": text, "data": {"edges": [0, 1, 2], "counts": [3, 4], "x_label": text}},
+        {"kind": "hist", "title": text, "data": {"edges": [0, 1, 2], "counts": [3, 14], "x_label": text}},
     ]
     for plot in plots:
         assert plot_to_svg(plot).startswith("<svg"), plot["kind"]
@@ -232,6 +232,8 @@ def test_a_line_chart_marks_points_and_draws_a_reference_line():
      "a single point"),
     ({"kind": "line", "title": "t", "data": {"series": [{"x": [0, 1, 2], "y": [0, 0, 0]}]}}, "every value is 0"),
     ({"kind": "hist", "title": "t", "data": {"edges": [0.0, 0.5, 1.0], "counts": [0, 200]}}, "one bin, 0.5 to 1"),
+    ({"kind": "hist", "title": "t", "data": {"edges": [0.5, 0.7, 0.9, 1.1], "counts": [1, 1, 1]}},
+     "only 3 values, too few for a histogram"),
     ({"kind": "scatter", "title": "t", "data": {"x": [1, 1], "y": [2, 2]}}, "a single point"),
     ({"kind": "waterfall", "title": "t", "data": {"labels": ["a", "b"], "values": [0, 0], "base": 0.1}},
      "every contribution is 0"),
@@ -253,7 +255,7 @@ def test_a_non_negative_quantity_gets_no_negative_axis():
     for kind, data in [("bar", {"labels": ["a", "b", "c"], "values": [0.0, 0.002, 0.01]}),
                        ("bar", {"labels": ["a", "b"], "values": [0.0, 40], "horizontal": True}),
                        ("line", {"series": [{"x": [0, 1, 2], "y": [0.0, 0.3, 0.1]}]}),
-                       ("hist", {"edges": [0, 1, 2, 3], "counts": [0, 5, 2]})]:
+                       ("hist", {"edges": [0, 1, 2, 3], "counts": [0, 15, 2]})]:
         fig = Figure()
         ax = fig.add_subplot()
         assert charts._DRAWERS[kind](fig, ax, data)
