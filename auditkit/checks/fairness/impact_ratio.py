@@ -21,8 +21,47 @@ class ImpactRatioParams(CheckParams):
     exclude_small: bool = Field(False, description="Leave categories under small_share of the data out of the ratios.")
     small_share: float = Field(0.02, gt=0, lt=1, description="The 2% rule of the audit rules.")
     favorable_scores: Optional[Literal["high", "low"]] = Field(
-        None, description="Which side of the median is favourable; default: high when the favourable decision is "
-                          "the positive class, else low (a risk score).")
+        None, description="Which side of the median (and of cutoff) is favourable; default: high when the favourable "
+                          "decision is the positive class, else low (a risk score). Required with cutoff.")
+    cutoff: Optional[float] = Field(
+        None, description="Regression: a value of the prediction, in the model's units. A row is selected when its "
+                          "prediction is on the favourable side: >= cutoff (favorable_scores: high) or < cutoff "
+                          "(low).")
+
+
+def _selection(data: Any, params: ImpactRatioParams
+               ) -> str | tuple[np.ndarray, np.ndarray | None, str, str | None]:
+    """Who is selected (a boolean per row), the scores of the scoring rate, the favourable side of
+    them and a note on how a multiclass or regression task was turned into selections; or why
+    the check cannot run (a sentence for ``skipped``)."""
+    if data.task == "regression":
+        if params.cutoff is None or params.favorable_scores is None:
+            return ("impact_ratio on a regression model needs a cut-off: set params.cutoff (a value of the "
+                    "prediction) and params.favorable_scores (high: a prediction at or above it is favourable; low: "
+                    "below it)")
+        prediction = np.asarray(data.scores, dtype=np.float64).reshape(len(data.frame))
+        above = prediction >= params.cutoff
+        selected = above if params.favorable_scores == "high" else ~above & ~np.isnan(prediction)
+        side = "at or above" if params.favorable_scores == "high" else "below"
+        return (selected, prediction, params.favorable_scores,
+                f"regression: selected = prediction {side} the cut-off {params.cutoff:g} (params.cutoff), "
+                f"the favourable side (params.favorable_scores: {params.favorable_scores})")
+    if data.decisions is None:
+        return f"impact_ratio needs the model's decisions; this {data.task} task has none"
+    if data.task == "multiclass":
+        classes = [str(c) for c in (data.classes or range(np.shape(data.scores)[1]))]
+        if data.favorable_class is None:
+            return ("impact_ratio on a multiclass model needs the favourable class: set data.favorable_label to one "
+                    f"of the classes ({', '.join(classes)}); group_fairness audits every class one-vs-rest")
+        selected = np.asarray(data.decisions).astype(str) == data.favorable_class
+        scores = (np.asarray(data.scores, dtype=np.float64)[:, classes.index(data.favorable_class)]
+                  if data.score_kind != "label" and np.ndim(data.scores) == 2 else None)
+        return (selected, scores, params.favorable_scores or "high",
+                f"multiclass: selected = predicted class '{data.favorable_class}' (data.favorable_label); the "
+                "scoring rate is on that class's probability")
+    selected = np.asarray(data.decisions) == data.favorable_decision
+    scores = data.scores if data.score_kind not in ("label",) else None
+    return selected, scores, params.favorable_scores or ("high" if data.favorable_decision == 1 else "low"), None
 
 
 def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
@@ -38,6 +77,10 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
     worst = min(rows, key=lambda r: r[column])
     best = max(rows, key=lambda r: r[column])
     what = "selected" if column == "impact_ratio" else "scored on the favourable side of the median"
+    params = result.get("params") or {}
+    if column == "impact_ratio" and params.get("cutoff") is not None:  # a regression: selected = past the cut-off
+        side = "at or above" if params.get("favorable_scores") == "high" else "below"
+        what = f"predicted {side} {params['cutoff']:g}"
     return (f"Category '{worst['category']}' of {attribute} was {what} at {worst[column]:.2f} times the rate of "
             f"'{best['category']}' ({worst['n']:,} and {best['n']:,} people); the policy requires at least "
             f"{finding.get('min', 0):.2f}.")
@@ -70,22 +113,27 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
     the minimum detectable ratio at the policy's ``statistics.alpha`` and ``power`` and
     ``underpowered`` (under 0.8); the engine adds ``p_adjusted`` across the whole audit.
 
+    Multiclass models: selected = the predicted class is ``data.favorable_label`` (the check is
+    skipped without one), scored on that class's probability. Regression models: selected = the
+    prediction is on the favourable side of ``params.cutoff`` (``favorable_scores: high``: at or
+    above it; ``low``: below it), e.g. an interest rate below 15%; the scoring rate uses the
+    median prediction on the same side.
+
     References: NYC Admin. Code 20-870; Rules of the City of New York, Title 6, 5-300 and 5-301
     (bias audit calculations).
     """
     data = ctx.data
-    if data.decisions is None or data.task != "binary":
-        return CheckOutput.skip(f"impact_ratio needs binary decisions; this is a {data.task} task")
+    selection = _selection(data, params)
+    if isinstance(selection, str):
+        return CheckOutput.skip(selection)
+    favorable, scores, side, how = selection
     attributes = params.attributes if params.attributes is not None else list(data.protected)
     if not attributes:
         raise CheckError("no attribute: set data.protected or params.attributes")
     intersections = params.intersections if params.intersections is not None else (
         [attributes] if len(attributes) >= 2 else [])
-    favorable = np.asarray(data.decisions) == data.favorable_decision
-    scores = data.scores if data.score_kind not in ("label",) else None
-    notes: list[str] = []
+    notes: list[str] = [how] if how else []
     if scores is not None:
-        side = params.favorable_scores or ("high" if data.favorable_decision == 1 else "low")
         median = float(np.nanmedian(scores))
         favourable_score = scores > median if side == "high" else scores < median
         notes.append(f"scoring rate: share scoring {'above' if side == 'high' else 'below'} the sample median "
