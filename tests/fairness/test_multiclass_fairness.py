@@ -214,3 +214,13 @@ def test_policy_favourable_label_must_be_a_class(tiers, tmp_path, cli):
     assert "Traceback" not in message
     assert f"policy.yaml:{line}" in message and "data.favorable_label" in message
     assert "'platinum' is not a class of the model; classes: near_prime, prime, subprime" in message
+
+
+def test_without_a_target_each_class_has_selection_rates_only(tiers):
+    frame, model, path = tiers
+    output = run_check("group_fairness", multiclass_data(frame, model, path, favourable="prime", labelled=False),
+                       {"bootstrap": 0})
+    assert output.metrics["selection_rate_ratio[group]"].value is not None
+    assert output.metrics["true_positive_rate_ratio[group, class=subprime]"].value is None
+    assert {r["rate"] for r in output.tables["comparisons"]} == {"selection_rate"}
+    assert len(output.tables["comparisons"]) == 3  # one per class

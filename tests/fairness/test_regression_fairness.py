@@ -245,3 +245,40 @@ def test_impact_ratio_reading_says_which_side_of_the_cutoff(planted):
     text = _reading({"metric": "impact_ratio[group]", "value": value, "min": 0.8},
                     {"tables": output.tables, "params": params})
     assert text.startswith("Category 'C' of group was predicted below 11 at ")
+
+
+def test_regression_gaps_do_not_depend_on_row_order_or_group_names(planted):
+    frame, y, prediction = planted
+    base = run_check("group_fairness", regression_data(prediction, y, frame), {"bootstrap": 0})
+    order = np.random.default_rng(0).permutation(len(frame))
+    renamed = frame.iloc[order].reset_index(drop=True).assign(
+        group=lambda f: f["group"].map({"A": "z", "B": "y", "C": "x"}))
+    moved = run_check("group_fairness", regression_data(prediction[order], y[order], renamed), {"bootstrap": 0})
+    for name in ("mean_prediction_difference", "mean_prediction_ratio", "mae_difference", "mae_ratio",
+                 "mean_residual_difference"):
+        # the same sums in another order: rounding only
+        assert_allclose(moved.metrics[f"{name}[group]"].value, base.metrics[f"{name}[group]"].value, rtol=1e-12)
+    assert 0 < base.metrics["mae_ratio[group]"].value <= 1
+
+
+@pytest.mark.slow
+def test_credit_rate_policy_finds_the_income_gaps_and_no_error_gap(cli, samples, tmp_path):
+    """policies/credit_rate.yaml end to end: the README's ground truth as statuses."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    result = cli("run", root / "policies" / "credit_rate.yaml", "--out", tmp_path, "--format", "json",
+                 "--workers", "1")
+    assert result.exit_code == 1, result.stderr  # impact_ratio[age_band] fails
+    checks = {c["id"]: c for c in json.loads((tmp_path / "results.json").read_text())["checks"]}
+    findings = {f["metric"]: f for f in checks["rate-gaps"]["findings"]}
+    assert all(findings[f"{m}[{a}]"]["status"] == "pass" for m in ("mae_difference", "mean_residual_difference")
+               for a in ("sex", "race", "age_band"))
+    assert findings["mean_prediction_difference[age_band]"]["status"] == "warn"
+    assert 0.35 < checks["rate-gaps"]["metrics"]["mean_prediction_difference[race]"]["value"] < 0.9
+    impact = {f["metric"]: f["status"] for f in checks["affordable-rate"]["findings"]}
+    assert impact == {"impact_ratio[sex]": "pass", "impact_ratio[race]": "pass", "impact_ratio[age_band]": "fail"}
+    assert checks["rate-if-race-changed"]["status"] == "skipped"
+    assert "no protected attribute is a model input" in checks["rate-if-race-changed"]["notes"][0]
+    assert any(r["test"] == "Welch's t test" and r["p_adjusted"] is not None
+               for r in checks["rate-gaps"]["tables"]["comparisons"])
