@@ -262,7 +262,9 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                  "rows": rows_in_file, "columns": int(table.frame.shape[1]), "rows_used": int(len(frame)),
                  "target": roles.target, "protected": roles.protected, "features": roles.features,
                  "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
-                 "favorable_decision": favorable_class if task == "multiclass" else favorable_decision, "query": policy.data.query, "sample": policy.data.sample,
+                 # the decision that benefits the person: 0/1 (binary), a class (multiclass), none (a regression)
+                 "favorable_decision": {"multiclass": favorable_class, "regression": None}.get(task, favorable_decision),
+                 "query": policy.data.query, "sample": policy.data.sample,
                  "notes": notes},
         "reference": ({"path": _display_path(loaded.reference_path), "sha256": sha256_of(loaded.reference_path),
                        "rows": int(len(reference))} if reference is not None and loaded.reference_path else None),

@@ -282,3 +282,22 @@ def test_credit_rate_policy_finds_the_income_gaps_and_no_error_gap(cli, samples,
     assert "no protected attribute is a model input" in checks["rate-if-race-changed"]["notes"][0]
     assert any(r["test"] == "Welch's t test" and r["p_adjusted"] is not None
                for r in checks["rate-gaps"]["tables"]["comparisons"])
+
+
+def test_impact_ratio_against_a_declared_reference_group(planted):
+    from auditkit.checks.fairness.impact_ratio import _reading
+
+    frame, y, prediction = planted
+    params = {"attributes": ["group"], "cutoff": 11.0, "favorable_scores": "low", "reference_group": {"group": "B"}}
+    output = run_check("impact_ratio", regression_data(prediction, y, frame), params)
+    below = pd.Series(prediction < 11.0).groupby(frame["group"].to_numpy()).mean()
+    rows = {r["category"]: r for r in output.tables["categories"]}
+    for label in ("A", "B", "C"):
+        assert_allclose(rows[label]["impact_ratio"], below[label] / below["B"], rtol=0, atol=TOL)
+    assert_allclose(output.metrics["impact_ratio[group]"].value, below["C"] / below["B"], rtol=0, atol=TOL)
+    assert {r["reference_group"] for r in output.tables["comparisons"]} == {"B"}
+    text = _reading({"metric": "impact_ratio[group]", "value": below["C"] / below["B"], "min": 0.8},
+                    {"tables": output.tables, "params": params})
+    assert "times the rate of 'B'" in text
+    with pytest.raises(AssertionError, match="is not a category of it"):
+        run_check("impact_ratio", regression_data(prediction, y, frame), {**params, "reference_group": {"group": "Q"}})

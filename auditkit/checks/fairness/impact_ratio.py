@@ -23,6 +23,9 @@ class ImpactRatioParams(CheckParams):
     favorable_scores: Optional[Literal["high", "low"]] = Field(
         None, description="Which side of the median (and of cutoff) is favourable; default: high when the favourable "
                           "decision is the positive class, else low (a risk score). Required with cutoff.")
+    reference_group: dict[str, str] = Field(
+        default_factory=dict, description="Per attribute, the category every impact ratio is taken against (default: "
+                                          "the most-selected included category, as the audit rules do).")
     cutoff: Optional[float] = Field(
         None, description="Regression: a value of the prediction, in the model's units. A row is selected when its "
                           "prediction is on the favourable side: >= cutoff (favorable_scores: high) or < cutoff "
@@ -64,6 +67,21 @@ def _selection(data: Any, params: ImpactRatioParams
     return selected, scores, params.favorable_scores or ("high" if data.favorable_decision == 1 else "low"), None
 
 
+def _reference(grouping: Any, params: ImpactRatioParams, included: np.ndarray) -> int | None:
+    """The index of ``params.reference_group[attribute]``, which must be an included category."""
+    wanted = params.reference_group.get(grouping.attribute)
+    if wanted is None:
+        return None
+    if wanted not in grouping.labels:
+        raise CheckError(f"params.reference_group[{grouping.attribute}] = '{wanted}' is not a category of it; "
+                         f"categories: {', '.join(grouping.labels)}")
+    index = grouping.labels.index(wanted)
+    if not included[index]:
+        raise CheckError(f"params.reference_group[{grouping.attribute}] = '{wanted}' is excluded (small or unknown): "
+                         "choose an included category")
+    return index
+
+
 def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
     metric = finding["metric"]
     if "[" not in metric or finding.get("value") is None:
@@ -75,7 +93,8 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
     if not rows:
         return None
     worst = min(rows, key=lambda r: r[column])
-    best = max(rows, key=lambda r: r[column])
+    wanted = ((result.get("params") or {}).get("reference_group") or {}).get(attribute)
+    best = next((r for r in rows if r["category"] == wanted), None) or max(rows, key=lambda r: r[column])
     what = "selected" if column == "impact_ratio" else "scored on the favourable side of the median"
     params = result.get("params") or {}
     if column == "impact_ratio" and params.get("cutoff") is not None:  # a regression: selected = past the cut-off
@@ -104,6 +123,8 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
     category scoring on the favourable side of the whole sample's median (strictly above it
     for high-is-favourable scores) and its ``scoring_impact_ratio``. Metric
     ``impact_ratio[attribute]`` is the smallest included impact ratio. With
+    ``params.reference_group`` every ratio is taken against that category instead (a ratio
+    above 1: selected more often than the reference). With
     ``params.exclude_small`` categories under 2% of the data are listed but left out of the
     ratios, as the rules allow; unknown values are listed as ``(missing)`` and left out.
 
@@ -154,13 +175,14 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
         included = ~excluded & (sizes > 0)
         if included.sum() == 0:
             raise CheckError(f"{grouping.attribute}: no category is left once small and unknown ones are excluded")
-        top = rate[included].max()
+        reference = _reference(grouping, params, included)
+        top = rate[included].max() if reference is None else rate[reference]
         ratios = np.where(included, rate / top if top > 0 else np.nan, np.nan)
         scoring = scoring_ratio = None
         if scores is not None:
             scoring = np.bincount(grouping.codes, weights=favourable_score.astype(float),
                                   minlength=len(grouping.labels)) / np.maximum(sizes, 1)
-            top_scoring = scoring[included].max()
+            top_scoring = scoring[included].max() if reference is None else scoring[reference]
             scoring_ratio = np.where(included, scoring / top_scoring if top_scoring > 0 else np.nan, np.nan)
         for g, label in enumerate(grouping.labels):
             record: dict[str, Any] = {"attribute": grouping.attribute, "category": label, "n": int(sizes[g]),
@@ -174,7 +196,7 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
             records.append(record)
         finite = ratios[np.isfinite(ratios)]
         found = compare_groups(grouping.attribute, grouping.labels, selected, sizes.astype(float),
-                               rate="selection_rate", included=included, reference=None, alpha=data.alpha,
+                               rate="selection_rate", included=included, reference=reference, alpha=data.alpha,
                                power=data.power)
         metric = metrics[f"impact_ratio[{grouping.attribute}]"] = Metric(
             float(finite.min()) if finite.size else None, n=int(sizes[included].sum()),
@@ -186,7 +208,7 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
             scored = compare_groups(grouping.attribute, grouping.labels,
                                     np.bincount(grouping.codes, weights=favourable_score.astype(float),
                                                 minlength=len(grouping.labels)),
-                                    sizes.astype(float), rate="scoring_rate", included=included, reference=None,
+                                    sizes.astype(float), rate="scoring_rate", included=included, reference=reference,
                                     alpha=data.alpha, power=data.power)
             metric = metrics[f"scoring_impact_ratio[{grouping.attribute}]"] = Metric(
                 float(finite_s.min()) if finite_s.size else None, n=int(sizes[included].sum()))
