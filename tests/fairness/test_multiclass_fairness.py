@@ -224,3 +224,23 @@ def test_without_a_target_each_class_has_selection_rates_only(tiers):
     assert output.metrics["true_positive_rate_ratio[group, class=subprime]"].value is None
     assert {r["rate"] for r in output.tables["comparisons"]} == {"selection_rate"}
     assert len(output.tables["comparisons"]) == 3  # one per class
+
+
+# proxy_detection reads the data alone (features against protected attributes), whatever the model's task
+@pytest.mark.parametrize("check_type", ["group_fairness", "impact_ratio", "counterfactual_fairness", "calibration"])
+@pytest.mark.parametrize("favourable", ["prime", None])
+def test_every_fairness_check_runs_on_a_multiclass_model_or_skips_with_a_reason(tiers, check_type, favourable):
+    from auditkit.core.registry import get_registry
+
+    frame, model, path = tiers
+    params = {k: v for k, v in get_registry().get(check_type).example.get("params", {}).items()
+              if k not in ("attributes", "intersections", "features")}
+    params.update({"attributes": ["group"]} if check_type != "counterfactual_fairness" else {"attributes": ["is_b"]})
+    if "bootstrap" in get_registry().get(check_type).params.model_fields:
+        params["bootstrap"] = 50
+    output = run_check(check_type, multiclass_data(frame, model, path, favourable=favourable), params)
+    if output.skipped is not None:
+        assert check_type == "impact_ratio" and favourable is None, output.skipped
+        assert "data.favorable_label" in output.skipped
+    else:
+        assert output.metrics and all(name.count("[") <= 1 for name in output.metrics)

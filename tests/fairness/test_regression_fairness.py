@@ -301,3 +301,23 @@ def test_impact_ratio_against_a_declared_reference_group(planted):
     assert "times the rate of 'B'" in text
     with pytest.raises(AssertionError, match="is not a category of it"):
         run_check("impact_ratio", regression_data(prediction, y, frame), {**params, "reference_group": {"group": "Q"}})
+
+
+# proxy_detection reads the data alone (features against protected attributes), whatever the model's task
+@pytest.mark.parametrize("check_type", ["group_fairness", "impact_ratio", "counterfactual_fairness", "calibration"])
+def test_every_fairness_check_runs_on_a_regression_model_or_skips_with_a_reason(planted, check_type):
+    from auditkit.core.registry import get_registry
+
+    frame, y, prediction = planted
+    params = {k: v for k, v in get_registry().get(check_type).example.get("params", {}).items()
+              if k not in ("attributes", "intersections", "features")}
+    params["attributes"] = ["group"]
+    if "bootstrap" in get_registry().get(check_type).params.model_fields:
+        params["bootstrap"] = 50
+    output = run_check(check_type, regression_data(prediction, y, frame), params)
+    reasons = {"impact_ratio": "params.cutoff", "calibration": "class probabilities",
+               "counterfactual_fairness": "no protected attribute is a model input"}
+    if output.skipped is not None:
+        assert reasons.get(check_type, "<runs>") in output.skipped, output.skipped
+    else:
+        assert check_type not in reasons and output.metrics
