@@ -244,3 +244,12 @@ def test_every_fairness_check_runs_on_a_multiclass_model_or_skips_with_a_reason(
         assert "data.favorable_label" in output.skipped
     else:
         assert output.metrics and all(name.count("[") <= 1 for name in output.metrics)
+
+
+def test_report_comparisons_name_the_class_of_each_row(tiers):
+    from auditkit.render.html import comparisons_view
+
+    frame, model, path = tiers
+    output = run_check("group_fairness", multiclass_data(frame, model, path, favourable=None), {"bootstrap": 0})
+    rates = {row["rate"] for row in comparisons_view(output.tables["comparisons"])["rows"]}
+    assert "selection rate (class prime)" in rates and "false positive rate (class subprime)" in rates
