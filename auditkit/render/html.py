@@ -157,7 +157,7 @@ def format_p(value: Any) -> str:
     return f"{value:.1e}" if 0 < value < 1e-4 else f"{value:.4f}"
 
 
-_TEST_SHORT: Final = {"two-proportion z test": "z", "Fisher's exact test": "Fisher"}
+_TEST_SHORT: Final = {"two-proportion z test": "z", "Fisher's exact test": "Fisher", "Welch's t test": "Welch"}
 
 
 def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
@@ -171,7 +171,9 @@ def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str,
 
     def row(r: dict[str, Any]) -> dict[str, Any]:
         return {
-        "attribute": str(r.get("attribute", "")), "rate": str(r.get("rate", "")).replace("_", " "),
+        "attribute": str(r.get("attribute", "")),
+        "rate": str(r.get("rate", "")).replace("_", " ") + (f" (class {r['class']})" if r.get("class") is not None
+                                                           else ""),  # a multiclass model's one-vs-rest class
         "group": str(r.get("group", "")), "reference": str(r.get("reference_group", "")),
         "n": pair(r.get("n"), r.get("reference_n")), "rates": pair(r.get("group_rate"), r.get("reference_rate")),
         "ratio": format_number(r.get("ratio")), "test": _TEST_SHORT.get(str(r.get("test")), str(r.get("test") or DASH)),
@@ -191,7 +193,8 @@ def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str,
     cut = PRINT_ROW_LIMIT if len(rows) > PRINT_CUT_AFTER else len(rows)
     return {"rows": [row(r) for r in rows[:limit]], "print_rows": [row(r) for r in strongest[:cut]],
             "total": len(rows), "more": max(0, len(rows) - limit), "cut": cut,
-            "has_adjusted": any("p_adjusted" in r for r in rows)}
+            "has_adjusted": any("p_adjusted" in r for r in rows),
+            "has_welch": any(r.get("test") == "Welch's t test" for r in rows)}
 
 
 def _is_identifier(column: str) -> bool:
