@@ -69,7 +69,7 @@ TABLE_TITLES: Final[dict[tuple[str | None, str], str]] = {
     (None, "confusion"): "Confusion matrix: decisions against outcomes",
     ("data_integrity", "columns"): "Columns: type, missing values and range against the reference data",
     ("data_integrity", "duplicate_rows"): "Duplicated rows, each with the earlier row it repeats",
-    ("group_fairness", "groups"): "Rates per group",
+    ("group_fairness", "groups"): "Figures per group",
     ("group_fairness", "disparities"): "Gaps between groups: ratios and differences of each rate",
     ("proxy_detection", "proxies"): "How well each feature alone predicts a protected attribute",
     ("proxy_detection", "all_features"): "How well all features together predict each protected attribute",
@@ -313,7 +313,7 @@ _MODEL_FIELDS: Final = (
 _DATA_FIELDS: Final = (
     ("path", "File"), ("sha256", "SHA-256"), ("rows", "Rows"), ("rows_used", "Rows used"),
     ("columns", "Columns"), ("target", "Target"), ("protected", "Protected attributes"),
-    ("features", "Features"), ("favorable_label", "Favourable label"), ("favorable_decision", "Favourable decision (0/1)"),
+    ("features", "Features"), ("favorable_label", "Favourable label"), ("favorable_decision", "Favourable decision"),
     ("ignore", "Ignored columns"),
     ("reference", "Reference data"), ("reference_sha256", "Reference SHA-256"),
     ("reference_rows", "Reference rows"), ("sample", "Row cap"),
