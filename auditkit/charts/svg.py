@@ -60,6 +60,14 @@ HALF_HEIGHT_IN: Final = 2.35
 # A value written on a threshold line stays readable.
 _LABEL_BOX: Final = {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 
+#: Above this many points a scatter's dots are one embedded image in the SVG (axes, labels and
+#: text stay vector): thousands of <path> elements made the PDF slow to lay out and draw.
+RASTER_POINTS: Final = 150
+#: Fewer values than this (counts summing to less) are listed, not drawn as a histogram.
+MIN_HISTOGRAM_VALUES: Final = 10
+#: Resolution of those embedded dots, enough for print.
+RASTER_DPI: Final = 200
+
 _RC: Final[dict[str, Any]] = {
     "svg.fonttype": "none",
     "svg.hashsalt": "auditkit",
@@ -136,7 +144,8 @@ def draw_plot(plot: Any) -> Chart:
         return Chart("", UNKNOWN_KIND)
     with matplotlib.rc_context(_RC):
         # A Figure with its own canvas, never pyplot: no global figure state, no GUI backend.
-        fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN))
+        # dpi: the resolution of rasterized dots only; the SVG itself is drawn in points
+        fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=RASTER_DPI)
         ax = fig.add_subplot()
         try:
             if not drawer(fig, ax, data):
@@ -551,6 +560,10 @@ def _hist(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     if not bins or not any(b[2] for b in bins):
         return False
     filled = [b for b in bins if b[2]]
+    total = sum(b[2] for b in bins)  # type: ignore[misc]
+    if total < MIN_HISTOGRAM_VALUES and all(float(b[2]).is_integer() for b in bins):  # type: ignore[arg-type]
+        # a histogram of three counterfactual distances draws three equal bars: say so in words
+        raise NothingToDraw(f"only {int(total)} value{'s' if total != 1 else ''}, too few for a histogram; they are in the table")
     if len(filled) == 1:
         raise NothingToDraw(f"every value falls in one bin, {_fmt(filled[0][0])} to {_fmt(filled[0][1])}")  # type: ignore[arg-type]
     fig.set_size_inches(HALF_WIDTH_IN, HALF_HEIGHT_IN)
@@ -570,9 +583,16 @@ def _legend(ax: Axes, narrow: bool = False, extra: list[Any] | None = None) -> N
     if handles:
         # Above the plotting area, never over the data.
         ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01),
-                  ncol=min(len(handles), (1 if sum(len(str(x)) for x in labels[:2]) > 28 else 2) if narrow else 4),
+                  ncol=_legend_columns(labels, narrow),
                   borderaxespad=0.0, handlelength=2.2,
                   columnspacing=1.6)
+
+
+def _legend_columns(labels: list[Any], narrow: bool) -> int:
+    """As many columns as the widest label allows across the chart (about 36 characters on a
+    half-width chart, 80 on a full one): a legend wider than its chart is cut off at the edge."""
+    widest = max((len(str(label)) for label in labels), default=1) + 5  # + the line sample
+    return max(1, min(len(labels), (36 if narrow else 80) // widest, 2 if narrow else 4))
 
 
 def _heatmap(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
@@ -627,7 +647,8 @@ def _scatter(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
     if all(p[1] == 0 for p in points):
         raise NothingToDraw("every value is 0")
     fig.set_size_inches(HALF_WIDTH_IN, HALF_HEIGHT_IN)
-    ax.scatter([p[0] for p in points], [p[1] for p in points], s=6, color=PALETTE[0], alpha=0.6, linewidths=0)
+    ax.scatter([p[0] for p in points], [p[1] for p in points], s=6, color=PALETTE[0], alpha=0.6, linewidths=0,
+               rasterized=len(points) > RASTER_POINTS)
     ax.axhline(0.0, color=INK, linewidth=0.6)
     ax.set_xlabel(_text(data, "x_label", "xlabel"))
     ax.set_ylabel(_text(data, "y_label", "ylabel"))
@@ -658,7 +679,7 @@ def _beeswarm(fig: Figure, ax: Axes, data: dict[str, Any]) -> bool:
             points.append((s, i + rng.uniform(-0.28, 0.28), shade))
         if points:
             ax.scatter([p[0] for p in points], [p[1] for p in points], c=[p[2] for p in points], cmap="coolwarm",
-                       vmin=0, vmax=1, s=5, linewidths=0, alpha=0.8)
+                       vmin=0, vmax=1, s=5, linewidths=0, alpha=0.8, rasterized=len(points) > RASTER_POINTS)
             drew = True
     if not drew:
         return False

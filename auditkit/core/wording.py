@@ -36,6 +36,10 @@ class Wording:
             "true negative rate": f"the share of {who} {outcome[False]} that were {decided[False]}",
             "positive predictive value": f"among {who} that were {decided[True]}, the share {outcome[True]}",
             "selection rate": f"the share of {who} {self.favorable_outcome}",
+            # a regression's group means (group_fairness on a regression model)
+            "mean prediction": "the model's average prediction",
+            "mean absolute error": "the average size of the model's errors",
+            "mean residual": "prediction minus outcome, on average; above 0 is over-prediction",
         }
         return glosses.get(rate, "")
 

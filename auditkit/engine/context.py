@@ -38,6 +38,8 @@ class AuditData:
     positive_class: Any = 1
     threshold: float | None = None
     favorable_decision: int = 1
+    # multiclass: the class whose prediction benefits the person (data.favorable_label), as a string
+    favorable_class: str | None = None
     classes: list[Any] | None = None
     reference: pd.DataFrame | None = None
     model_info: dict[str, Any] = field(default_factory=dict)

@@ -66,6 +66,20 @@ def environment() -> dict[str, Any]:
             "platform": platform.platform(terse=True), "packages": packages}
 
 
+def _favorable_class(favorable: Any, task: str, classes: list[Any] | None, scores: Any,
+                     loaded: LoadedPolicy) -> str | None:
+    """A multiclass model's favourable class (``data.favorable_label``) as the string its
+    decisions are compared with; it must be one of the model's classes (exit 2 naming the key)."""
+    if favorable is None or task != "multiclass":
+        return None
+    known = [str(c) for c in (classes or range(np.shape(scores)[1]))]
+    for name in known:
+        if name == str(favorable) or _num_equal(name, favorable):
+            return name
+    raise PolicyError(f"data.favorable_label {favorable!r} is not a class of the model; classes: {', '.join(known)}",
+                      source=loaded.source("data.favorable_label"))
+
+
 def _display_path(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -220,6 +234,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
     favorable_decision = 1
     if favorable is not None and task == "binary":
         favorable_decision = 1 if (str(favorable) == str(positive_class) or _num_equal(favorable, positive_class)) else 0
+    favorable_class = _favorable_class(favorable, task, adapter.classes, scores, loaded)
 
     reference = None
     if loaded.reference_path is not None:
@@ -232,7 +247,8 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         frame=frame, features=roles.features, target=roles.target, protected=roles.protected, task=task,
         scores=np.asarray(scores, dtype=np.float64), decisions=decisions, y=y, score_kind=score_kind,
         adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
-        favorable_decision=favorable_decision, classes=adapter.classes, reference=reference,
+        favorable_decision=favorable_decision, favorable_class=favorable_class, classes=adapter.classes,
+        reference=reference,
         model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes,
         proxies=list(policy.data.proxies),
         alpha=policy.statistics.alpha, power=policy.statistics.power)
@@ -246,7 +262,9 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                  "rows": rows_in_file, "columns": int(table.frame.shape[1]), "rows_used": int(len(frame)),
                  "target": roles.target, "protected": roles.protected, "features": roles.features,
                  "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
-                 "favorable_decision": favorable_decision, "query": policy.data.query, "sample": policy.data.sample,
+                 # the decision that benefits the person: 0/1 (binary), a class (multiclass), none (a regression)
+                 "favorable_decision": {"multiclass": favorable_class, "regression": None}.get(task, favorable_decision),
+                 "query": policy.data.query, "sample": policy.data.sample,
                  "notes": notes},
         "reference": ({"path": _display_path(loaded.reference_path), "sha256": sha256_of(loaded.reference_path),
                        "rows": int(len(reference))} if reference is not None and loaded.reference_path else None),

@@ -77,7 +77,8 @@ def attach(metric: Metric, record: dict[str, Any] | None, records: Iterable[dict
         return
     if record is not None and record["p_value"] is not None:
         metric.p_value = record["p_value"]
-        metric.comparison = {key: record[key] for key in ("attribute", "rate", "group", "reference_group")}
+        metric.comparison = {key: record[key] for key in ("attribute", "rate", "group", "reference_group", "class")
+                             if key in record}
         metric.method = f"{metric.method}; {TEST_METHOD}" if metric.method else TEST_METHOD
     metric.underpowered = [
         {key: r[key] for key in ("group", "rate", "n", "reference_group", "reference_n", "min_detectable_ratio")}
@@ -86,18 +87,19 @@ def attach(metric: Metric, record: dict[str, Any] | None, records: Iterable[dict
 
 def power_notes(records: Iterable[dict[str, Any]], *, alpha: float, power: float) -> list[str]:
     """One note per attribute and rate naming the groups too small to detect a four-fifths disparity."""
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    by_key: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
     for record in records:
         if record["underpowered"]:
-            by_key.setdefault((record["attribute"], record["rate"]), []).append(record)
+            by_key.setdefault((record["attribute"], record["rate"], record.get("class")), []).append(record)
     notes = []
-    for (attribute, rate), small in by_key.items():
+    for (attribute, rate, klass), small in by_key.items():
         groups = "; ".join(
             f"'{r['group']}' (n = {r['n']:,}): "
             + (f"only a ratio of {r['min_detectable_ratio']:.3f} or lower" if r["min_detectable_ratio"] is not None
                else "no ratio at all")
             for r in small)
-        notes.append(f"{attribute}, {RATE_WORDS.get(rate, rate)}: too small to detect a {DETECTABLE_RATIO:g} ratio "
+        where = f"{attribute}, class '{klass}'" if klass is not None else attribute  # a multiclass model's class
+        notes.append(f"{where}, {RATE_WORDS.get(rate, rate)}: too small to detect a {DETECTABLE_RATIO:g} ratio "
                      f"against '{small[0]['reference_group']}' (n = {small[0]['reference_n']:,}) with "
                      f"{power:.0%} power at alpha {alpha:g} — {groups}. A pass on these groups is weak evidence.")
     return notes

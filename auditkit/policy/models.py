@@ -65,7 +65,8 @@ class DataSpec(StrictModel):
                           "ignore, protected-only and prediction columns.")
     ignore: list[str] = Field(default_factory=list, description="Columns that play no role (ids, free text).")
     favorable_label: Optional[Label] = Field(
-        None, description="The decision that benefits the person (default: positive_class).")
+        None, description="The decision that benefits the person (default: positive_class). Multiclass: the class "
+                          "whose prediction benefits the person; it must be one of the model's classes.")
     reference: Optional[str] = Field(None, description="Reference data (e.g. training data): backgrounds, ranges, drift.")
     sample: Optional[int] = Field(None, ge=1, description="Cap on audit rows: a stratified, seeded sample.")
     query: Optional[str] = Field(None, description="Keep only the rows this pandas query selects (applied before sampling).")

@@ -59,17 +59,17 @@ GENERIC_SECTION: Final = "sections/generic.html.j2"
 #: Rows of one table in the HTML report; results.json keeps them all.
 TABLE_ROW_LIMIT: Final = 1000
 #: Rows of a long table printed in the PDF; the HTML shows the others under a <details>.
-PRINT_ROW_LIMIT: Final = 15
+PRINT_ROW_LIMIT: Final = 10
 #: A table of more rows than this is cut to PRINT_ROW_LIMIT in the PDF; a shorter one is printed whole
-#: (cutting 18 rows to 15 would save nothing a reader notices).
-PRINT_CUT_AFTER: Final = 20
+#: (cutting 12 rows to 10 would save nothing a reader notices).
+PRINT_CUT_AFTER: Final = 12
 #: Human titles of the tables the built-in checks write, by check type and table name (any
 #: type: ``None``); another table is titled from its name (``least_stable_rows``: "Least stable rows").
 TABLE_TITLES: Final[dict[tuple[str | None, str], str]] = {
     (None, "confusion"): "Confusion matrix: decisions against outcomes",
     ("data_integrity", "columns"): "Columns: type, missing values and range against the reference data",
     ("data_integrity", "duplicate_rows"): "Duplicated rows, each with the earlier row it repeats",
-    ("group_fairness", "groups"): "Rates per group",
+    ("group_fairness", "groups"): "Figures per group",
     ("group_fairness", "disparities"): "Gaps between groups: ratios and differences of each rate",
     ("proxy_detection", "proxies"): "How well each feature alone predicts a protected attribute",
     ("proxy_detection", "all_features"): "How well all features together predict each protected attribute",
@@ -99,9 +99,13 @@ def metrics_last(check: dict[str, Any]) -> bool:
     return drawn and any("[" in str(name) for name in metrics)
 
 
-def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
+def metrics_view(check: dict[str, Any], *, beside_thresholds: bool = False) -> dict[str, Any]:
     """The metrics table: rows, which optional columns any row fills, and the method most
     metrics share (said once under the table; a row names its method only when it differs).
+
+    ``beside_thresholds`` (the PDF): a metric the thresholds table shows whole (its value,
+    interval and n, with no p-value or note of its own) is left out of ``rows``; ``by_name``
+    still holds every row, for the thresholds table's interval column.
     """
     metrics = check.get("metrics") if isinstance(check.get("metrics"), dict) else {}
     items = [(str(name), m if isinstance(m, dict) else {"value": m}) for name, m in metrics.items()]
@@ -124,7 +128,15 @@ def metrics_view(check: dict[str, Any]) -> dict[str, Any]:
         })
     levels = {float(m["level"]) for _, m in items if m.get("ci") is not None and m.get("level") is not None}
     ci_header = f"{levels.pop():.0%} CI" if len(levels) == 1 else ("CI" if levels else "95% CI")
+    by_name = {row["name"]: row for row in rows}
+    judged = {str(f.get("metric")) for f in check.get("findings") or [] if isinstance(f, dict)}
+    in_thresholds = {name for name in judged & set(by_name)
+                     if not (by_name[name]["p"] or by_name[name]["p_adjusted"] or by_name[name]["detail"])}
+    if beside_thresholds:
+        rows = [row for row in rows if row["name"] not in in_thresholds]
     return {
+        "by_name": by_name,
+        "in_thresholds": sorted(in_thresholds),
         "rows": rows,
         "ci_header": ci_header,
         "has_ci": any(r["ci"] for r in rows),
@@ -145,7 +157,7 @@ def format_p(value: Any) -> str:
     return f"{value:.1e}" if 0 < value < 1e-4 else f"{value:.4f}"
 
 
-_TEST_SHORT: Final = {"two-proportion z test": "z", "Fisher's exact test": "Fisher"}
+_TEST_SHORT: Final = {"two-proportion z test": "z", "Fisher's exact test": "Fisher", "Welch's t test": "Welch"}
 
 
 def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
@@ -157,8 +169,11 @@ def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str,
     def pair(a: Any, b: Any) -> str:
         return f"{format_number(a)} / {format_number(b)}"
 
-    shown = [{
-        "attribute": str(r.get("attribute", "")), "rate": str(r.get("rate", "")).replace("_", " "),
+    def row(r: dict[str, Any]) -> dict[str, Any]:
+        return {
+        "attribute": str(r.get("attribute", "")),
+        "rate": str(r.get("rate", "")).replace("_", " ") + (f" (class {r['class']})" if r.get("class") is not None
+                                                           else ""),  # a multiclass model's one-vs-rest class
         "group": str(r.get("group", "")), "reference": str(r.get("reference_group", "")),
         "n": pair(r.get("n"), r.get("reference_n")), "rates": pair(r.get("group_rate"), r.get("reference_rate")),
         "ratio": format_number(r.get("ratio")), "test": _TEST_SHORT.get(str(r.get("test")), str(r.get("test") or DASH)),
@@ -166,9 +181,20 @@ def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str,
         "detectable": format_number(r.get("min_detectable_ratio")) if r.get("min_detectable_ratio") is not None
         else ("none" if r.get("underpowered") else DASH),
         "underpowered": bool(r.get("underpowered")),
-    } for r in rows[:limit]]
-    return {"rows": shown, "total": len(rows), "more": max(0, len(rows) - limit),
-            "has_adjusted": any("p_adjusted" in r for r in rows)}
+        }
+
+    def evidence(r: dict[str, Any]) -> float:
+        p = r.get("p_adjusted", r.get("p_value"))
+        return float(p) if is_number(p) and math.isfinite(p) else math.inf
+
+    # The PDF prints the comparisons with the strongest evidence of a difference (smallest
+    # adjusted p) and says so; the HTML lists them all in the engine's order.
+    strongest = sorted(rows, key=evidence)
+    cut = PRINT_ROW_LIMIT if len(rows) > PRINT_CUT_AFTER else len(rows)
+    return {"rows": [row(r) for r in rows[:limit]], "print_rows": [row(r) for r in strongest[:cut]],
+            "total": len(rows), "more": max(0, len(rows) - limit), "cut": cut,
+            "has_adjusted": any("p_adjusted" in r for r in rows),
+            "has_welch": any(r.get("test") == "Welch's t test" for r in rows)}
 
 
 def _is_identifier(column: str) -> bool:
@@ -287,7 +313,7 @@ _MODEL_FIELDS: Final = (
 _DATA_FIELDS: Final = (
     ("path", "File"), ("sha256", "SHA-256"), ("rows", "Rows"), ("rows_used", "Rows used"),
     ("columns", "Columns"), ("target", "Target"), ("protected", "Protected attributes"),
-    ("features", "Features"), ("favorable_label", "Favourable label"), ("favorable_decision", "Favourable decision (0/1)"),
+    ("features", "Features"), ("favorable_label", "Favourable label"), ("favorable_decision", "Favourable decision"),
     ("ignore", "Ignored columns"),
     ("reference", "Reference data"), ("reference_sha256", "Reference SHA-256"),
     ("reference_rows", "Reference rows"), ("sample", "Row cap"),
@@ -344,7 +370,9 @@ def inputs_view(results: dict[str, Any]) -> list[dict[str, Any]]:
     if results.get("finished_at"):
         run.append({"label": "Finished", "value": format_datetime(results.get("finished_at")), "mono": False})
     run.append({"label": "Duration", "value": format_duration(results.get("duration_s")), "mono": False})
-    run.extend(_fields(results.get("engine"), _ENGINE_FIELDS))
+    engine = results.get("engine") if isinstance(results.get("engine"), dict) else {}
+    # the catalogue is what the limitations' "what this policy did not test" reads, not a fact of the run
+    run.extend(_fields({k: v for k, v in engine.items() if k != "catalogue"}, _ENGINE_FIELDS))
     return [
         {"title": "Model", "fields": _fields(inputs.get("model"), _MODEL_FIELDS)},
         {"title": "Data", "fields": _fields(inputs.get("data"), _DATA_FIELDS)},
@@ -432,6 +460,7 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         table_title=table_title,
         changed_items=changed_items,
         case_of=lambda plot: None,
+        case_rows=[],
         figure=_figure,
         medium="screen",
         print_row_limit=PRINT_ROW_LIMIT,
@@ -549,6 +578,8 @@ def render_html(results: dict[str, Any], *, env: jinja2.Environment | None = Non
         medium=medium,
         figure=_figure_of(figures, medium),
         case_of=_case_of(cases),
+        # in print, a row's reasons, recourse and rule are printed once, in its case file
+        case_rows=[c["row"] for c in cases[:MAX_CASES]] if medium == "print" else [],
     )
 
 

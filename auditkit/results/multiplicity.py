@@ -24,7 +24,8 @@ Correction = Literal["holm", "bh", "none"]
 COMPARISONS_TABLE: Final = "comparisons"
 CORRECTION_NAMES: Final = {"holm": "Holm's step-down (family-wise error rate)",
                            "bh": "Benjamini-Hochberg (false discovery rate)", "none": "no correction"}
-_KEY: Final = ("attribute", "rate", "group", "reference_group")
+# "class": a multiclass model's comparisons repeat attribute, rate and groups once per class
+_KEY: Final = ("attribute", "rate", "group", "reference_group", "class")
 
 
 def adjust_p_values(p_values: Sequence[float], method: Correction) -> list[float]:

@@ -82,7 +82,7 @@ def test_dollar_signs_in_any_text_do_not_crash(text):
         {"kind": "bar", "title": text, "data": {"labels": [text, "b"], "values": [1, 2], "ylabel": text}},
         {"kind": "line", "title": text,
          "data": {"series": [{"name": text, "x": [0, 1], "y": [0, 1]}], "x_label": text, "y_label": text}},
-        {"kind": "hist", "title": text, "data": {"edges": [0, 1, 2], "counts": [3, 4], "x_label": text}},
+        {"kind": "hist", "title": text, "data": {"edges": [0, 1, 2], "counts": [3, 14], "x_label": text}},
     ]
     for plot in plots:
         assert plot_to_svg(plot).startswith("<svg"), plot["kind"]
@@ -232,6 +232,8 @@ def test_a_line_chart_marks_points_and_draws_a_reference_line():
      "a single point"),
     ({"kind": "line", "title": "t", "data": {"series": [{"x": [0, 1, 2], "y": [0, 0, 0]}]}}, "every value is 0"),
     ({"kind": "hist", "title": "t", "data": {"edges": [0.0, 0.5, 1.0], "counts": [0, 200]}}, "one bin, 0.5 to 1"),
+    ({"kind": "hist", "title": "t", "data": {"edges": [0.5, 0.7, 0.9, 1.1], "counts": [1, 1, 1]}},
+     "only 3 values, too few for a histogram"),
     ({"kind": "scatter", "title": "t", "data": {"x": [1, 1], "y": [2, 2]}}, "a single point"),
     ({"kind": "waterfall", "title": "t", "data": {"labels": ["a", "b"], "values": [0, 0], "base": 0.1}},
      "every contribution is 0"),
@@ -253,7 +255,7 @@ def test_a_non_negative_quantity_gets_no_negative_axis():
     for kind, data in [("bar", {"labels": ["a", "b", "c"], "values": [0.0, 0.002, 0.01]}),
                        ("bar", {"labels": ["a", "b"], "values": [0.0, 40], "horizontal": True}),
                        ("line", {"series": [{"x": [0, 1, 2], "y": [0.0, 0.3, 0.1]}]}),
-                       ("hist", {"edges": [0, 1, 2, 3], "counts": [0, 5, 2]})]:
+                       ("hist", {"edges": [0, 1, 2, 3], "counts": [0, 15, 2]})]:
         fig = Figure()
         ax = fig.add_subplot()
         assert charts._DRAWERS[kind](fig, ax, data)
@@ -318,3 +320,27 @@ def test_chart_text_is_escaped_svg_text_in_dejavu_sans_or_a_look_alike():
     assert "DejaVuSans-" not in svg  # no glyph outlines: one <text> per label
     assert "&lt;b&gt;F&lt;/b&gt;" in svg and "<b>" not in svg and "M &amp; co" in svg
     assert "font-family=\"&#x27;DejaVu Sans&#x27;, &#x27;Bitstream Vera Sans&#x27;, Verdana, sans-serif\"" in svg
+
+
+def test_a_narrow_charts_legend_of_long_names_stays_inside_the_chart():
+    # A case file's what-if chart cut its legend at the edge ("employment_yea", "the row's own va").
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from auditkit.charts import svg
+
+    names = ["income", "employment_years", "debt_ratio", "n_late_payments"]
+    data = {"series": [{"name": n, "x": [0, 50, 100], "y": [0.8 - i / 10, 0.5, 0.2 + i / 10]} for i, n in enumerate(names)],
+            "markers": [{"x": 50, "y": 0.5, "label": "the row's own value"}],
+            "hline": {"y": 0.5, "label": "decision threshold"}}
+    with matplotlib.rc_context(svg._RC):
+        fig = Figure(figsize=(svg.WIDTH_IN, svg.HEIGHT_IN))
+        ax = fig.add_subplot()
+        assert svg._line(fig, ax, data)
+        assert fig.get_size_inches()[0] <= svg.HALF_WIDTH_IN  # drawn as a small chart
+        fig.tight_layout(pad=0.4)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        legend = ax.get_legend().get_window_extent(canvas.get_renderer())
+        assert legend.x0 >= -0.5 and legend.x1 <= fig.bbox.x1 + 0.5, (legend, fig.bbox)

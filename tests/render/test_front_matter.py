@@ -106,6 +106,8 @@ def test_limitations_read_the_catalogue_results_json_recorded_not_this_processs_
     untested = " ".join(parts["What this policy did not test"].items)
     assert "adversarial" not in untested and "local" not in untested
     assert parts["Method caveats"].items == ["shap_importance: recorded caveat"]
+    # it is the limitations' source, not a fact of the run for "What was audited" to list
+    assert "plugin_only" not in render_html(audit).split('id="limitations"')[0]
 
 
 def test_signoff_rows_print_blank_lines_for_missing_names():

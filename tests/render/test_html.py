@@ -154,19 +154,23 @@ def test_a_long_table_is_whole_in_the_html_and_cut_to_its_first_rows_in_print(ex
     rows = [{"feature": f"f{i}", "mean_abs_shap": 1 / (i + 1), "rank": i + 1} for i in range(120)]
     results = edit_check(example_results, 1, tables={"importance": rows})
     screen = render_html(results)
-    assert all(f">f{i}<" in screen for i in range(120))  # every row, the ones past 15 under a <details>
-    assert "<details" in screen and "The other 105 rows" in visible_text(screen)
+    assert all(f">f{i}<" in screen for i in range(120))  # every row, the ones past the printed under a <details>
+    assert "<details" in screen and f"The other {120 - PRINT_ROW_LIMIT} rows" in visible_text(screen)
     printed = render_html(results, medium="print")
-    assert ">f14<" in printed and ">f15<" not in printed and "<details" not in printed
+    assert f">f{PRINT_ROW_LIMIT - 1}<" in printed and f">f{PRINT_ROW_LIMIT}<" not in printed
+    assert "<details" not in printed
     note = re.sub(r"\s+([)])|([(])\s+", r"\1\2", visible_text(printed))
     assert (f"First {PRINT_ROW_LIMIT} of 120 rows; all rows in results.json (checks[1].tables.importance) "
             "and the HTML report.") in note
 
 
 def test_a_table_a_little_longer_than_the_print_cut_is_printed_whole(example_results, edit_check):
-    rows = [{"feature": f"f{i}", "rank": i + 1} for i in range(18)]
+    from auditkit.render.html import PRINT_CUT_AFTER
+
+    assert PRINT_CUT_AFTER > PRINT_ROW_LIMIT
+    rows = [{"feature": f"f{i}", "rank": i + 1} for i in range(PRINT_CUT_AFTER)]
     printed = render_html(edit_check(example_results, 1, tables={"importance": rows}), medium="print")
-    assert ">f17<" in printed and "First 15 of" not in printed
+    assert f">f{PRINT_CUT_AFTER - 1}<" in printed and "First " not in visible_text(printed)
 
 
 def test_rows_past_the_html_limit_are_left_to_results_json(example_results, edit_check):

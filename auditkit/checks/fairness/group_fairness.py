@@ -1,12 +1,14 @@
 """``group_fairness``: favourable-decision and error rates per group, their gaps, with intervals."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Final, Optional
 
 import numpy as np
 from pydantic import Field
 
-from auditkit.methods.comparisons import attach, compare_groups, power_notes, worst
+from auditkit.methods.comparisons import TEST_METHOD, attach, compare_groups, power_notes, worst
+from auditkit.methods.group_means import compare_means, group_means, stratified_mean_draws
 from auditkit.methods.groups import Grouping, make_grouping
 from auditkit.methods.rates import (D0Y0, D0Y1, D1Y0, D1Y1, LABEL_RATES, RATES, cell_counts, rates_from_counts,
                                     spread, stratified_resamples)
@@ -23,7 +25,11 @@ AGGREGATES = ("demographic_parity_difference", "demographic_parity_ratio", "equa
               "average_odds_difference", "predictive_parity_difference")
 SPREAD_RATES = tuple(r for r in RATES if r != "base_rate") + ("base_rate",)
 METRICS = ([f"{r}_ratio[*]" for r in SPREAD_RATES] + [f"{r}_difference[*]" for r in SPREAD_RATES]
-           + [f"{a}[*]" for a in AGGREGATES] + ["selection_rate_p_value[*]", "groups_compared[*]"])
+           + [f"{a}[*]" for a in AGGREGATES] + ["selection_rate_p_value[*]", "groups_compared[*]"]
+           # regression: group means of the prediction, the absolute error and the residual
+           + ["mean_prediction_ratio[*]", "mean_prediction_difference[*]", "mae_ratio[*]", "mae_difference[*]",
+              "mean_residual_difference[*]"])
+WELCH_METHOD: Final = "p-value: two-sided Welch's t test, worst group against the reference group"
 PLOTTED = ("selection_rate", "true_positive_rate", "false_positive_rate", "positive_predictive_value")
 
 
@@ -39,14 +45,25 @@ class GroupFairnessParams(IntervalParams):
     calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width score bins for the ECE.")
 
 
+_MEASURE_WORDS: Final = {"mae": "mean absolute error"}
+
+
+def _parse_bracket(bracket: str) -> tuple[str, str | None]:
+    """``sex`` -> (sex, None); ``sex, class=B`` -> (sex, B): the inverse of :func:`metric_key`."""
+    attribute, sep, klass = bracket.rpartition(", class=")
+    return (attribute, klass) if sep else (bracket, None)
+
+
 def _reading(finding: dict[str, Any], result: dict[str, Any], words: Wording = Wording()) -> str | None:
     """One plain-language sentence for a failing or warning figure, in the policy's words."""
     metric = finding["metric"]
     if "[" not in metric or finding.get("value") is None:
         return None
-    name, attribute = metric[:-1].split("[", 1)
+    name, bracket = metric[:-1].split("[", 1)
+    attribute, klass = _parse_bracket(bracket)
     record = next((r for r in result.get("tables", {}).get("disparities", [])
-                   if r["attribute"] == attribute and r["metric"] == name), None)
+                   if r["attribute"] == attribute and r["metric"] == name
+                   and (r.get("class") == klass if klass is not None else r.get("favourable", True))), None)
     if record is None:
         return None
     ci = record.get("value_ci")
@@ -54,20 +71,31 @@ def _reading(finding: dict[str, Any], result: dict[str, Any], words: Wording = W
     bound = (f"the policy requires at least {finding['min']:.2f}" if finding.get("min") is not None
              and finding["value"] < finding["min"] else f"the policy allows at most {finding['max']:.2f}")
     low, high = record.get("low_group"), record.get("high_group")
-    rate = record.get("rate", name).replace("_", " ")
+    raw_rate = record.get("rate", name)
+    rate = _MEASURE_WORDS.get(raw_rate, raw_rate).replace("_", " ")
+    # one class of a multiclass model against the rest: say which, in the policy's words if it names it
+    where = ""
+    if klass is not None:
+        named = words.decision_names.get(klass)
+        where = f" (class '{klass}'{f', {named}' if named else ''}, one-vs-rest)"
     if name.endswith("_ratio") and low and high:
-        verb = "received the favourable decision" if rate.startswith("selection rate") or rate.startswith(
-            "demographic parity") else f"had a {rate}"
-        if verb.startswith("received"):
+        is_selection = rate.startswith("selection rate") or rate.startswith("demographic parity")
+        if is_selection and klass is None:
             return (f"{words.subjects_capitalised()} in {attribute} group '{low}' were {words.favorable_outcome} at "
                     f"{finding['value']:.2f} times the rate of group '{high}'{ci_text}; {bound}.")
+        if is_selection:
+            named = words.decision_names.get(klass)
+            return (f"{words.subjects_capitalised()} in {attribute} group '{low}' were predicted class '{klass}'"
+                    f"{f' ({named})' if named else ''} at {finding['value']:.2f} times the rate of group "
+                    f"'{high}'{ci_text}; {bound}.")
         gloss = words.rate_gloss(rate)
-        return (f"For {attribute}, group '{low}' had {finding['value']:.2f} times the {rate}"
+        return (f"For {attribute}{where}, group '{low}' had {finding['value']:.2f} times the {rate}"
                 f"{f' ({gloss})' if gloss else ''} of group '{high}'{ci_text}; {bound}.")
     if low and high:
         gloss = words.rate_gloss(rate)
-        return (f"For {attribute}, the {rate}{f' ({gloss})' if gloss else ''} of group '{high}' exceeds that of "
-                f"group '{low}' by {finding['value']:.2f}{ci_text}; {bound}.")
+        units = " (in the model's units)" if raw_rate in _MEASURES else ""
+        return (f"For {attribute}{where}, the {rate}{f' ({gloss})' if gloss else ''} of group '{high}' exceeds that "
+                f"of group '{low}' by {finding['value']:.2f}{units}{ci_text}; {bound}.")
     return None
 
 
@@ -119,61 +147,157 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
     worst group and the groups that are underpowered; the engine adds ``p_adjusted``, corrected
     across every comparison of the audit (``statistics.multiple_comparisons``).
 
+    Multiclass models: the decision is the predicted class (the largest probability). Each
+    class is audited one-vs-rest, as a binary model whose decision is "predicted this class"
+    and whose outcome is "observed this class": the figures above, named
+    ``<metric>[attribute, class=<class>]`` (``selection_rate_ratio[sex, class=C]``), every record
+    of tables ``groups``, ``disparities`` and ``comparisons`` with its ``class``. The class that
+    benefits the person is ``data.favorable_label``: its figures carry the binary names
+    (``selection_rate_ratio[sex]``, the four-fifths rule on the favourable prediction) and its
+    records ``favourable: true``. A threshold on ``selection_rate_ratio`` applies to every class.
+
+    Regression models: groups are compared on the mean of a per-row value, in the model's units:
+    ``mean_prediction`` (demographic parity's analogue), ``mae`` (mean absolute error) and
+    ``mean_residual`` (prediction minus outcome; above 0 = the group is over-predicted), the last
+    two with a target. Per attribute ``mean_prediction_ratio`` and ``mae_ratio`` (smallest /
+    largest, only when every compared mean is above 0), ``mean_prediction_difference``,
+    ``mae_difference`` and ``mean_residual_difference`` (largest - smallest, 0 = parity), each
+    with a stratified bootstrap interval; table ``comparisons`` tests each group against the
+    reference group (``params.reference_group``, else the largest mean) with Welch's t test and
+    states its ``min_detectable_difference``. For the share of each group above a cut-off, see
+    ``impact_ratio`` with ``params.cutoff``.
+
     References: fairlearn.metrics (MetricFrame, demographic_parity_ratio,
     equalized_odds_difference); EEOC Uniform Guidelines, 29 CFR 1607.4(D) (four-fifths rule).
     """
     data = ctx.data
-    if data.task != "binary" or data.decisions is None:
-        return CheckOutput.skip(f"group_fairness needs binary decisions; this is a {data.task} task")
     attributes = params.attributes if params.attributes is not None else list(data.protected)
     if not attributes and not params.intersections:
         raise CheckError("no protected attribute: set data.protected or params.attributes")
-    groupings = [make_grouping(data.frame, [a], params.bins) for a in attributes]
-    groupings += [make_grouping(data.frame, list(parts), params.bins) for parts in params.intersections]
+    if data.task == "regression":
+        groupings = _groupings(data.frame, attributes, params)
+        return _regression(ctx, params, groupings)
+    if data.decisions is None:
+        return CheckOutput.skip(f"group_fairness needs the model's decisions; this {data.task} task has none")
+    groupings = _groupings(data.frame, attributes, params)
+    out = _Figures()
+    if data.task == "binary":
+        y = None if data.y is None else np.asarray(data.y, dtype=np.float64)
+        _classification(ctx, params, groupings, out, decisions=np.asarray(data.decisions, dtype=np.int64), y=y,
+                        scores=data.scores, favorable=data.favorable_decision, klass=None, keyed=False)
+    else:
+        classes = [str(c) for c in (data.classes or range(np.shape(data.scores)[1]))]
+        predicted = np.asarray(data.decisions).astype(str)
+        truth = None if data.y is None else np.asarray(data.y, dtype=object)
+        favourable = data.favorable_class
+        if favourable is None:
+            out.notes.append("multiclass: every class is audited one-vs-rest (decision = the predicted class is it, "
+                             "outcome = the observed class is it), figures named <metric>[attribute, class=<class>]. "
+                             "No favourable class is declared (data.favorable_label), so no figure is the "
+                             "favourable decision's")
+        else:
+            out.notes.append(f"multiclass: the favourable decision is predicted class '{favourable}' "
+                             "(data.favorable_label): its figures carry the binary names (<metric>[attribute]); "
+                             "every other class is audited one-vs-rest as <metric>[attribute, class=<class>]")
+        for j, klass in enumerate(classes):
+            y = None if truth is None else np.array(
+                [np.nan if v is None else float(str(v) == klass) for v in truth], dtype=np.float64)
+            scores = np.asarray(data.scores, dtype=np.float64)[:, j] if np.ndim(data.scores) == 2 else data.scores
+            _classification(ctx, params, groupings, out, decisions=(predicted == klass).astype(np.int64), y=y,
+                            scores=scores, favorable=1, klass=klass, keyed=klass != favourable)
+    out.plots = _rate_plots(out.groups, data.y is not None, params.confidence, len(data.frame),
+                            only_selection=data.task == "multiclass")
+    if params.bootstrap:
+        out.notes.append(f"intervals: {_method(params)} (seeded)")
+    out.notes.extend(power_notes(out.comparisons, alpha=data.alpha, power=data.power))
+    return CheckOutput(metrics=out.metrics, tables={"groups": out.groups, "disparities": out.disparities,
+                                                    "comparisons": out.comparisons},
+                       plots=out.plots, notes=list(dict.fromkeys(out.notes)))
 
-    decisions = np.asarray(data.decisions, dtype=np.int64)
-    y = None if data.y is None else np.asarray(data.y, dtype=np.float64)
-    probability = data.score_kind == "probability"
-    notes: list[str] = []
-    if y is None:
-        notes.append("no target (data.target): only selection rates are computed; label-based rates are null")
-    metrics: dict[str, Metric] = {}
-    groups_table: list[dict[str, Any]] = []
-    disparities: list[dict[str, Any]] = []
-    comparisons: list[dict[str, Any]] = []
-    plots: list[Plot] = []
-    method = (f"stratified bootstrap by group, {params.bootstrap:,} resamples, {params.confidence:.0%} percentile"
-              if params.bootstrap else None)
 
+@dataclass
+class _Figures:
+    """What the check writes, filled attribute by attribute (and class by class)."""
+
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    disparities: list[dict[str, Any]] = field(default_factory=list)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    plots: list[Plot] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _groupings(frame: Any, attributes: list[str], params: GroupFairnessParams) -> list[Grouping]:
+    groupings = [make_grouping(frame, [a], params.bins) for a in attributes]
+    groupings += [make_grouping(frame, list(parts), params.bins) for parts in params.intersections]
     for grouping in groupings:
-        counts = cell_counts(grouping.codes, len(grouping.labels), decisions, y)
-        sizes = counts.sum(axis=1)
-        point = rates_from_counts(counts, data.favorable_decision)
         if len(grouping.labels) < 2:
             raise CheckError(f"attribute '{grouping.attribute}' has a single group ({grouping.labels[0]}): "
                              "there is nothing to compare")
-        included = sizes >= params.min_group_size
-        small = [label for label, ok in zip(grouping.labels, included) if not ok]
-        if small:
-            notes.append(f"{grouping.attribute}: groups under {params.min_group_size} rows are listed but left out "
-                         f"of ratios and differences: {', '.join(small)}")
-        reference = None
-        wanted_reference = params.reference_group.get(grouping.attribute)
-        if wanted_reference is not None:
-            if wanted_reference not in grouping.labels:
-                raise CheckError(f"params.reference_group[{grouping.attribute}] = '{wanted_reference}' is not a group "
-                                 f"of it; groups: {', '.join(grouping.labels)}")
-            reference = grouping.labels.index(wanted_reference)
-        draws = (rates_from_counts(stratified_resamples(counts, params.bootstrap, ctx.rng), data.favorable_decision)
+    return groupings
+
+
+def metric_key(attribute: str, klass: str | None) -> str:
+    """The bracket of a figure's name: ``sex``, or ``sex, class=B`` for class B of a multiclass model
+    audited one-vs-rest (a threshold on ``selection_rate_ratio`` applies to both)."""
+    return attribute if klass is None else f"{attribute}, class={klass}"
+
+
+def _method(params: IntervalParams) -> str | None:
+    return (f"stratified bootstrap by group, {params.bootstrap:,} resamples, {params.confidence:.0%} percentile"
+            if params.bootstrap else None)
+
+
+def _reference_of(grouping: Grouping, params: GroupFairnessParams) -> int | None:
+    wanted = params.reference_group.get(grouping.attribute)
+    if wanted is None:
+        return None
+    if wanted not in grouping.labels:
+        raise CheckError(f"params.reference_group[{grouping.attribute}] = '{wanted}' is not a group "
+                         f"of it; groups: {', '.join(grouping.labels)}")
+    return grouping.labels.index(wanted)
+
+
+def _included(grouping: Grouping, sizes: np.ndarray, params: GroupFairnessParams, notes: list[str]) -> np.ndarray:
+    included = sizes >= params.min_group_size
+    small = [label for label, ok in zip(grouping.labels, included) if not ok]
+    if small:
+        notes.append(f"{grouping.attribute}: groups under {params.min_group_size} rows are listed but left out "
+                     f"of ratios and differences: {', '.join(small)}")
+    return included
+
+
+def _classification(ctx: AuditContext, params: GroupFairnessParams, groupings: list[Grouping], out: _Figures, *,
+                    decisions: np.ndarray, y: np.ndarray | None, scores: np.ndarray, favorable: int,
+                    klass: str | None, keyed: bool) -> None:
+    """The binary figures of one decision (a binary model's, or one class of a multiclass model
+    against the rest), for every grouping, added to ``out``. ``klass`` is written in the records
+    (a multiclass model's class); ``keyed`` puts it in the metric names too."""
+    data = ctx.data
+    probability = data.score_kind == "probability"
+    notes = out.notes
+    if y is None:
+        notes.append("no target (data.target): only selection rates are computed; label-based rates are null")
+    method = _method(params)
+    # a multiclass record names its class, and whether it is the favourable one (named without it)
+    tag: dict[str, Any] = {} if klass is None else {"class": klass, "favourable": not keyed}
+    for grouping in groupings:
+        key = metric_key(grouping.attribute, klass if keyed else None)
+        counts = cell_counts(grouping.codes, len(grouping.labels), decisions, y)
+        sizes = counts.sum(axis=1)
+        point = rates_from_counts(counts, favorable)
+        included = _included(grouping, sizes, params, notes)
+        reference = _reference_of(grouping, params)
+        draws = (rates_from_counts(stratified_resamples(counts, params.bootstrap, ctx.rng), favorable)
                  if params.bootstrap else None)
 
         per_group_ci = {name: np.array([percentile_interval(draws[name][:, g], params.confidence)
                                         if draws is not None else None for g in range(len(grouping.labels))],
                                        dtype=object) for name in RATES}
-        extra = _score_figures(grouping, data.scores, y, probability, params.calibration_bins)
-        p_values = _pairwise_p_values(counts, data.favorable_decision, included)
+        extra = _score_figures(grouping, scores, y, probability, params.calibration_bins)
+        p_values = _pairwise_p_values(counts, favorable, included)
         for g, label in enumerate(grouping.labels):
-            record: dict[str, Any] = {"attribute": grouping.attribute, "group": label,
+            record: dict[str, Any] = {"attribute": grouping.attribute, **tag, "group": label,
                                       "group_values": list(grouping.values[g]), "n": int(sizes[g]),
                                       "share": float(sizes[g] / sizes.sum()), "included": bool(included[g])}
             for name in RATES:
@@ -184,7 +308,7 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
                     record[f"{name}_ci"] = list(ci)
             record.update(extra[g])
             record["selection_rate_p_value"] = p_values[g]
-            groups_table.append(record)
+            out.groups.append(record)
 
         spreads: dict[str, tuple[float, float]] = {}
         boot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -197,27 +321,141 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
         aggregate_boot = _aggregates(boot) if draws is not None else {}
         for name in SPREAD_RATES:
             for kind, index in (("ratio", 0), ("difference", 1)):
-                metric_name = f"{name}_{kind}"
-                _add(metrics, disparities, grouping, metric_name, name, spreads[name][index],
-                     boot[name][index] if draws is not None else None, params, method, y is None and name in LABEL_RATES,
-                     point[name], included, reference)
+                _add(out.metrics, out.disparities, grouping, key, tag, f"{name}_{kind}", name, spreads[name][index],
+                     boot[name][index] if draws is not None else None, params, method,
+                     y is None and name in LABEL_RATES, point[name], included, reference)
         for metric_name, value in aggregate_point.items():
             source = _AGGREGATE_SOURCE[metric_name]
-            _add(metrics, disparities, grouping, metric_name, source, float(value),
-                 aggregate_boot.get(metric_name), params, method, y is None and metric_name != "demographic_parity_difference"
-                 and metric_name != "demographic_parity_ratio", point[source], included, reference)
-        found = _comparisons(grouping, counts, data.favorable_decision, included, reference, labelled=y is not None,
+            _add(out.metrics, out.disparities, grouping, key, tag, metric_name, source, float(value),
+                 aggregate_boot.get(metric_name), params, method, y is None and metric_name not in (
+                     "demographic_parity_difference", "demographic_parity_ratio"),
+                 point[source], included, reference)
+        found = _comparisons(grouping, counts, favorable, included, reference, labelled=y is not None,
                              alpha=data.alpha, power=data.power)
-        _link(metrics, grouping.attribute, found)
-        comparisons.extend(found)
-        metrics[f"selection_rate_p_value[{grouping.attribute}]"] = _omnibus(counts, data.favorable_decision, included)
-        metrics[f"groups_compared[{grouping.attribute}]"] = Metric(float(included.sum()), n=int(sizes.sum()))
-    plots.extend(_rate_plots(groups_table, y is not None, params.confidence, len(decisions)))
+        for record in found:
+            record.update(tag)
+        _link(out.metrics, key, grouping.attribute, found)
+        out.comparisons.extend(found)
+        out.metrics[f"selection_rate_p_value[{key}]"] = _omnibus(counts, favorable, included)
+        out.metrics[f"groups_compared[{key}]"] = Metric(float(included.sum()), n=int(sizes.sum()))
+
+
+# ---------------------------------------------------------------- regression
+
+#: measure -> (the per-row value it averages, whether it needs the target, whether a ratio means anything)
+_MEASURES: Final = {"mean_prediction": (False, True), "mae": (True, True), "mean_residual": (True, False)}
+
+
+def _regression(ctx: AuditContext, params: GroupFairnessParams, groupings: list[Grouping]) -> CheckOutput:
+    """Group means of the prediction, the absolute error and the residual, and their gaps."""
+    data = ctx.data
+    prediction = np.asarray(data.scores, dtype=np.float64).reshape(len(data.frame))
+    y = None if data.y is None else np.asarray(data.y, dtype=np.float64)
+    residual = prediction - y if y is not None else np.full(len(prediction), np.nan)
+    values = np.column_stack([prediction, np.abs(residual), residual])
+    out = _Figures()
+    if y is None:
+        out.notes.append("no target (data.target): only the mean prediction is compared; the error figures are null")
+    out.notes.append("regression: groups are compared on their mean prediction, mean absolute error (mae) and mean "
+                     "residual (prediction minus outcome; above 0: over-predicted), in the model's units")
+    method = _method(params)
+    for grouping in groupings:
+        n_groups = len(grouping.labels)
+        sizes = np.bincount(grouping.codes, minlength=n_groups).astype(np.float64)
+        included = _included(grouping, sizes, params, out.notes)
+        reference = _reference_of(grouping, params)
+        point = group_means(grouping.codes, n_groups, values)
+        draws = (stratified_mean_draws(grouping.codes, n_groups, values, params.bootstrap, ctx.rng)
+                 if params.bootstrap else None)
+        labelled = np.bincount(grouping.codes, weights=np.isfinite(residual).astype(np.float64), minlength=n_groups)
+        for g, label in enumerate(grouping.labels):
+            record: dict[str, Any] = {"attribute": grouping.attribute, "group": label,
+                                      "group_values": list(grouping.values[g]), "n": int(sizes[g]),
+                                      "share": float(sizes[g] / sizes.sum()), "included": bool(included[g]),
+                                      "n_labelled": int(labelled[g])}
+            for j, measure in enumerate(_MEASURES):
+                value = point[g, j]
+                record[measure] = float(value) if np.isfinite(value) else None
+                ci = percentile_interval(draws[:, g, j], params.confidence) if draws is not None else None
+                if ci is not None and record[measure] is not None:
+                    record[f"{measure}_ci"] = list(ci)
+            if y is not None:
+                member = (grouping.codes == g) & np.isfinite(y)
+                record["mean_target"] = float(y[member].mean()) if member.any() else None
+            out.groups.append(record)
+        found: list[dict[str, Any]] = []
+        for j, (measure, (needs_target, has_ratio)) in enumerate(_MEASURES.items()):
+            column = point[:, j]
+            defined = included & np.isfinite(column)
+            # the reference of the tests: the policy's, else the group with the largest mean, as the
+            # denominator of a smallest-over-largest ratio
+            ref = reference if reference is not None else (
+                int(np.nanargmax(np.where(defined, column, np.nan))) if defined.any() else None)
+            if ref is not None and not (y is None and needs_target):
+                found += compare_means(grouping.attribute, grouping.labels, grouping.codes, values[:, j],
+                                       measure=measure, included=included, reference=ref, alpha=data.alpha,
+                                       power=data.power, ratio=has_ratio)
+            ratio, difference = spread(column, included, reference)
+            boot = spread(draws[:, :, j], included, reference) if draws is not None else None
+            # a ratio of means is a disparity only for positive quantities
+            positive = bool((column[defined] > 0).all()) if defined.any() else False
+            kinds = (("ratio", 0), ("difference", 1)) if has_ratio else (("difference", 1),)
+            for kind, index in kinds:
+                value = (ratio, difference)[index]
+                if kind == "ratio" and not positive and np.isfinite(value):
+                    out.metrics[f"{measure}_ratio[{grouping.attribute}]"] = Metric(
+                        None, n=int(sizes.sum()), note="a ratio of means needs every compared group's mean above 0")
+                    continue
+                _add(out.metrics, out.disparities, grouping, grouping.attribute, {}, f"{measure}_{kind}", measure,
+                     float(value), boot[index] if boot is not None else None, params, method,
+                     y is None and needs_target, column, included, reference)
+        _link_measures(out.metrics, grouping.attribute, found)
+        out.comparisons.extend(found)
+        out.metrics[f"groups_compared[{grouping.attribute}]"] = Metric(float(included.sum()), n=int(sizes.sum()))
+    out.plots = _mean_plots(out.groups, y is not None, params.confidence, len(prediction))
     if method:
-        notes.append(f"intervals: {method} (seeded)")
-    notes.extend(power_notes(comparisons, alpha=data.alpha, power=data.power))
-    return CheckOutput(metrics=metrics, tables={"groups": groups_table, "disparities": disparities,
-                                                "comparisons": comparisons}, plots=plots, notes=notes)
+        out.notes.append(f"intervals: {method} (seeded)")
+    out.notes.append("comparisons: each group against the reference group (params.reference_group, else the group "
+                     "with the largest mean), Welch's t test; min_detectable_difference is the smallest difference "
+                     f"of means found with {data.power:.0%} power at alpha {data.alpha:g}")
+    return CheckOutput(metrics=out.metrics, tables={"groups": out.groups, "disparities": out.disparities,
+                                                    "comparisons": out.comparisons},
+                       plots=out.plots, notes=list(dict.fromkeys(out.notes)))
+
+
+def _link_measures(metrics: dict[str, Metric], attribute: str, records: list[dict[str, Any]]) -> None:
+    for measure in _MEASURES:
+        for kind in ("ratio", "difference"):
+            metric = metrics.get(f"{measure}_{kind}[{attribute}]")
+            if metric is not None and metric.value is not None:
+                attach(metric, worst(records, attribute=attribute, rate=measure, kind=kind), records,
+                       attribute=attribute, rates=[measure])
+                if metric.p_value is not None and metric.method:
+                    metric.method = metric.method.replace(TEST_METHOD, WELCH_METHOD)
+
+
+def _mean_plots(groups_table: list[dict[str, Any]], labelled: bool, level: float, n: int) -> list[Plot]:
+    plots = []
+    for measure, title, y_label in (("mean_prediction", "Mean prediction per group", "mean prediction"),
+                                    ("mae", "Mean absolute error per group", "mean absolute error"),
+                                    ("mean_residual", "Mean residual (prediction - outcome) per group",
+                                     "mean residual")):
+        if not labelled and measure != "mean_prediction":
+            continue
+        rows = [r for r in groups_table if r.get(measure) is not None]
+        if not rows:
+            continue
+        data: dict[str, Any] = {
+            "labels": [r["group"] for r in rows], "values": [r[measure] for r in rows],
+            "ci_low": [r.get(f"{measure}_ci", [None, None])[0] for r in rows],
+            "ci_high": [r.get(f"{measure}_ci", [None, None])[1] for r in rows],
+            "included": [r["included"] for r in rows], "sections": [r["attribute"] for r in rows],
+            "y_label": y_label, "rate": measure,
+            "difference_metric": [f"{measure}_difference[{r['attribute']}]" for r in rows], "n": n, "level": level}
+        if measure != "mean_residual":
+            data["ratio_metric"] = [f"{measure}_ratio[{r['attribute']}]" for r in rows]
+        plots.append(Plot("bar", title, data))
+    return plots
 
 
 # The rates whose group comparisons are tested, each as (hits, denominator) cells of cell_counts:
@@ -245,16 +483,17 @@ def _comparisons(grouping: Grouping, counts: np.ndarray, favorable: int, include
     return out
 
 
-def _link(metrics: dict[str, Metric], attribute: str, records: list[dict[str, Any]]) -> None:
-    """Each metric that rests on a tested comparison gets its p-value and its too-small groups."""
+def _link(metrics: dict[str, Metric], key: str, attribute: str, records: list[dict[str, Any]]) -> None:
+    """Each metric that rests on a tested comparison gets its p-value and its too-small groups
+    (``key``: the bracket of the metrics' names, ``attribute`` that of the records)."""
     for prefix, rates in _LINKED.items():
         for kind in ("ratio", "difference"):
-            metric = metrics.get(f"{prefix}_{kind}[{attribute}]")
+            metric = metrics.get(f"{prefix}_{kind}[{key}]")
             if metric is None or metric.value is None:
                 continue
             rate = rates[0]
             if len(rates) == 2:  # equalized odds: the worse of the two rates' figures
-                first, second = (metrics.get(f"{r}_{kind}[{attribute}]") for r in rates)
+                first, second = (metrics.get(f"{r}_{kind}[{key}]") for r in rates)
                 if first is not None and second is not None and first.value is not None and second.value is not None:
                     worse_second = second.value < first.value if kind == "ratio" else second.value > first.value
                     rate = rates[1] if worse_second else rates[0]
@@ -262,14 +501,16 @@ def _link(metrics: dict[str, Metric], attribute: str, records: list[dict[str, An
                    rates=rates)
 
 
-def _rate_plots(groups_table: list[dict[str, Any]], labelled: bool, level: float, n: int) -> list[Plot]:
+def _rate_plots(groups_table: list[dict[str, Any]], labelled: bool, level: float, n: int, *,
+                only_selection: bool = False) -> list[Plot]:
     """One chart per rate with every group of every attribute, a section per attribute: four
     charts whatever the number of attributes (a chart per rate and attribute made a dozen).
     Each bar names the ratio and difference metrics of its attribute, so the engine can draw
     each section's threshold line."""
     plots = []
     for name in PLOTTED:
-        if not labelled and name != "selection_rate":
+        # a multiclass model has a chart section per class and attribute: the selection rates alone
+        if (not labelled or only_selection) and name != "selection_rate":
             continue
         rows = [r for r in groups_table if r.get(name) is not None]
         if not rows:
@@ -279,12 +520,21 @@ def _rate_plots(groups_table: list[dict[str, Any]], labelled: bool, level: float
             "labels": [r["group"] for r in rows], "values": [r[name] for r in rows],
             "ci_low": [r.get(f"{name}_ci", [None, None])[0] for r in rows],
             "ci_high": [r.get(f"{name}_ci", [None, None])[1] for r in rows],
-            "included": [r["included"] for r in rows], "sections": [r["attribute"] for r in rows],
+            "included": [r["included"] for r in rows], "sections": [_section(r) for r in rows],
             "y_label": words, "rate": name,
-            "ratio_metric": [f"{name}_ratio[{r['attribute']}]" for r in rows],
-            "difference_metric": [f"{name}_difference[{r['attribute']}]" for r in rows],
+            "ratio_metric": [f"{name}_ratio[{_section(r, named=True)}]" for r in rows],
+            "difference_metric": [f"{name}_difference[{_section(r, named=True)}]" for r in rows],
             "n": n, "level": level}))
     return plots
+
+
+def _section(record: dict[str, Any], *, named: bool = False) -> str:
+    """A group record's chart section (its attribute, and class for a multiclass model), or with
+    ``named`` the bracket of its metrics (the favourable class's carry the attribute alone)."""
+    klass = record.get("class")
+    if klass is None or (named and record.get("favourable")):
+        return str(record["attribute"])
+    return metric_key(str(record["attribute"]), str(klass))
 
 
 _AGGREGATE_SOURCE = {
@@ -312,10 +562,11 @@ def _aggregates(spreads: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, 
         }
 
 
-def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping: Grouping, metric_name: str,
-         rate: str, value: float, draws: np.ndarray | None, params: GroupFairnessParams, method: str | None,
-         needs_target: bool, per_group: np.ndarray, included: np.ndarray, reference: int | None) -> None:
-    key = f"{metric_name}[{grouping.attribute}]"
+def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping: Grouping, bracket: str,
+         tag: dict[str, Any], metric_name: str, rate: str, value: float, draws: np.ndarray | None,
+         params: GroupFairnessParams, method: str | None, needs_target: bool, per_group: np.ndarray,
+         included: np.ndarray, reference: int | None) -> None:
+    key = f"{metric_name}[{bracket}]"
     n = int(len(grouping.codes))
     if needs_target:
         metrics[key] = Metric(None, n=n, note="needs the target (data.target), which this audit has not")
@@ -338,7 +589,7 @@ def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping
         low, high = (grouping.labels[worst], grouping.labels[reference])
     else:
         low = high = None
-    disparities.append({"attribute": grouping.attribute, "metric": metric_name, "rate": rate, "value": value,
+    disparities.append({"attribute": grouping.attribute, **tag, "metric": metric_name, "rate": rate, "value": value,
                         **({"value_ci": list(ci)} if ci else {}), "low_group": low, "high_group": high,
                         "reference_group": grouping.labels[reference] if reference is not None else None,
                         "groups_compared": int(included.sum())})

@@ -21,8 +21,65 @@ class ImpactRatioParams(CheckParams):
     exclude_small: bool = Field(False, description="Leave categories under small_share of the data out of the ratios.")
     small_share: float = Field(0.02, gt=0, lt=1, description="The 2% rule of the audit rules.")
     favorable_scores: Optional[Literal["high", "low"]] = Field(
-        None, description="Which side of the median is favourable; default: high when the favourable decision is "
-                          "the positive class, else low (a risk score).")
+        None, description="Which side of the median (and of cutoff) is favourable; default: high when the favourable "
+                          "decision is the positive class, else low (a risk score). Required with cutoff.")
+    reference_group: dict[str, str] = Field(
+        default_factory=dict, description="Per attribute, the category every impact ratio is taken against (default: "
+                                          "the most-selected included category, as the audit rules do).")
+    cutoff: Optional[float] = Field(
+        None, description="Regression: a value of the prediction, in the model's units. A row is selected when its "
+                          "prediction is on the favourable side: >= cutoff (favorable_scores: high) or < cutoff "
+                          "(low).")
+
+
+def _selection(data: Any, params: ImpactRatioParams
+               ) -> str | tuple[np.ndarray, np.ndarray | None, str, str | None]:
+    """Who is selected (a boolean per row), the scores of the scoring rate, the favourable side of
+    them and a note on how a multiclass or regression task was turned into selections; or why
+    the check cannot run (a sentence for ``skipped``)."""
+    if data.task == "regression":
+        if params.cutoff is None or params.favorable_scores is None:
+            return ("impact_ratio on a regression model needs a cut-off: set params.cutoff (a value of the "
+                    "prediction) and params.favorable_scores (high: a prediction at or above it is favourable; low: "
+                    "below it)")
+        prediction = np.asarray(data.scores, dtype=np.float64).reshape(len(data.frame))
+        above = prediction >= params.cutoff
+        selected = above if params.favorable_scores == "high" else ~above & ~np.isnan(prediction)
+        side = "at or above" if params.favorable_scores == "high" else "below"
+        return (selected, prediction, params.favorable_scores,
+                f"regression: selected = prediction {side} the cut-off {params.cutoff:g} (params.cutoff), "
+                f"the favourable side (params.favorable_scores: {params.favorable_scores})")
+    if data.decisions is None:
+        return f"impact_ratio needs the model's decisions; this {data.task} task has none"
+    if data.task == "multiclass":
+        classes = [str(c) for c in (data.classes or range(np.shape(data.scores)[1]))]
+        if data.favorable_class is None:
+            return ("impact_ratio on a multiclass model needs the favourable class: set data.favorable_label to one "
+                    f"of the classes ({', '.join(classes)}); group_fairness audits every class one-vs-rest")
+        selected = np.asarray(data.decisions).astype(str) == data.favorable_class
+        scores = (np.asarray(data.scores, dtype=np.float64)[:, classes.index(data.favorable_class)]
+                  if data.score_kind != "label" and np.ndim(data.scores) == 2 else None)
+        return (selected, scores, params.favorable_scores or "high",
+                f"multiclass: selected = predicted class '{data.favorable_class}' (data.favorable_label); the "
+                "scoring rate is on that class's probability")
+    selected = np.asarray(data.decisions) == data.favorable_decision
+    scores = data.scores if data.score_kind not in ("label",) else None
+    return selected, scores, params.favorable_scores or ("high" if data.favorable_decision == 1 else "low"), None
+
+
+def _reference(grouping: Any, params: ImpactRatioParams, included: np.ndarray) -> int | None:
+    """The index of ``params.reference_group[attribute]``, which must be an included category."""
+    wanted = params.reference_group.get(grouping.attribute)
+    if wanted is None:
+        return None
+    if wanted not in grouping.labels:
+        raise CheckError(f"params.reference_group[{grouping.attribute}] = '{wanted}' is not a category of it; "
+                         f"categories: {', '.join(grouping.labels)}")
+    index = grouping.labels.index(wanted)
+    if not included[index]:
+        raise CheckError(f"params.reference_group[{grouping.attribute}] = '{wanted}' is excluded (small or unknown): "
+                         "choose an included category")
+    return index
 
 
 def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
@@ -36,8 +93,13 @@ def _reading(finding: dict[str, Any], result: dict[str, Any]) -> str | None:
     if not rows:
         return None
     worst = min(rows, key=lambda r: r[column])
-    best = max(rows, key=lambda r: r[column])
+    wanted = ((result.get("params") or {}).get("reference_group") or {}).get(attribute)
+    best = next((r for r in rows if r["category"] == wanted), None) or max(rows, key=lambda r: r[column])
     what = "selected" if column == "impact_ratio" else "scored on the favourable side of the median"
+    params = result.get("params") or {}
+    if column == "impact_ratio" and params.get("cutoff") is not None:  # a regression: selected = past the cut-off
+        side = "at or above" if params.get("favorable_scores") == "high" else "below"
+        what = f"predicted {side} {params['cutoff']:g}"
     return (f"Category '{worst['category']}' of {attribute} was {what} at {worst[column]:.2f} times the rate of "
             f"'{best['category']}' ({worst['n']:,} and {best['n']:,} people); the policy requires at least "
             f"{finding.get('min', 0):.2f}.")
@@ -61,6 +123,8 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
     category scoring on the favourable side of the whole sample's median (strictly above it
     for high-is-favourable scores) and its ``scoring_impact_ratio``. Metric
     ``impact_ratio[attribute]`` is the smallest included impact ratio. With
+    ``params.reference_group`` every ratio is taken against that category instead (a ratio
+    above 1: selected more often than the reference). With
     ``params.exclude_small`` categories under 2% of the data are listed but left out of the
     ratios, as the rules allow; unknown values are listed as ``(missing)`` and left out.
 
@@ -70,22 +134,27 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
     the minimum detectable ratio at the policy's ``statistics.alpha`` and ``power`` and
     ``underpowered`` (under 0.8); the engine adds ``p_adjusted`` across the whole audit.
 
+    Multiclass models: selected = the predicted class is ``data.favorable_label`` (the check is
+    skipped without one), scored on that class's probability. Regression models: selected = the
+    prediction is on the favourable side of ``params.cutoff`` (``favorable_scores: high``: at or
+    above it; ``low``: below it), e.g. an interest rate below 15%; the scoring rate uses the
+    median prediction on the same side.
+
     References: NYC Admin. Code 20-870; Rules of the City of New York, Title 6, 5-300 and 5-301
     (bias audit calculations).
     """
     data = ctx.data
-    if data.decisions is None or data.task != "binary":
-        return CheckOutput.skip(f"impact_ratio needs binary decisions; this is a {data.task} task")
+    selection = _selection(data, params)
+    if isinstance(selection, str):
+        return CheckOutput.skip(selection)
+    favorable, scores, side, how = selection
     attributes = params.attributes if params.attributes is not None else list(data.protected)
     if not attributes:
         raise CheckError("no attribute: set data.protected or params.attributes")
     intersections = params.intersections if params.intersections is not None else (
         [attributes] if len(attributes) >= 2 else [])
-    favorable = np.asarray(data.decisions) == data.favorable_decision
-    scores = data.scores if data.score_kind not in ("label",) else None
-    notes: list[str] = []
+    notes: list[str] = [how] if how else []
     if scores is not None:
-        side = params.favorable_scores or ("high" if data.favorable_decision == 1 else "low")
         median = float(np.nanmedian(scores))
         favourable_score = scores > median if side == "high" else scores < median
         notes.append(f"scoring rate: share scoring {'above' if side == 'high' else 'below'} the sample median "
@@ -106,13 +175,14 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
         included = ~excluded & (sizes > 0)
         if included.sum() == 0:
             raise CheckError(f"{grouping.attribute}: no category is left once small and unknown ones are excluded")
-        top = rate[included].max()
+        reference = _reference(grouping, params, included)
+        top = rate[included].max() if reference is None else rate[reference]
         ratios = np.where(included, rate / top if top > 0 else np.nan, np.nan)
         scoring = scoring_ratio = None
         if scores is not None:
             scoring = np.bincount(grouping.codes, weights=favourable_score.astype(float),
                                   minlength=len(grouping.labels)) / np.maximum(sizes, 1)
-            top_scoring = scoring[included].max()
+            top_scoring = scoring[included].max() if reference is None else scoring[reference]
             scoring_ratio = np.where(included, scoring / top_scoring if top_scoring > 0 else np.nan, np.nan)
         for g, label in enumerate(grouping.labels):
             record: dict[str, Any] = {"attribute": grouping.attribute, "category": label, "n": int(sizes[g]),
@@ -126,7 +196,7 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
             records.append(record)
         finite = ratios[np.isfinite(ratios)]
         found = compare_groups(grouping.attribute, grouping.labels, selected, sizes.astype(float),
-                               rate="selection_rate", included=included, reference=None, alpha=data.alpha,
+                               rate="selection_rate", included=included, reference=reference, alpha=data.alpha,
                                power=data.power)
         metric = metrics[f"impact_ratio[{grouping.attribute}]"] = Metric(
             float(finite.min()) if finite.size else None, n=int(sizes[included].sum()),
@@ -138,7 +208,7 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
             scored = compare_groups(grouping.attribute, grouping.labels,
                                     np.bincount(grouping.codes, weights=favourable_score.astype(float),
                                                 minlength=len(grouping.labels)),
-                                    sizes.astype(float), rate="scoring_rate", included=included, reference=None,
+                                    sizes.astype(float), rate="scoring_rate", included=included, reference=reference,
                                     alpha=data.alpha, power=data.power)
             metric = metrics[f"scoring_impact_ratio[{grouping.attribute}]"] = Metric(
                 float(finite_s.min()) if finite_s.size else None, n=int(sizes[included].sum()))
