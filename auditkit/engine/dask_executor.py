@@ -69,6 +69,12 @@ class DaskExecutor(Executor):
         self._client: Any = None
         self._cluster: Any = None
         self._bystanders: set[str] = set()  # task keys that died with a worker restarted for a timeout
+        self.parts: list[Any] | None = None  # a dataset prepared by partition: its blocks' futures
+
+    @property
+    def client(self) -> Any:
+        self.connect()
+        return self._client
 
     # -- connecting ---------------------------------------------------------------------
 
@@ -162,8 +168,14 @@ class DaskExecutor(Executor):
 
         def submit(task: CheckTask, data_future: Any) -> None:
             attempt = f"{len(deaths.get(task.check_id, []))}-{lost.get(task.check_id, 0)}"
-            future = client.submit(run_dask_task, task, data_future, plugins, run_token,
-                                   key=f"auditkit-{task.check_id}-{run_token}-{attempt}", pure=False)
+            key = f"auditkit-{task.check_id}-{run_token}-{attempt}"
+            if self.parts is not None:  # a dataset prepared by partition: the blocks stay on the workers
+                from auditkit.engine.partitioned import run_partitioned_task
+
+                future = client.submit(run_partitioned_task, task, data, self.parts, plugins, run_token, key=key,
+                                       pure=False)
+            else:
+                future = client.submit(run_dask_task, task, data_future, plugins, run_token, key=key, pure=False)
             futures[future] = task
 
         def capacity() -> int:
@@ -183,7 +195,10 @@ class DaskExecutor(Executor):
 
         try:
             # Once, to every worker: checks take it as an input and never re-read a file.
-            data_future = client.scatter(data, broadcast=True, hash=False)
+            # (a dataset prepared by partition: its blocks are already on the workers, and Dask
+            # computes again any that died with a worker)
+            data_future = (_Kept() if self.parts is not None
+                           else client.scatter(data, broadcast=True, hash=False))
             waiting = list(tasks)
             for task in tasks:
                 on_event(Event("queued", task.check_id, time.time()))
@@ -299,6 +314,12 @@ class DaskExecutor(Executor):
         return overdue
 
 
+class _Kept:
+    """Stands for the scattered data when there is none to scatter again (partitioned runs)."""
+
+    status = "finished"
+
+
 def _workers(client: Any) -> dict[str, Any]:
     """Every worker the scheduler knows (newer clients list only a few unless asked for all)."""
     import inspect
@@ -332,6 +353,20 @@ def _auditkit_version() -> str:
 
 def run_dask_task(task: CheckTask, data: AuditData, plugins: tuple[str, ...], run_token: str) -> TaskOutcome:
     """One check on a Dask worker, on the scattered data (shared by the checks of this worker)."""
+    failed = worker_setup(task, plugins, run_token)
+    if failed is not None:
+        return failed
+    # Each check gets its own shallow copies: a check writing into its frame (pandas copies on
+    # write) must not change what the next check on this worker sees.
+    own = replace(data, frame=data.frame.copy(deep=False),
+                  reference=data.reference.copy(deep=False) if data.reference is not None else None)
+    _load_model_if_needed(task, own)
+    return execute(task, own, 1)
+
+
+def worker_setup(task: CheckTask, plugins: tuple[str, ...], run_token: str) -> TaskOutcome | None:
+    """On a Dask worker, before a check: say it started, register the plugins, one native
+    thread. An outcome when the check cannot run there."""
     try:
         from distributed import get_worker
 
@@ -357,9 +392,4 @@ def run_dask_task(task: CheckTask, data: AuditData, plugins: tuple[str, ...], ru
         threadpool_limits(1)  # as the local workers: a thread count must not change a figure
     except Exception:
         pass
-    # Each check gets its own shallow copies: a check writing into its frame (pandas copies on
-    # write) must not change what the next check on this worker sees.
-    own = replace(data, frame=data.frame.copy(deep=False),
-                  reference=data.reference.copy(deep=False) if data.reference is not None else None)
-    _load_model_if_needed(task, own)
-    return execute(task, own, 1)
+    return None

@@ -35,6 +35,7 @@ class Prepared:
     adapter: ModelAdapter
     inputs: dict[str, Any]  # the results.json "inputs" block
     seed: int
+    parts: list[Any] | None = None  # a dataset prepared by partition on Dask: the partitions' futures
 
 
 def _same_label(values: pd.Series, label: Any) -> pd.Series:

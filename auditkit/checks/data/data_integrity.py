@@ -8,8 +8,8 @@ import pandas as pd
 from pydantic import Field
 
 from auditkit.engine.context import AuditContext, AuditData
-from auditkit.methods.integrity import MAX_LISTED, Summary, first_of, is_numeric, summarise
-from auditkit.core.registry import CheckParams, check
+from auditkit.methods.integrity import MAX_LISTED, Summary, combine, first_of, is_numeric, summarise
+from auditkit.core.registry import CheckParams, RowSummary, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 
@@ -67,6 +67,7 @@ CAVEATS = (
                 "infinite_values[*]", "constant_columns",
                 "duplicate_columns", "duplicate_rows", "duplicate_row_share", "out_of_range[*]",
                 "out_of_range_rows", "out_of_range_share", "dtype_mismatches"],
+       summary=RowSummary(lambda frame, data, params: _summarise(frame, data, params), combine),
        example={"thresholds": {"duplicate_rows": {"max": 0}, "missing_share": {"max": 0.05, "severity": "warn"},
                                "infinite_values": {"max": 0},
                                "out_of_range_share": {"max": 0.01}}})
@@ -85,15 +86,27 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
     the reverse). All are counts or shares of the audit rows; lower is better.
     """
     data = ctx.data
-    columns = integrity_columns(data, params)
-    return from_summary(ctx.data, params, summarise(data.frame, columns, reference=data.reference,
-                                                    duplicate_subset=params.duplicate_subset))
+    integrity_columns(data, params)
+    summary = data.row_summaries.get(ctx.check_id)  # the rows summarised by partition (Dask, a dataset)
+    return from_summary(data, params, summary if summary is not None else _summarise(data.frame, data, params))
+
+
+def _summarise(frame: pd.DataFrame, data: AuditData, params: DataIntegrityParams) -> Summary:
+    """The summary of some audit rows (all of them, or a partition's)."""
+    columns = params.columns or _default_columns(data)
+    columns = [c for c in columns if c in frame.columns]  # named columns are checked by the check itself
+    subset = params.duplicate_subset if params.duplicate_subset and set(params.duplicate_subset) <= set(frame.columns) \
+        else None
+    return summarise(frame, columns, reference=data.reference, duplicate_subset=subset)
+
+
+def _default_columns(data: AuditData) -> list[str]:
+    return list(dict.fromkeys(data.features + ([data.target] if data.target else []) + data.protected))
 
 
 def integrity_columns(data: AuditData, params: DataIntegrityParams) -> list[str]:
     """The columns examined; raises CheckError for params naming columns the data lacks."""
-    default_columns = list(dict.fromkeys(data.features + ([data.target] if data.target else []) + data.protected))
-    columns = params.columns or default_columns
+    columns = params.columns or _default_columns(data)
     unknown = [c for c in columns if c not in data.frame.columns]
     if unknown:
         raise CheckError(f"params.columns names columns that are not in the data: {unknown}")
