@@ -16,7 +16,12 @@ Faults, as the local executor handles them:
 - a check past its ``timeout_s`` ends as ``error``; its worker is restarted to stop it.
 - a scheduler that goes away ends every unfinished check as ``error``; finished ones are kept.
 
-``memory_mb`` is not enforced per check here: Dask's per-worker memory limit applies.
+``memory_mb``: the cluster this executor starts gives each worker a Dask memory limit of the
+largest ``memory_mb`` the run's checks set (none set: Dask's default, the machine's memory
+shared by the workers). Past it Dask's nanny ends the worker, and the check it ran ends as
+``error`` (or runs again with ``retries``), the reason naming the limit. It is a per-worker
+limit, not a per-check one: the worker's share of the audit data counts towards it. An
+existing cluster keeps the limits its workers were started with.
 """
 from __future__ import annotations
 
@@ -41,8 +46,11 @@ POLL_S: Final = 0.1
 MAX_LOST: Final = 3  # resubmissions of a check whose input data was lost with dead workers
 # The cluster this executor starts: a dead worker fails its task at once (we retry, if asked),
 # and a worker holds one check at a time, so a death concerns only the check it ran.
+# A worker near its memory limit is ended (the check errs) rather than paused: a paused worker
+# holding the audit data would wait for memory that never frees, and the run would hang.
 LOCAL_CLUSTER_CONFIG: Final = {"distributed.scheduler.allowed-failures": 0,
-                               "distributed.scheduler.worker-saturation": 1.0}
+                               "distributed.scheduler.worker-saturation": 1.0,
+                               "distributed.worker.memory.pause": False}
 
 connect_timeout_s = CONNECT_TIMEOUT_S  # module-level so tests can shorten it
 
@@ -59,8 +67,9 @@ class DaskExecutor(Executor):
     """Runs checks as tasks on a Dask cluster: an existing one (``scheduler``) or a LocalCluster."""
 
     def __init__(self, workers: int, *, scheduler: str | None = None, workdir: Path | None = None,
-                 debug: bool = False):
+                 debug: bool = False, memory_mb: int | None = None):
         self.workers = max(1, workers)
+        self.memory_mb = memory_mb if scheduler is None else None  # each worker's limit, on our own cluster
         self.scheduler = scheduler
         self.workdir = workdir
         self.debug = debug
@@ -93,6 +102,7 @@ class DaskExecutor(Executor):
             with dask.config.set(LOCAL_CLUSTER_CONFIG):
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                              dashboard_address=":0", silence_logs=quiet,
+                                             memory_limit=f"{self.memory_mb}MiB" if self.memory_mb else "auto",
                                              local_directory=str(self.workdir) if self.workdir else None)
                 self._client = Client(self._cluster, set_as_default=False)
         else:
@@ -235,6 +245,9 @@ class DaskExecutor(Executor):
                     else:
                         exc = future.exception()
                         reason = _failure(exc, where.get(task.check_id))
+                        if _is_death(exc) and self.memory_mb:
+                            reason += (f" (each worker's Dask memory limit is {self.memory_mb} MB, the largest "
+                                       "memory_mb of the checks)")
                         elapsed = time.time() - began[task.check_id] if task.check_id in began else 0.0
                         bystander = future.key in self._bystanders and lost.get(task.check_id, 0) < MAX_LOST
                         if _is_death(exc) and (bystander or len(deaths.get(task.check_id, [])) < task.retries):

@@ -106,3 +106,21 @@ def test_a_check_that_needs_every_row_in_one_process_keeps_the_whole_data_path(s
     assert result.exit_code in (0, 1), result.stdout + result.stderr
     engine = json.loads((tmp_path / "out" / "results.json").read_text())["engine"]
     assert engine["partitions"] is None
+
+
+@pytest.mark.slow
+def test_memory_mb_is_each_workers_memory_limit_on_the_executors_own_cluster(samples, tmp_path, cli):
+    from tests_support import register_faulty_checks
+
+    register_faulty_checks()
+    policy = credit_policy(samples, tmp_path / "out", checks=[
+        {"id": "hog", "type": "test_hogs_memory", "memory_mb": 700, "params": {"mb": 1600, "chunk_mb": 16}},
+        {"id": "perf", "type": "performance", "params": {"metrics": ["roc_auc"], "bootstrap": 0}}],
+        data={"sample": 1000})
+    result = cli("run", write_policy(tmp_path, policy), "--executor", "dask", "--workers", "2")
+    assert result.exit_code == 3, result.stdout + result.stderr  # an error, nothing failed
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    by_id = {c["id"]: c for c in results["checks"]}
+    assert results["engine"]["worker_memory_mb"] == 700
+    assert by_id["hog"]["status"] == "error" and "memory limit is 700 MB" in by_id["hog"]["error"], by_id["hog"]
+    assert by_id["perf"]["status"] == "info", by_id["perf"].get("error")
