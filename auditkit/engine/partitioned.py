@@ -141,7 +141,7 @@ def process_partition(plan: PartPlan, partition: Partition) -> PartResult:
     for check_id, check_type, params in plan.summarised:
         kind = registry.get(check_type)
         summaries[check_id] = kind.summary.summarise(frame, shell, kind.params.model_validate(params))  # type: ignore[union-attr]
-    return PartResult(frame=frame[plan.keep].copy(), scores=scores, decisions=decisions, y=y, rows=len(frame),
+    return PartResult(frame=_compact(frame[plan.keep]), scores=scores, decisions=decisions, y=y, rows=len(frame),
                       bad_scores=int(np.size(scores) - np.isfinite(scores).sum()), target_missing=target_missing,
                       target_classes=classes_seen, positives=positives, stray=stray, summaries=summaries)
 
@@ -157,6 +157,13 @@ def register_plugins(plugins: tuple[str, ...]) -> None:
             pass
 
 
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as categories: a block moves between workers as small codes, not one
+    Python string per row (:func:`gather` turns them back into text)."""
+    return pd.DataFrame({name: frame[name].astype("category") if frame[name].dtype == object else frame[name]
+                         for name in frame.columns}, index=frame.index)
+
+
 def counts_of(part: PartResult) -> PartResult:
     """A partition's result without its rows: what the parent gathers."""
     return replace(part, frame=part.frame.iloc[:0], scores=part.scores[:0],
@@ -168,6 +175,9 @@ def gather(shell: AuditData, parts: list[PartResult]) -> AuditData:
     """The audit data of every row, as the checks that read the frame see it: the compact
     blocks concatenated in row order."""
     frame = pd.concat([p.frame for p in parts])
+    for name in frame.columns:  # text back as text (a missing value reads as NaN, not None: both are missing)
+        if shell.frame[name].dtype == object:
+            frame[name] = frame[name].astype(object)
     decisions = None if shell.decisions is None else np.concatenate([p.decisions for p in parts])
     y = None if shell.y is None else np.concatenate([p.y for p in parts])
     return replace(shell, frame=frame, scores=np.concatenate([p.scores for p in parts]), decisions=decisions, y=y)
