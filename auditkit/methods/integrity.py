@@ -114,15 +114,18 @@ def summarise(frame: pd.DataFrame, columns: list[str], *, reference: pd.DataFram
                    if frame[b].equals(frame[a])}
 
     hashes = row_hashes(frame[duplicate_subset] if duplicate_subset else frame)
-    unique, first_index = np.unique(hashes, axis=0, return_index=True) if n else (np.empty((0, 2), np.uint64),
-                                                                                  np.empty(0, np.int64))
-    repeated = np.ones(n, dtype=bool)
-    repeated[first_index] = False
+    repeated = _repeated(hashes)
     listed_at = np.flatnonzero(repeated)[:MAX_LISTED]
     listed = [(int(positions[i]), int(hashes[i, 0]), int(hashes[i, 1])) for i in listed_at]
+    # the distinct rows in the order they first occur: positions increase (combine relies on it)
     return Summary(rows=n, columns=summaries, equal_pairs=equal_pairs, out_of_range_rows=int(outside_any.sum()),
-                   heads=frame.iloc[:1], hashes=unique.astype(np.uint64), first=positions[first_index],
+                   heads=frame.iloc[:1], hashes=hashes[~repeated], first=positions[~repeated],
                    duplicates=int(repeated.sum()), listed=listed)
+
+
+def _repeated(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """True for each row whose hash pair occurred on an earlier row (a hash table, not a sort)."""
+    return pd.DataFrame(hashes).duplicated(keep="first").to_numpy(dtype=bool)
 
 
 def combine(parts: list[Summary]) -> Summary:
@@ -145,22 +148,18 @@ def combine(parts: list[Summary]) -> Summary:
             unseen=set().union(*(c.unseen for c in pieces)))
     equal_pairs = set.intersection(*(p.equal_pairs for p in parts))
 
-    # duplicate rows: a block's distinct row whose hash an earlier block has is a duplicate too
-    # (blocks are consecutive, so the smallest first position of a hash is its first row)
+    # duplicate rows: a block's distinct row whose hash an earlier block has is a duplicate too.
+    # Blocks come in row order and list their distinct rows by increasing position, so the
+    # concatenation is in row order: the first occurrence of a hash is its first row.
     hashes = np.concatenate([p.hashes for p in parts])
     first = np.concatenate([p.first for p in parts])
-    order = np.lexsort((first, hashes[:, 1], hashes[:, 0]))
-    hashes, first = hashes[order], first[order]
-    new = np.ones(len(first), dtype=bool)
-    new[1:] = (hashes[1:] != hashes[:-1]).any(axis=1)
-    repeat_first, repeat_hashes = first[~new], hashes[~new]
-    across = [(int(repeat_first[i]), int(repeat_hashes[i, 0]), int(repeat_hashes[i, 1]))
-              for i in np.argsort(repeat_first, kind="stable")[:MAX_LISTED]]
+    repeated = _repeated(hashes)
+    across = [(int(f), int(h[0]), int(h[1])) for f, h in zip(first[repeated][:MAX_LISTED], hashes[repeated][:MAX_LISTED])]
     listed = sorted([*(row for p in parts for row in p.listed), *across])[:MAX_LISTED]
     return Summary(rows=sum(p.rows for p in parts), columns=columns, equal_pairs=equal_pairs,
                    out_of_range_rows=sum(p.out_of_range_rows for p in parts),
-                   heads=pd.concat([p.heads for p in parts]), hashes=hashes[new], first=first[new],
-                   duplicates=sum(p.duplicates for p in parts) + int((~new).sum()), listed=listed)
+                   heads=pd.concat([p.heads for p in parts]), hashes=hashes[~repeated], first=first[~repeated],
+                   duplicates=sum(p.duplicates for p in parts) + int(repeated.sum()), listed=listed)
 
 
 def first_of(summary: Summary, listed: tuple[int, int, int]) -> int:
