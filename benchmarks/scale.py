@@ -22,7 +22,27 @@ Run: .venv/bin/python benchmarks/scale.py [--rows N] [--base-rows N] [--files N]
 Figures (2 Dec 2026, a 2-core machine shared with four other engineers' jobs, load average
 about 7; onnxruntime, one thread per worker):
 
-FIGURES_PLACEHOLDER
+    run                                 rows   wall s     rows/s  parent MB max worker MB data on disk MB
+    dask, LocalCluster 2 workers  10,000,000    732.1     13,660        554         4,713             143
+        prepare 354.9 s, checks wall 366.2 s: performance 96.5 s, data_integrity 0.0 s,
+        impact_ratio 256.3 s, group_fairness 197.6 s
+    local executor, 2 workers      1,000,000     77.5     12,899        564           571              16
+        prepare 33.7 s, checks wall 32.7 s: performance 4.2 s, data_integrity 12.2 s,
+        impact_ratio 25.6 s, group_fairness 16.7 s
+    scaling: 10x the rows in 10.8x the time (auditkit's own duration_s; target <= 12x)
+
+The time target is met. The memory target (under 2 GiB per worker) is not: the largest
+worker peaked at 4.7 GB. The data handling is bounded (a worker reads one file at a time,
+~1.25 million rows, and keeps a compact block of ~35 bytes a row; the parent stays at
+~550 MB, mostly imports and the Dask scheduler); what grows with the rows is the checks'
+own working memory on the concatenated blocks, the same code the local executor runs:
+measured with tracemalloc on 1 million gathered rows, impact_ratio allocates ~200 MB at its
+peak (a text label per row and per intersection), performance ~180 MB (BinaryMetrics'
+per-row cells, log-loss and Brier columns and its sparse score-group matrix; the ROC
+curve), group_fairness ~115 MB: ten times that at 10 million rows, plus the gathered
+columns, is the 4.7 GB. Bringing it under 2 GiB needs those three checks to combine
+per-partition counts (per-group confusion counts, per-score-value counts for the AUC)
+rather than run on every row's compact columns.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A Parquet dataset audited by partition on Dask: each worker reads and predicts on its files,
 and no process ever holds every column of every row.
 
-When every check of the run is row-parallel (:data:`ROW_PARALLEL`), ``--executor dask`` with a
+When every check of the run is row-parallel (:func:`row_parallel`), ``--executor dask`` with a
 Parquet dataset (no ``data.sample``, no ``data.query``) prepares the audit like this:
 
 - the parent reads the dataset's schema and row counts from the file footers, loads the model
@@ -292,10 +292,10 @@ def prepare_partitioned(loaded: Any, tasks: list[CheckTask], client: Any, *, see
     for partition, future in zip(partitions, futures):
         try:
             counts.append(client.submit(counts_of, future, pure=False).result())
-        except Exception as exc:
-            raise ModelLoadError(
-                f"the model failed to predict on the audit data ({partition.path}): {type(exc).__name__}: "
-                f"{' '.join(str(exc).split())[:300]}", source=loaded.source("model.path")) from None
+        except Exception as exc:  # an unreadable file, or a model that fails on its rows
+            raise DataError(
+                f"{partition.path}: reading it or predicting on its rows failed on a Dask worker: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", source=loaded.source("data.path")) from None
 
     # the input checks prepare() makes on the whole data, from the partitions' counts
     stray = next((c.stray for c in counts if c.stray is not None), None)
