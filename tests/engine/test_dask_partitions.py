@@ -124,3 +124,36 @@ def test_memory_mb_is_each_workers_memory_limit_on_the_executors_own_cluster(sam
     assert results["engine"]["worker_memory_mb"] == 700
     assert by_id["hog"]["status"] == "error" and "memory limit is 700 MB" in by_id["hog"]["error"], by_id["hog"]
     assert by_id["perf"]["status"] == "info", by_id["perf"].get("error")
+
+
+@pytest.mark.slow
+def test_a_dataset_checked_by_partition_is_still_bad_input_before_any_check_runs(scheduler, samples, tmp_path, cli):
+    """The parent reads no row, yet a target of one class is exit 2 naming it, as on whole data."""
+    frame = pd.read_csv(samples / "credit_test.csv").iloc[:2000]
+    frame["defaulted"] = 0
+    directory = tmp_path / "data"
+    directory.mkdir()
+    frame.iloc[:1000].to_parquet(directory / "a.parquet", index=False)
+    frame.iloc[1000:].to_parquet(directory / "b.parquet", index=False)
+    policy = credit_policy(samples, tmp_path / "out", checks=CHECKS[:1], data={"path": str(directory)})
+    del policy["data"]["sample"]
+    result = cli("run", write_policy(tmp_path, policy), "--executor", "dask", "--scheduler", scheduler)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "target 'defaulted' has a single class (0)" in result.stdout + result.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_only_row_parallel_checks_on_a_dataset_are_prepared_by_partition(samples, tmp_path):
+    from auditkit.engine.partitioned import partitioned_reason
+    from auditkit.policy.load import load_policy
+
+    data = _dataset(samples, tmp_path / "data")
+    policy = credit_policy(samples, tmp_path / "out", data={"path": str(data)})
+    del policy["data"]["sample"]
+    loaded = load_policy(write_policy(tmp_path, policy))
+    row_parallel = ["performance", "data_integrity", "group_fairness", "impact_ratio"]
+    assert partitioned_reason(loaded, "dask", row_parallel) is None
+    assert partitioned_reason(loaded, "local", row_parallel) == "not the dask executor"
+    assert "shap_importance" in partitioned_reason(loaded, "dask", [*row_parallel, "shap_importance"])
+    sampled = load_policy(write_policy(tmp_path, {**policy, "data": {**policy["data"], "sample": 100}}, "s.yaml"))
+    assert "data.sample" in partitioned_reason(sampled, "dask", row_parallel)
