@@ -106,6 +106,12 @@ def process_partition(plan: PartPlan, partition: Partition) -> PartResult:
 
     shell = plan.shell
     register_plugins(plan.plugins)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # as the parent predicts: a thread count must not change a score
+    except Exception:
+        pass
     frame = read_partition(partition, plan.read)
     stray = text_in_numeric(frame, shell.features)
     adapter = _ADAPTERS.get(shell.adapter_spec)
