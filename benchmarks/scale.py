@@ -2,17 +2,47 @@
 
 Generates ``--rows`` rows (default 10 million) as ``--files`` Parquet files by tiling the
 sample credit test set (20,150 rows; ``applicant_id`` made unique so tiles are not
-duplicates), and runs ``performance`` (roc_auc, accuracy; no bootstrap over rows, which
-would be a 1,000-fold pass over every row), ``data_integrity``, ``impact_ratio`` and
-``group_fairness`` (1,000 resamples) with ``--executor dask`` on a LocalCluster of 2 workers.
-Then the same policy on ``--base-rows`` rows (default 1 million) with the local executor.
+duplicates), once, under ``--cache`` (default: a folder in the system's temporary directory,
+kept between runs, never in the repository), and runs ``performance`` (roc_auc, accuracy; no
+bootstrap over rows, which would be a 1,000-fold pass over every row), ``data_integrity``,
+``impact_ratio`` and ``group_fairness`` (1,000 resamples) with ``--executor dask`` on a
+LocalCluster of 2 workers. Every check is row-parallel and the data is a Parquet dataset, so
+the run is prepared by partition (auditkit/engine/partitioned.py): each worker reads and
+predicts on its files; the parent reads only the files' footers. Then the same policy on
+``--base-rows`` rows (default 1 million) with the local executor (which reads the data whole
+in the parent and predicts there).
 
 Prints, per run: wall time of the whole command, rows/s, the parent's peak RSS and the
 largest worker's peak RSS (sampled every 0.2 s over the command's process tree), and the
 scaling ratio (time ratio over row ratio; the issue's target: 10x the rows in at most 12x
 the time). Peak RSS counts pages shared with the page cache too (an upper bound).
 
-Run: .venv/bin/python benchmarks/scale.py [--rows N] [--base-rows N] [--files N]
+Run: .venv/bin/python benchmarks/scale.py [--rows N] [--base-rows N] [--files N] [--cache DIR]
+
+Figures (2 Dec 2026, a 2-core machine shared with four other engineers' jobs, load average
+about 7; onnxruntime, one thread per worker):
+
+    run                                 rows   wall s     rows/s  parent MB max worker MB data on disk MB
+    dask, LocalCluster 2 workers  10,000,000    732.1     13,660        554         4,713             143
+        prepare 354.9 s, checks wall 366.2 s: performance 96.5 s, data_integrity 0.0 s,
+        impact_ratio 256.3 s, group_fairness 197.6 s
+    local executor, 2 workers      1,000,000     77.5     12,899        564           571              16
+        prepare 33.7 s, checks wall 32.7 s: performance 4.2 s, data_integrity 12.2 s,
+        impact_ratio 25.6 s, group_fairness 16.7 s
+    scaling: 10x the rows in 10.8x the time (auditkit's own duration_s; target <= 12x)
+
+The time target is met. The memory target (under 2 GiB per worker) is not: the largest
+worker peaked at 4.7 GB. The data handling is bounded (a worker reads one file at a time,
+~1.25 million rows, and keeps a compact block of ~35 bytes a row; the parent stays at
+~550 MB, mostly imports and the Dask scheduler); what grows with the rows is the checks'
+own working memory on the concatenated blocks, the same code the local executor runs:
+measured with tracemalloc on 1 million gathered rows, impact_ratio allocates ~200 MB at its
+peak (a text label per row and per intersection), performance ~180 MB (BinaryMetrics'
+per-row cells, log-loss and Brier columns and its sparse score-group matrix; the ROC
+curve), group_fairness ~115 MB: ten times that at 10 million rows, plus the gathered
+columns, is the 4.7 GB. Bringing it under 2 GiB needs those three checks to combine
+per-partition counts (per-group confusion counts, per-score-value counts for the AUC)
+rather than run on every row's compact columns.
 """
 from __future__ import annotations
 
@@ -57,6 +87,18 @@ def write_dataset(rows: int, files: int, directory: Path) -> Path:
         part["applicant_id"] = written + pd.RangeIndex(n)  # unique: the tiles are not duplicate rows
         part.to_parquet(directory / f"part-{index:04d}.parquet", index=False)
         written += n
+    return directory
+
+
+def cached_dataset(rows: int, files: int, cache: Path) -> Path:
+    """The dataset of ``rows`` rows in ``files`` files under ``cache``, generated the first time."""
+    directory = cache / f"credit-{rows}-rows-{files}-files"
+    done = directory / "_COMPLETE"
+    if not done.exists():
+        for old in directory.glob("*.parquet"):
+            old.unlink()
+        write_dataset(rows, files, directory)
+        done.write_text("")  # not .parquet: a dataset directory's other files are not read
     return directory
 
 
@@ -133,7 +175,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--base-rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "auditkit-scale-benchmark",
+                        help="where the generated datasets are kept between runs")
     args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         print(f"{'run':<28} {'rows':>11} {'wall s':>8} {'rows/s':>10} {'parent MB':>10} {'max worker MB':>13} "
@@ -142,9 +187,9 @@ def main() -> None:
         for name, rows, extra in (("dask, LocalCluster 2 workers", args.rows, ["--executor", "dask", "--workers", "2"]),
                                   ("local executor, 2 workers", args.base_rows, ["--workers", "2"])):
             started = time.perf_counter()
-            data = write_dataset(rows, args.files, directory / f"data-{rows}")
+            data = cached_dataset(rows, args.files, args.cache)
             generated = time.perf_counter() - started
-            size = sum(p.stat().st_size for p in data.iterdir()) / MB
+            size = sum(p.stat().st_size for p in data.glob("*.parquet")) / MB
             out = directory / f"out-{rows}"
             policy = write_policy(data, out, directory, f"p{rows}")
             wall, memory, results[name] = run(policy, out, extra)

@@ -101,6 +101,11 @@ class CheckType:
     # imports (which the engine finds itself, see auditkit/engine/preload.py): for imports its
     # source does not show (importlib, a plugin's own lazy loading)
     preload: tuple[str, ...] = ()
+    # a check that can run on a dataset summarised partition by partition (the Dask executor on
+    # a Parquet dataset): summarise(frame, data, params) -> a summary of those rows, and
+    # combine(summaries of consecutive blocks, in row order) -> the summary of them all, exactly;
+    # the check then finds the summary of every row in ``ctx.data.row_summaries[ctx.check_id]``
+    summary: Optional["RowSummary"] = None
 
     @property
     def description(self) -> str:
@@ -115,6 +120,12 @@ class CheckType:
         if self.produces is not None and params is not None and policy is not None:
             return list(self.produces(params, policy))
         return list(self.metrics)
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    summarise: Callable[[Any, Any, Any], Any]  # (rows as a DataFrame, AuditData, params) -> summary
+    combine: Callable[[list[Any]], Any]  # summaries of consecutive blocks, in row order -> theirs
 
 
 def check(
@@ -132,6 +143,7 @@ def check(
     case_file: tuple[tuple[str, str | None], ...] = (),
     caveats: tuple[str, ...] = (),
     preload: tuple[str, ...] | list[str] = (),
+    summary: RowSummary | None = None,
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
@@ -153,6 +165,7 @@ def check(
             type=type, family=family, func=func, params=params, metrics=tuple(metrics),
             needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
             validate=validate, case_file=tuple(case_file), caveats=tuple(caveats), preload=tuple(preload),
+            summary=summary,
         ))
         return func
 

@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -191,6 +192,31 @@ def read_parquet_dataset(path: Path, *, source: Source) -> Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    files, _ = dataset_schema(path, source=source)
+    try:
+        table = pa.concat_tables([pq.read_table(file) for file in files])
+        frame = table.to_pandas()
+    except Exception as exc:
+        raise DataError(f"cannot read the Parquet dataset {path}: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}", source=source) from None
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index = pd.RangeIndex(len(frame), name=ROW)
+    notes = [dataset_note(path, len(files))]
+    if ROW in frame.columns:
+        notes.append(f"the data has its own column '{ROW}'; auditkit's row numbers are file positions")
+    return Table(frame=frame, path=path, notes=notes)
+
+
+def dataset_note(path: Path, n_files: int) -> str:
+    return (f"read a Parquet dataset of {n_files} files ({path}); rows are numbered across the files in "
+            "sorted order")
+
+
+def dataset_schema(path: Path, *, source: Source) -> tuple[list[Path], Any]:
+    """The files of a Parquet dataset and their common schema, read from the files' footers only.
+    Every file must have the first file's columns and types (the file that differs is named)."""
+    import pyarrow.parquet as pq
+
     files = dataset_files(path, source=source)
     schemas = []
     for file in files:
@@ -213,16 +239,4 @@ def read_parquet_dataset(path: Path, *, source: Source) -> Table:
                                       f"extra columns {extra}" if extra else "", *retyped]))
         raise DataError(f"{file}: its schema differs from the dataset's first file {files[0].name}: {why}",
                         source=source)
-    try:
-        table = pa.concat_tables([pq.read_table(file) for file in files])
-        frame = table.to_pandas()
-    except Exception as exc:
-        raise DataError(f"cannot read the Parquet dataset {path}: {type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:300]}", source=source) from None
-    frame.columns = [str(c) for c in frame.columns]
-    frame.index = pd.RangeIndex(len(frame), name=ROW)
-    notes = [f"read a Parquet dataset of {len(files)} files ({path}); rows are numbered across the files in "
-             "sorted order"]
-    if ROW in frame.columns:
-        notes.append(f"the data has its own column '{ROW}'; auditkit's row numbers are file positions")
-    return Table(frame=frame, path=path, notes=notes)
+    return files, first

@@ -50,6 +50,9 @@ class AuditData:
     # the policy's statistics: level and power at which group comparisons state what they can detect
     alpha: float = 0.05
     power: float = 0.8
+    # check id -> the summary of every audit row, combined from a dataset's partitions (checks
+    # registered with ``summary=``, on the Dask executor): the frame then holds no row
+    row_summaries: dict[str, Any] = field(default_factory=dict)
 
     @property
     def predictions_mode(self) -> bool:

@@ -16,7 +16,12 @@ Faults, as the local executor handles them:
 - a check past its ``timeout_s`` ends as ``error``; its worker is restarted to stop it.
 - a scheduler that goes away ends every unfinished check as ``error``; finished ones are kept.
 
-``memory_mb`` is not enforced per check here: Dask's per-worker memory limit applies.
+``memory_mb``: the cluster this executor starts gives each worker a Dask memory limit of the
+largest ``memory_mb`` the run's checks set (none set: Dask's default, the machine's memory
+shared by the workers). Past it Dask's nanny ends the worker, and the check it ran ends as
+``error`` (or runs again with ``retries``), the reason naming the limit. It is a per-worker
+limit, not a per-check one: the worker's share of the audit data counts towards it. An
+existing cluster keeps the limits its workers were started with.
 """
 from __future__ import annotations
 
@@ -41,8 +46,11 @@ POLL_S: Final = 0.1
 MAX_LOST: Final = 3  # resubmissions of a check whose input data was lost with dead workers
 # The cluster this executor starts: a dead worker fails its task at once (we retry, if asked),
 # and a worker holds one check at a time, so a death concerns only the check it ran.
+# A worker near its memory limit is ended (the check errs) rather than paused: a paused worker
+# holding the audit data would wait for memory that never frees, and the run would hang.
 LOCAL_CLUSTER_CONFIG: Final = {"distributed.scheduler.allowed-failures": 0,
-                               "distributed.scheduler.worker-saturation": 1.0}
+                               "distributed.scheduler.worker-saturation": 1.0,
+                               "distributed.worker.memory.pause": False}
 
 connect_timeout_s = CONNECT_TIMEOUT_S  # module-level so tests can shorten it
 
@@ -59,8 +67,9 @@ class DaskExecutor(Executor):
     """Runs checks as tasks on a Dask cluster: an existing one (``scheduler``) or a LocalCluster."""
 
     def __init__(self, workers: int, *, scheduler: str | None = None, workdir: Path | None = None,
-                 debug: bool = False):
+                 debug: bool = False, memory_mb: int | None = None):
         self.workers = max(1, workers)
+        self.memory_mb = memory_mb if scheduler is None else None  # each worker's limit, on our own cluster
         self.scheduler = scheduler
         self.workdir = workdir
         self.debug = debug
@@ -69,6 +78,12 @@ class DaskExecutor(Executor):
         self._client: Any = None
         self._cluster: Any = None
         self._bystanders: set[str] = set()  # task keys that died with a worker restarted for a timeout
+        self.parts: list[Any] | None = None  # a dataset prepared by partition: its blocks' futures
+
+    @property
+    def client(self) -> Any:
+        self.connect()
+        return self._client
 
     # -- connecting ---------------------------------------------------------------------
 
@@ -87,6 +102,7 @@ class DaskExecutor(Executor):
             with dask.config.set(LOCAL_CLUSTER_CONFIG):
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                              dashboard_address=":0", silence_logs=quiet,
+                                             memory_limit=f"{self.memory_mb}MiB" if self.memory_mb else "auto",
                                              local_directory=str(self.workdir) if self.workdir else None)
                 self._client = Client(self._cluster, set_as_default=False)
         else:
@@ -162,8 +178,14 @@ class DaskExecutor(Executor):
 
         def submit(task: CheckTask, data_future: Any) -> None:
             attempt = f"{len(deaths.get(task.check_id, []))}-{lost.get(task.check_id, 0)}"
-            future = client.submit(run_dask_task, task, data_future, plugins, run_token,
-                                   key=f"auditkit-{task.check_id}-{run_token}-{attempt}", pure=False)
+            key = f"auditkit-{task.check_id}-{run_token}-{attempt}"
+            if self.parts is not None:  # a dataset prepared by partition: the blocks stay on the workers
+                from auditkit.engine.partitioned import run_partitioned_task
+
+                future = client.submit(run_partitioned_task, task, data, self.parts, plugins, run_token, key=key,
+                                       pure=False)
+            else:
+                future = client.submit(run_dask_task, task, data_future, plugins, run_token, key=key, pure=False)
             futures[future] = task
 
         def capacity() -> int:
@@ -183,7 +205,10 @@ class DaskExecutor(Executor):
 
         try:
             # Once, to every worker: checks take it as an input and never re-read a file.
-            data_future = client.scatter(data, broadcast=True, hash=False)
+            # (a dataset prepared by partition: its blocks are already on the workers, and Dask
+            # computes again any that died with a worker)
+            data_future = (_Kept() if self.parts is not None
+                           else client.scatter(data, broadcast=True, hash=False))
             waiting = list(tasks)
             for task in tasks:
                 on_event(Event("queued", task.check_id, time.time()))
@@ -220,6 +245,9 @@ class DaskExecutor(Executor):
                     else:
                         exc = future.exception()
                         reason = _failure(exc, where.get(task.check_id))
+                        if _is_death(exc) and self.memory_mb:
+                            reason += (f" (each worker's Dask memory limit is {self.memory_mb} MB, the largest "
+                                       "memory_mb of the checks)")
                         elapsed = time.time() - began[task.check_id] if task.check_id in began else 0.0
                         bystander = future.key in self._bystanders and lost.get(task.check_id, 0) < MAX_LOST
                         if _is_death(exc) and (bystander or len(deaths.get(task.check_id, [])) < task.retries):
@@ -299,6 +327,12 @@ class DaskExecutor(Executor):
         return overdue
 
 
+class _Kept:
+    """Stands for the scattered data when there is none to scatter again (partitioned runs)."""
+
+    status = "finished"
+
+
 def _workers(client: Any) -> dict[str, Any]:
     """Every worker the scheduler knows (newer clients list only a few unless asked for all)."""
     import inspect
@@ -332,6 +366,20 @@ def _auditkit_version() -> str:
 
 def run_dask_task(task: CheckTask, data: AuditData, plugins: tuple[str, ...], run_token: str) -> TaskOutcome:
     """One check on a Dask worker, on the scattered data (shared by the checks of this worker)."""
+    failed = worker_setup(task, plugins, run_token)
+    if failed is not None:
+        return failed
+    # Each check gets its own shallow copies: a check writing into its frame (pandas copies on
+    # write) must not change what the next check on this worker sees.
+    own = replace(data, frame=data.frame.copy(deep=False),
+                  reference=data.reference.copy(deep=False) if data.reference is not None else None)
+    _load_model_if_needed(task, own)
+    return execute(task, own, 1)
+
+
+def worker_setup(task: CheckTask, plugins: tuple[str, ...], run_token: str) -> TaskOutcome | None:
+    """On a Dask worker, before a check: say it started, register the plugins, one native
+    thread. An outcome when the check cannot run there."""
     try:
         from distributed import get_worker
 
@@ -357,9 +405,4 @@ def run_dask_task(task: CheckTask, data: AuditData, plugins: tuple[str, ...], ru
         threadpool_limits(1)  # as the local workers: a thread count must not change a figure
     except Exception:
         pass
-    # Each check gets its own shallow copies: a check writing into its frame (pandas copies on
-    # write) must not change what the next check on this worker sees.
-    own = replace(data, frame=data.frame.copy(deep=False),
-                  reference=data.reference.copy(deep=False) if data.reference is not None else None)
-    _load_model_if_needed(task, own)
-    return execute(task, own, 1)
+    return None

@@ -17,9 +17,10 @@ import pandas as pd
 
 from auditkit.core.decisions import decide
 from auditkit.adapters.base import AdapterSpec, ModelAdapter, infer_format, load_adapter, sha256_of
-from auditkit.data.load import data_sha256, read_table
+from auditkit.data.load import Table, data_sha256, dataset_note, dataset_schema, is_dataset, read_table
+from auditkit.data.partitions import read_dataset_sample
 from auditkit.data.roles import resolve_roles, text_in_numeric
-from auditkit.data.sample import stratified_positions
+from auditkit.data.sample import keyed_stratified_positions
 from auditkit.engine.context import AuditData
 from auditkit.errors import AuditkitError, DataError, ModelLoadError, PolicyError, Source
 from auditkit.policy.load import LoadedPolicy
@@ -34,6 +35,7 @@ class Prepared:
     adapter: ModelAdapter
     inputs: dict[str, Any]  # the results.json "inputs" block
     seed: int
+    parts: list[Any] | None = None  # a dataset prepared by partition on Dask: the partitions' futures
 
 
 def _same_label(values: pd.Series, label: Any) -> pd.Series:
@@ -101,10 +103,21 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                           source=loaded.source("model"))
 
     # -- data
-    table = read_table(loaded.data_path, policy_file=policy_file, na_values=policy.data.na_values,
-                       encoding=policy.data.encoding)
+    # A Parquet dataset with data.sample (and no data.query, which needs every row) is sampled
+    # without reading it whole: its columns come from the files' footers now, its rows once the
+    # target (the strata) is known, below.
+    lazy_sample = (policy.data.sample is not None and not policy.data.query and is_dataset(loaded.data_path))
+    if lazy_sample:
+        files, schema = dataset_schema(loaded.data_path, source=loaded.source("data.path"))
+        table = Table(frame=schema.empty_table().to_pandas(), path=loaded.data_path,
+                      notes=[dataset_note(loaded.data_path, len(files))])
+        table.frame.columns = [str(c) for c in table.frame.columns]
+    else:
+        table = read_table(loaded.data_path, policy_file=policy_file, na_values=policy.data.na_values,
+                           encoding=policy.data.encoding)
     frame = table.frame
     rows_in_file = len(frame)
+    columns_in_file = int(table.frame.shape[1])
     notes = list(table.notes)
     if policy.data.query:
         try:
@@ -113,7 +126,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
             raise DataError(f"data.query {policy.data.query!r} cannot be evaluated: {type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:200]}", source=loaded.source("data.query")) from None
         notes.append(f"data.query kept {len(frame):,} of {rows_in_file:,} rows")
-    if len(frame) == 0:
+    if len(frame) == 0 and not lazy_sample:
         if policy.data.query:  # point at the query, the cause, not at the file
             raise DataError(f"no rows left: data.query {policy.data.query!r} kept 0 of {rows_in_file:,} rows of "
                             f"{loaded.data_path}", source=loaded.source("data.query"))
@@ -131,6 +144,19 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
 
     roles = resolve_roles(policy.data, model_spec, list(frame.columns), data_path=str(loaded.data_path),
                           model_inputs=adapter.input_features, policy_file=policy_file)
+    task = model_spec.task or adapter.task
+    sampled_note = None
+    if lazy_sample:
+        assert policy.data.sample is not None
+        strata_column = roles.target if (roles.target is not None and task != "regression") else None
+        sampled, rows_in_file, _ = read_dataset_sample(loaded.data_path, strata_column=strata_column, seed=run_seed,
+                                                       n_wanted=policy.data.sample,
+                                                       source=loaded.source("data.path"))
+        frame = sampled.frame
+        if rows_in_file == 0:
+            raise DataError(f"no rows in the file: {loaded.data_path}", source=loaded.source("data.path"))
+        if len(frame) < rows_in_file:
+            sampled_note = _sampled_note(len(frame), rows_in_file, strata_column, run_seed)
     stray = text_in_numeric(frame, roles.features)
     if stray is not None:
         column, text, row = stray
@@ -149,7 +175,6 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         adapter_spec = replace(adapter_spec, feature_names=tuple(roles.features))
         adapter.spec = adapter_spec  # type: ignore[attr-defined]
 
-    task = model_spec.task or adapter.task
     positive_class = model_spec.positive_class
     if positive_class is None and task == "binary":
         positive_class = adapter.positive_class_label() if adapter.classes else 1
@@ -181,12 +206,15 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                 raise DataError(f"target '{roles.target}' must be numeric for a regression", source=loaded.source("data.target"))
 
     # -- sample
-    if policy.data.sample is not None and policy.data.sample < len(frame):
-        rng = np.random.default_rng(np.random.SeedSequence([run_seed, 0x5A]))
+    # the same rows as the lazy sample of a dataset above: keyed by each row's position (and the
+    # seed), so a CSV, one Parquet file or a dataset of any number of files give the same sample
+    if sampled_note is not None:
+        notes.append(sampled_note)
+    elif policy.data.sample is not None and policy.data.sample < len(frame) and not lazy_sample:
         strata = frame[roles.target] if (roles.target is not None and task != "regression") else None
-        positions = stratified_positions(strata, len(frame), policy.data.sample, rng)
-        notes.append(f"sampled {len(positions):,} of {len(frame):,} rows (data.sample, stratified by "
-                     f"{roles.target if strata is not None else 'nothing'}, seed {run_seed})")
+        positions = keyed_stratified_positions(strata, len(frame), run_seed, policy.data.sample)
+        notes.append(_sampled_note(len(positions), len(frame), roles.target if strata is not None else None,
+                                   run_seed))
         frame = frame.iloc[positions]
 
     # -- predictions, once
@@ -259,7 +287,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
                   "positive_class": None if positive_class is None else str(positive_class),
                   "threshold": threshold, "pinned": bool(model_spec.sha256)},
         "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
-                 "rows": rows_in_file, "columns": int(table.frame.shape[1]), "rows_used": int(len(frame)),
+                 "rows": rows_in_file, "columns": columns_in_file, "rows_used": int(len(frame)),
                  "target": roles.target, "protected": roles.protected, "features": roles.features,
                  "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
                  # the decision that benefits the person: 0/1 (binary), a class (multiclass), none (a regression)
@@ -273,6 +301,11 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         "environment": environment(),
     }
     return Prepared(data=data, adapter=adapter, inputs=inputs, seed=run_seed)
+
+
+def _sampled_note(n_sampled: int, n_total: int, strata: str | None, seed: int) -> str:
+    return (f"sampled {n_sampled:,} of {n_total:,} rows (data.sample, stratified by {strata or 'nothing'}, "
+            f"seed {seed})")
 
 
 def _input_kinds(adapter: ModelAdapter) -> dict[str, str]:

@@ -214,13 +214,14 @@ def _draw_thresholds(result: CheckResult) -> None:
         data["thresholds"] = [line or {} for line in lines] if per_bar else drawn[0]
 
 
-def _executor(options: RunOptions, workers: int, threads: int, run_dir: Path) -> Executor:
+def _executor(options: RunOptions, workers: int, threads: int, run_dir: Path, memory_mb: int | None = None) -> Executor:
     if options.executor == "inline":
         return InlineExecutor()
     if options.executor == "dask":
         from auditkit.engine.dask_executor import DaskExecutor
 
-        return DaskExecutor(workers, scheduler=options.scheduler, workdir=run_dir, debug=options.debug)
+        return DaskExecutor(workers, scheduler=options.scheduler, workdir=run_dir, debug=options.debug,
+                            memory_mb=memory_mb)
     return LocalExecutor(workers, threads, workdir=run_dir, worker_output=options.debug)
 
 
@@ -255,7 +256,10 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
 
     # Every temporary file of the run lives in this directory, removed however the run ends.
     run_dir = create_run_directory()
-    executor = _executor(options, workers, threads, run_dir)
+    # on Dask, the largest memory_mb a check sets is each worker's memory limit (dask_executor)
+    explicit = [spec.memory_mb for spec in loaded.policy.checks if spec.memory_mb
+                and (not options.only or spec.check_id in options.only)]
+    executor = _executor(options, workers, threads, run_dir, max(explicit) if explicit else None)
     out_dir_existed = out_dir.exists()
     registry = get_registry()
     try:
@@ -271,7 +275,18 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         stage("loading data and model")
         if tasks and options.executor != "dask":  # the plan is known: workers import what its checks need while the data loads
             executor.start(len(tasks), modules_to_preload(registry.get(t.type) for t in tasks))
-        prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
+        by_partition = None
+        if options.executor == "dask":
+            from auditkit.engine.partitioned import partitioned_reason, prepare_partitioned
+
+            by_partition = partitioned_reason(loaded, options.executor, [t.type for t in tasks]) is None
+        if by_partition:  # a Parquet dataset and only row-parallel checks: no process reads it whole
+            prepared = prepare_partitioned(loaded, tasks, executor.client, seed=seed,  # type: ignore[attr-defined]
+                                           trust_pickle=options.trust_pickle, threads_per_worker=threads,
+                                           plugins=tuple(registry.plugin_modules))
+            executor.parts = prepared.parts  # type: ignore[attr-defined]
+        else:
+            prepared = prepare(loaded, seed=seed, trust_pickle=options.trust_pickle, threads_per_worker=threads)
         prepared_s = time.perf_counter() - started
         validate_against_data(loaded, tasks, prepared)  # before the output directory is created
         ensure_writable(out_dir, source=out_source)
@@ -319,7 +334,10 @@ def run_audit(loaded: LoadedPolicy, options: RunOptions, *, on_event: Callable[[
         engine={"executor": options.executor, "workers": workers, "threads_per_worker": threads, "cores": cores,
                 **({"scheduler": options.scheduler or "local cluster",
                     "dashboard": getattr(executor, "dashboard_link", None),
-                    "scheduler_lost": bool(getattr(executor, "scheduler_lost", False))}
+                    "scheduler_lost": bool(getattr(executor, "scheduler_lost", False)),
+                    # a Parquet dataset read, predicted and summarised file by file on the workers
+                    "partitions": len(prepared.parts) if prepared.parts is not None else None,
+                    "worker_memory_mb": getattr(executor, "memory_mb", None)}
                    if options.executor == "dask" else {}),
                 "prepare_s": round(prepared_s, 3), "checks_wall_s": round(checks_wall, 3),
                 "checks_time_s": round(checks_time, 3),

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.engine.context import AuditContext
-from auditkit.core.registry import CheckParams, check
+from auditkit.engine.context import AuditContext, AuditData
+from auditkit.methods.integrity import MAX_LISTED, Summary, combine, first_of, is_numeric, summarise
+from auditkit.core.registry import CheckParams, RowSummary, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 
-MAX_LISTED = 50
 
 
 class DataIntegrityParams(CheckParams):
@@ -22,8 +22,7 @@ class DataIntegrityParams(CheckParams):
         None, description="Columns that define a duplicate row; default: every column of the file.")
 
 
-def _role(name: str, ctx: AuditContext) -> str:
-    data = ctx.data
+def _role(name: str, data: AuditData) -> str:
     roles = []
     if name in data.features:
         roles.append("feature")
@@ -34,8 +33,7 @@ def _role(name: str, ctx: AuditContext) -> str:
     return ", ".join(roles) or "other"
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+_is_numeric = is_numeric
 
 
 _PLAIN: dict[str, str] = {
@@ -69,6 +67,7 @@ CAVEATS = (
                 "infinite_values[*]", "constant_columns",
                 "duplicate_columns", "duplicate_rows", "duplicate_row_share", "out_of_range[*]",
                 "out_of_range_rows", "out_of_range_share", "dtype_mismatches"],
+       summary=RowSummary(lambda frame, data, params: _summarise(frame, data, params), combine),
        example={"thresholds": {"duplicate_rows": {"max": 0}, "missing_share": {"max": 0.05, "severity": "warn"},
                                "infinite_values": {"max": 0},
                                "out_of_range_share": {"max": 0.01}}})
@@ -87,13 +86,43 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
     the reverse). All are counts or shares of the audit rows; lower is better.
     """
     data = ctx.data
-    frame = data.frame
-    default_columns = list(dict.fromkeys(data.features + ([data.target] if data.target else []) + data.protected))
-    columns = params.columns or default_columns
-    unknown = [c for c in columns if c not in frame.columns]
+    integrity_columns(data, params)
+    summary = data.row_summaries.get(ctx.check_id)  # the rows summarised by partition (Dask, a dataset)
+    return from_summary(data, params, summary if summary is not None else _summarise(data.frame, data, params))
+
+
+def _summarise(frame: pd.DataFrame, data: AuditData, params: DataIntegrityParams) -> Summary:
+    """The summary of some audit rows (all of them, or a partition's)."""
+    columns = params.columns or _default_columns(data)
+    columns = [c for c in columns if c in frame.columns]  # named columns are checked by the check itself
+    subset = params.duplicate_subset if params.duplicate_subset and set(params.duplicate_subset) <= set(frame.columns) \
+        else None
+    return summarise(frame, columns, reference=data.reference, duplicate_subset=subset)
+
+
+def _default_columns(data: AuditData) -> list[str]:
+    return list(dict.fromkeys(data.features + ([data.target] if data.target else []) + data.protected))
+
+
+def integrity_columns(data: AuditData, params: DataIntegrityParams) -> list[str]:
+    """The columns examined; raises CheckError for params naming columns the data lacks."""
+    columns = params.columns or _default_columns(data)
+    unknown = [c for c in columns if c not in data.frame.columns]
     if unknown:
         raise CheckError(f"params.columns names columns that are not in the data: {unknown}")
-    n = len(frame)
+    subset = params.duplicate_subset
+    if subset:
+        missing_subset = [c for c in subset if c not in data.frame.columns]
+        if missing_subset:
+            raise CheckError(f"params.duplicate_subset names columns that are not in the data: {missing_subset}")
+    return columns
+
+
+def from_summary(data: AuditData, params: DataIntegrityParams, summary: Summary) -> CheckOutput:
+    """The check's output from the summary of every audit row (:mod:`auditkit.methods.integrity`:
+    the whole frame's, or the combined summaries of a dataset's files)."""
+    columns = list(summary.columns)
+    n = summary.rows
     metrics: dict[str, Metric] = {"rows": Metric(float(n), n=n)}
     notes: list[str] = []
     reference = data.reference
@@ -101,45 +130,36 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
         notes.append("no data.reference given: values are not compared with a reference range")
 
     records: list[dict[str, Any]] = []
-    out_of_range_mask = np.zeros(n, dtype=bool)
     constant, missing_total, infinite_total = [], 0, 0
     for name in columns:
-        series = frame[name]
-        missing = int(series.isna().sum())
+        column = summary.columns[name]
+        head = column.head
+        missing = column.missing
         missing_total += missing
         share = missing / n if n else None
         metrics[f"missing_share[{name}]"] = Metric(share, n=n)
-        distinct = int(series.nunique(dropna=True))
+        distinct = int(len(column.distinct))
         if distinct <= 1:
             constant.append(name)
-        record: dict[str, Any] = {"column": name, "role": _role(name, ctx), "dtype": str(series.dtype),
+        record: dict[str, Any] = {"column": name, "role": _role(name, data), "dtype": str(head.dtype),
                                   "missing": missing, "missing_share": share, "unique": distinct,
                                   "constant": distinct <= 1}
-        if _is_numeric(series):
-            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-            infinite = int(np.isinf(values).sum())
-            finite = values[np.isfinite(values)]
-            record["infinite"] = infinite
-            record["min"] = float(finite.min()) if finite.size else None
-            record["max"] = float(finite.max()) if finite.size else None
-            metrics[f"infinite_values[{name}]"] = Metric(float(infinite), n=n)
-            infinite_total += infinite
+        if _is_numeric(head):
+            record["infinite"] = column.infinite
+            record["min"] = column.low
+            record["max"] = column.high
+            metrics[f"infinite_values[{name}]"] = Metric(float(column.infinite), n=n)
+            infinite_total += column.infinite
         if reference is not None and name in reference.columns:
             ref = reference[name]
-            if _is_numeric(series) and _is_numeric(ref):
-                low, high = float(ref.min()), float(ref.max())
-                outside = ((series < low) | (series > high)).to_numpy(dtype=bool, na_value=False)
-                record.update(ref_min=low, ref_max=high)
+            if _is_numeric(head) and _is_numeric(ref):
+                record.update(ref_min=float(ref.min()), ref_max=float(ref.max()))
             else:
-                seen = set(ref.dropna().astype(str))
-                as_text = series.astype(object)
-                outside = (series.notna() & ~as_text.astype(str).isin(seen)).to_numpy(dtype=bool)
-                unseen = sorted(set(as_text[outside].astype(str)))
+                unseen = sorted(column.unseen)
                 if unseen:
                     record["unseen_categories"] = ", ".join(unseen[:10]) + (" ..." if len(unseen) > 10 else "")
-            count = int(outside.sum())
+            count = int(column.out_of_range or 0)
             record["out_of_range"] = count
-            out_of_range_mask |= outside
             metrics[f"out_of_range[{name}]"] = Metric(float(count), n=n)
         records.append(record)
 
@@ -154,51 +174,43 @@ def data_integrity(ctx: AuditContext, params: DataIntegrityParams) -> CheckOutpu
     if constant:
         notes.append(f"constant columns: {', '.join(constant[:MAX_LISTED])}")
 
-    # duplicate columns: identical values under another name
+    # duplicate columns: identical values under another name (the first such earlier column)
     duplicates_of: list[dict[str, Any]] = []
-    hashed = {name: pd.util.hash_pandas_object(frame[name], index=False).to_numpy() for name in columns}
-    seen_hash: dict[bytes, str] = {}
+    originals: list[str] = []
     for name in columns:
-        key = hashed[name].tobytes()
-        if key in seen_hash and frame[name].equals(frame[seen_hash[key]]):
-            duplicates_of.append({"column": name, "same_as": seen_hash[key]})
+        same = next((earlier for earlier in originals if (earlier, name) in summary.equal_pairs), None)
+        if same is not None:
+            duplicates_of.append({"column": name, "same_as": same})
         else:
-            seen_hash.setdefault(key, name)
+            originals.append(name)
     metrics["duplicate_columns"] = Metric(float(len(duplicates_of)), n=n)
 
     subset = params.duplicate_subset
-    if subset:
-        missing_subset = [c for c in subset if c not in frame.columns]
-        if missing_subset:
-            raise CheckError(f"params.duplicate_subset names columns that are not in the data: {missing_subset}")
-    duplicated = frame.duplicated(subset=subset, keep="first").to_numpy()
-    n_dup = int(duplicated.sum())
+    n_dup = summary.duplicates
     metrics["duplicate_rows"] = Metric(float(n_dup), n=n)
     metrics["duplicate_row_share"] = Metric(n_dup / n if n else None, n=n)
     duplicate_table: list[dict[str, Any]] = []
     if n_dup:
-        key_cols = subset or list(frame.columns)
-        first_row = frame.reset_index().groupby(key_cols, dropna=False, sort=False)[frame.index.name or "row"].transform("first")
-        dup_positions = np.flatnonzero(duplicated)[:MAX_LISTED]
-        for position in dup_positions:
-            duplicate_table.append({"row": int(frame.index[position]), "duplicate_of": int(first_row.iloc[position])})
+        for listed in summary.listed:
+            duplicate_table.append({"row": listed[0], "duplicate_of": first_of(summary, listed)})
         notes.append(f"{n_dup:,} rows repeat an earlier row exactly"
                      + (f" (over {', '.join(subset)})" if subset else ""))
 
     if reference is not None:
-        n_out = int(out_of_range_mask.sum())
+        n_out = summary.out_of_range_rows
         metrics["out_of_range_rows"] = Metric(float(n_out), n=n)
         metrics["out_of_range_share"] = Metric(n_out / n if n else None, n=n)
 
     mismatches = []
+    heads = summary.heads
     for name, kind in data.input_dtypes.items():
-        if name not in frame.columns:
+        if name not in heads.columns:
             continue
-        numeric_column = _is_numeric(frame[name])
+        numeric_column = _is_numeric(heads[name])
         if kind == "numeric" and not numeric_column:
-            mismatches.append({"column": name, "model_input": "number", "data": str(frame[name].dtype)})
+            mismatches.append({"column": name, "model_input": "number", "data": str(heads[name].dtype)})
         elif kind == "string" and numeric_column:
-            mismatches.append({"column": name, "model_input": "text", "data": str(frame[name].dtype)})
+            mismatches.append({"column": name, "model_input": "text", "data": str(heads[name].dtype)})
     metrics["dtype_mismatches"] = Metric(float(len(mismatches)), n=len(data.input_dtypes) or None)
     if not data.input_dtypes:
         notes.append("the model does not declare its input types (or there is no model): dtypes checked only "
