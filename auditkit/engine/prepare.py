@@ -234,7 +234,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
         favorable_decision=favorable_decision, classes=adapter.classes, reference=reference,
         model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes,
-        proxies=list(policy.data.proxies),
+        proxies=list(policy.data.proxies), text=list(roles.text),
         alpha=policy.statistics.alpha, power=policy.statistics.power)
 
     inputs = {
@@ -245,7 +245,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
                  "rows": rows_in_file, "columns": int(table.frame.shape[1]), "rows_used": int(len(frame)),
                  "target": roles.target, "protected": roles.protected, "features": roles.features,
-                 "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
+                 "ignore": roles.ignore, **({"text": roles.text} if roles.text else {}), "favorable_label": None if favorable is None else str(favorable),
                  "favorable_decision": favorable_decision, "query": policy.data.query, "sample": policy.data.sample,
                  "notes": notes},
         "reference": ({"path": _display_path(loaded.reference_path), "sha256": sha256_of(loaded.reference_path),
