@@ -101,6 +101,10 @@ class CheckType:
     # imports (which the engine finds itself, see auditkit/engine/preload.py): for imports its
     # source does not show (importlib, a plugin's own lazy loading)
     preload: tuple[str, ...] = ()
+    # probes or models each input as a number or a category (grids, noise, perturbations,
+    # surrogate or proxy models): meaningless on free text, so the engine skips it, with the
+    # reason, when every model input is declared text (data.text)
+    probes_inputs: bool = False
 
     @property
     def description(self) -> str:
@@ -132,6 +136,7 @@ def check(
     case_file: tuple[tuple[str, str | None], ...] = (),
     caveats: tuple[str, ...] = (),
     preload: tuple[str, ...] | list[str] = (),
+    probes_inputs: bool = False,
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
@@ -153,6 +158,7 @@ def check(
             type=type, family=family, func=func, params=params, metrics=tuple(metrics),
             needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
             validate=validate, case_file=tuple(case_file), caveats=tuple(caveats), preload=tuple(preload),
+            probes_inputs=probes_inputs,
         ))
         return func
 

@@ -207,3 +207,14 @@ def test_terms_no_text_holds_test_nothing_and_say_so(text_samples):
 def test_bad_identity_params_are_rejected_by_name(params, key):
     with pytest.raises(ValidationError, match=key):
         IdentitySubstitutionParams(**params)
+
+
+@pytest.mark.parametrize("check_type", ["partial_dependence", "noise_robustness", "shap_importance", "proxy_detection"])
+def test_checks_that_probe_inputs_skip_a_model_whose_every_input_is_text(text_samples, check_type):
+    out = run_check(check_type, text_data(text_samples, 50), {})
+    assert out.skipped and "every input of this model is free text (data.text: note)" in out.skipped
+
+
+def test_checks_that_read_whole_rows_still_run_on_a_text_model(text_samples):
+    out = run_check("missing_values", text_data(text_samples, 50), {})
+    assert out.skipped is None and "error_rate[note]" in out.metrics
