@@ -218,3 +218,28 @@ def test_checks_that_probe_inputs_skip_a_model_whose_every_input_is_text(text_sa
 def test_checks_that_read_whole_rows_still_run_on_a_text_model(text_samples):
     out = run_check("missing_values", text_data(text_samples, 50), {})
     assert out.skipped is None and "error_rate[note]" in out.metrics
+
+
+# ---------------------------------------------------------------------------- typos
+@pytest.mark.parametrize("kind, step", [("delete", -1), ("insert", 1)])
+def test_at_rate_one_every_word_of_two_or_more_characters_gets_one_edit(seed, kind, step):
+    from auditkit.methods.text_noise import add_typos
+
+    text = "She is certified, a python mentor: 10 years."
+    noisy, edited, eligible = add_typos(text, 1.0, np.random.default_rng(seed), [kind])
+    words, noisy_words = re.findall(r"\w+", text), re.findall(r"\w+", noisy)
+    assert edited == eligible == 7  # every word but "a", too short to edit
+    assert [len(b) - len(a) for a, b in zip(words, noisy_words)] == [0 if len(w) < 2 else step for w in words]
+    assert re.sub(r"\w+", "", noisy) == re.sub(r"\w+", "", text)  # spaces and punctuation untouched
+
+
+def test_typos_flip_more_decisions_at_higher_rates_and_scores_match_onnxruntime(text_samples, session):
+    data = text_data(text_samples, 300)
+    out = run_check("text_noise", data, {"levels": [0.05, 0.5]}, seed=4)
+    m = out.metrics
+    assert 0 < m["flip_rate[0.05]"].value < m["flip_rate[0.5]"].value
+    low, high = (r["words_edited"] for r in out.tables["levels"])
+    assert abs(low - 0.05) < 0.02 and abs(high - 0.5) < 0.05  # binomial draws over ~5,000 words: 3+ sigma
+    for example in out.tables["examples"]:
+        assert example["score_after"] == pytest.approx(onnx_score(session, [example["after"]])[0], abs=1e-6)
+        assert example["score_before"] == pytest.approx(onnx_score(session, [example["before"]])[0], abs=1e-6)

@@ -56,7 +56,7 @@ def test_text_screening_policy_finds_the_planted_words_and_the_planted_bias(cli,
     assert result.exit_code == 1, result.stdout + result.stderr
     checks = {c["id"]: c for c in json.loads((tmp_path / "results.json").read_text())["checks"]}
     assert {i: c["status"] for i, c in checks.items()} == {
-        "discrimination": "pass", "words": "warn", "pronoun-swap": "fail", "gender-fairness": "fail"}
+        "discrimination": "pass", "words": "warn", "pronoun-swap": "fail", "typos": "warn", "gender-fairness": "fail"}
     top = checks["words"]["tables"]["top_tokens"]
     assert {r["token"] for r in top if r["class"] == "1" and r["rank"] <= 3} == {"certified", "python", "mentored"}
     assert {r["token"] for r in top if r["class"] == "0" and r["rank"] <= 2} == {"late", "incomplete"}

@@ -82,7 +82,8 @@ def token_attributions(ctx: AuditContext, params: TokenAttributionsParams) -> Ch
     score does not move with words such as "she" or "his" (lower is better).
     Tables: ``top_tokens`` (class, rank, token, occlusion, shap, rows, identity_term),
     ``attributions`` (row, position, token, occlusion, shap) for the first ``rows_shown``
-    rows, ``explanations`` (row, score, tokens, shap_base_value, shap_sum).
+    rows, ``explanations`` (row, score, tokens, shap_base_value, shap_sum) for the rows SHAP
+    explained (or the first ``rows_shown`` when SHAP is left out).
 
     References
     ----------
@@ -169,7 +170,7 @@ def token_attributions(ctx: AuditContext, params: TokenAttributionsParams) -> Ch
         units = "score" if data.task != "multiclass" else "probability"
         plots.append(Plot("bar", f"Top words of '{column}' per class (occlusion, mean over {n:,} rows)", {
             "labels": bar_labels, "values": bar_values, "sections": bar_sections, "horizontal": True,
-            "x_label": "word", "y_label": f"mean change in the {units} when the word is removed", "n": n}))
+            "x_label": "word", "y_label": f"{units} lost without the word", "n": n}))
 
     attributions: list[dict[str, Any]] = []
     explanations: list[dict[str, Any]] = []
@@ -177,9 +178,10 @@ def token_attributions(ctx: AuditContext, params: TokenAttributionsParams) -> Ch
         k = _row_output(ctx, o.score)
         s = shap_by_row.get(i)
         aligned = s is not None and [t.lower() for t in s.tokens] == [t.lower() for t in o.tokens]
-        explanations.append({"row": int(row), "score": float(o.score[k]), "tokens": len(o.tokens),
-                             "shap_base_value": None if s is None else float(s.base[k]),
-                             "shap_sum": None if s is None else float(s.values[:, k].sum())})
+        if s is not None or i < params.rows_shown:  # the rows explained by SHAP, else the rows shown
+            explanations.append({"row": int(row), "score": float(o.score[k]), "tokens": len(o.tokens),
+                                 "shap_base_value": None if s is None else float(s.base[k]),
+                                 "shap_sum": None if s is None else float(s.values[:, k].sum())})
         if i < params.rows_shown:
             for position, token in enumerate(o.tokens):
                 attributions.append({"row": int(row), "position": position, "token": token,
