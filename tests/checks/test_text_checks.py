@@ -26,6 +26,7 @@ from auditkit.methods.text_tokens import mean_by_token, occlude
 
 PLANTED_UP = {"certified", "python", "mentored"}  # sample_models/build.py TEXT_DRIVERS, positive effects
 PLANTED_DOWN = {"late", "incomplete"}
+NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"}
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +138,23 @@ def test_partition_shap_of_a_word_count_model_is_each_words_weight_and_adds_up()
 @pytest.mark.slow
 def test_shap_over_words_adds_up_to_the_onnx_score_and_ranks_the_planted_words(text_samples, session):
     data = text_data(text_samples, 2000)
-    out = run_check("token_attributions", data, {"max_rows": 60, "shap_rows": 15, "top_k": 5}, seed=5)
+    out = run_check("token_attributions", data, {"max_rows": 60, "shap_rows": 60, "top_k": 6}, seed=5)
     rows = [r for r in out.tables["explanations"] if r["shap_base_value"] is not None]
-    assert len(rows) == 15
+    assert len(rows) == 60
     texts = [data.frame.loc[r["row"], "note"] for r in rows]
     # base value: every word masked, i.e. a text with no word, scored by onnxruntime directly
-    assert_allclose([r["shap_base_value"] for r in rows], onnx_score(session, [""]).repeat(15), atol=1e-6)
+    assert_allclose([r["shap_base_value"] for r in rows], onnx_score(session, [""]).repeat(60), atol=1e-6)
     assert_allclose([r["shap_base_value"] + r["shap_sum"] for r in rows], onnx_score(session, texts),
                     atol=1e-6)  # float32 scores: rounding of the sum only
     assert out.metrics["additivity_error"].value < 1e-6
     shap_top = {cls: sorted((r for r in out.tables["top_tokens"] if r["class"] == cls and r["shap"] is not None),
                             key=lambda r: -r["shap"]) for cls in ("1", "0")}
-    assert PLANTED_UP <= {r["token"] for r in shap_top["1"][:4]}
+    assert PLANTED_UP <= {r["token"] for r in shap_top["1"][:4]}, shap_top["1"]
+    # towards "not shortlisted", besides the planted words: number words (the planted effect of years of
+    # experience, "two years") and "tags" (the tag line comes with the tags, and the model offsets it)
+    down = [r["token"] for r in shap_top["0"]]
+    not_planted = [t for t in down if t not in PLANTED_DOWN | NUMBER_WORDS | {"tags"}]
+    assert all(down.index(p) < down.index(t) for p in PLANTED_DOWN for t in not_planted), down
     assert out.metrics["top_token_agreement"].value >= 0.6
 
 
