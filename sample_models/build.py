@@ -1119,6 +1119,10 @@ def print_summary(gt: dict[str, Any], seconds: float) -> None:
         f"logreg {m['credit_logreg']['onnx_max_abs_diff']:.2e}, "
         f"gbr {m['credit_rate_gbr']['onnx_max_abs_diff']:.2e}",
     ]
+    if "text_screening" in gt:
+        t = gt["text_screening"]
+        lines.append(f"  text_screening.onnx: ROC AUC {t['test_roc_auc']:.4f}, shortlisted at 0.5 by gender "
+                     f"{t['shortlist_rate_by_gender_threshold_0_5']}, ONNX max |ORT - sklearn| {t['onnx_max_abs_diff']:.2e}")
     print("\n".join(lines))
 
 
