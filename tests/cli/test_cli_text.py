@@ -64,3 +64,27 @@ def test_text_screening_policy_finds_the_planted_words_and_the_planted_bias(cli,
     assert swap["mean_score_change[female_to_male]"]["ci"][0] > 0 > swap["mean_score_change[male_to_female]"]["ci"][1]
     html = (tmp_path / "report.html").read_text()
     assert "identity_substitution" in html and "token_attributions" in html
+
+
+def test_init_declares_a_text_input_and_adds_the_text_checks(cli, text_samples, tmp_path):
+    import yaml
+
+    output = tmp_path / "policy.yaml"
+    result = cli("init", "--model", text_samples / "text_screening.onnx", "--data", text_samples / "text_notes.csv",
+                 "-o", output)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    policy = yaml.safe_load(output.read_text())
+    assert policy["data"]["text"] == ["note"]
+    types = [c["type"] for c in policy["checks"]]
+    assert {"token_attributions", "identity_substitution", "text_noise"} <= set(types)
+    assert "proxy_detection" not in types and "local_explanations" not in types  # they would only skip
+    assert cli("validate", output).exit_code == 0
+
+
+def test_init_leaves_categorical_string_inputs_alone(cli, samples, tmp_path):
+    import yaml
+
+    output = tmp_path / "policy.yaml"
+    assert cli("init", "--model", samples / "credit_gbm.onnx", "--data", samples / "credit_test.csv",
+               "-o", output).exit_code == 0
+    assert "text" not in yaml.safe_load(output.read_text())["data"]
