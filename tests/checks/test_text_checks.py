@@ -249,3 +249,11 @@ def test_typos_flip_more_decisions_at_higher_rates_and_scores_match_onnxruntime(
     for example in out.tables["examples"]:
         assert example["score_after"] == pytest.approx(onnx_score(session, [example["after"]])[0], abs=1e-6)
         assert example["score_before"] == pytest.approx(onnx_score(session, [example["before"]])[0], abs=1e-6)
+
+
+def test_the_documentation_lists_every_default_term_pair():
+    from auditkit.core.registry import get_registry
+
+    documentation = " ".join(get_registry().get("identity_substitution").documentation.split())
+    for first, second in DEFAULT_TERM_PAIRS:
+        assert f"{first}/{second}" in documentation

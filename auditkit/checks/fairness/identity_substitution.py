@@ -25,7 +25,7 @@ class IdentitySubstitutionParams(CheckParams):
     term_pairs: Optional[list[list[str]]] = Field(
         None, description="Pairs [term of the first group, term of the second], whole words, any case; a term in "
                           "several pairs takes the first. Default: English gender terms ([he, she], [his, her], "
-                          "[him, her], [man, woman], [mr, ms], ...; `auditkit checks identity_substitution`).")
+                          "[him, her], [man, woman], [mr, ms], ...: `auditkit checks identity_substitution` lists them).")
     groups: list[str] = Field(list(DEFAULT_GROUPS), min_length=2, max_length=2,
                               description="Names of the two groups of term_pairs, as metric names use them.")
     max_rows: int = Field(5_000, ge=1, description="Seeded sample of rows whose texts are edited.")
@@ -120,6 +120,12 @@ def identity_substitution(ctx: AuditContext, params: IdentitySubstitutionParams)
     (multiclass; a flip is a change of predicted class) or the value (regression: no flips).
     Tables: ``swaps`` (direction, n, flip_rate, to_favourable, to_unfavourable,
     mean_score_change), ``examples`` (the largest changes: row, before, after, scores, decisions).
+
+    Default term_pairs (first group male, second female; methods/identity_terms.py): he/she,
+    his/her, him/her, himself/herself, man/woman, men/women, boy/girl, boys/girls, mr/ms,
+    mr/mrs, sir/madam, gentleman/lady, gentlemen/ladies, male/female, father/mother,
+    son/daughter, brother/sister, husband/wife, boyfriend/girlfriend, uncle/aunt,
+    nephew/niece, king/queen, actor/actress, waiter/waitress, fiance/fiancee.
 
     References
     ----------
