@@ -122,9 +122,25 @@ def _group_attributes(frame: pd.DataFrame, protected: list[str], review: list[st
     return usable, bins
 
 
+TEXT_MIN_WORDS = 5  # a string input whose values average this many words is free text, not a category
+
+
+def _free_text_inputs(frame: pd.DataFrame, inputs: list[str] | None) -> list[str]:
+    """The model inputs that hold free text: string values of TEXT_MIN_WORDS words or more on average."""
+    found = []
+    for name in inputs or []:
+        if name in frame.columns and not pd.api.types.is_numeric_dtype(frame[name].dtype):
+            words = frame[name].dropna().astype(str).str.count(r"\w+")
+            if len(words) and float(words.mean()) >= TEXT_MIN_WORDS:
+                found.append(name)
+    return found
+
+
 def _battery(*, task: str | None, target: str | None, has_model: bool, features: list[str],
-             groups: list[str], bins: dict[str, list[float]]) -> list[dict[str, Any]]:
+             groups: list[str], bins: dict[str, list[float]], text: list[str] | None = None) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
+    text = text or []
+    only_text = bool(text) and set(features) <= set(text)  # checks that probe inputs would be skipped
     if target:
         if task in (None, "binary"):
             thresholds: dict[str, Any] = {"roc_auc": {"min": 0.7}}
@@ -145,11 +161,18 @@ def _battery(*, task: str | None, target: str | None, has_model: bool, features:
         checks.append({"id": "group-fairness", "type": "group_fairness", "params": params,
                        "thresholds": {"selection_rate_ratio": {"min": 0.8},
                                       "equalized_odds_difference": {"max": 0.1, "severity": "warn"}}})
-    if groups and features:
+    if groups and features and not only_text:
         checks.append({"id": "proxies", "type": "proxy_detection", "params": {"attributes": groups},
                        "thresholds": {"max_single_feature_auc": {"max": 0.7, "severity": "warn"}}})
-    if groups and has_model and task in (None, "binary"):
+    if groups and has_model and task in (None, "binary") and not only_text:
         checks.append({"id": "explained-cases", "type": "local_explanations", "params": {"sample": 5}})
+    if len(text) == 1 and has_model:
+        checks.append({"id": "words", "type": "token_attributions", "params": {"max_rows": 200, "shap_rows": 20},
+                       "thresholds": {"identity_attribution_share": {"max": 0.05, "severity": "warn"}}})
+        checks.append({"id": "identity-terms", "type": "identity_substitution",
+                       "thresholds": {"flip_rate": {"max": 0.01}}})
+        checks.append({"id": "typos", "type": "text_noise",
+                       "thresholds": {"flip_rate": {"max": 0.05, "severity": "warn"}}})
     return checks
 
 
@@ -220,6 +243,12 @@ def write_starter_policy(*, model: Path | None, data: Path, output: Path, target
     data_block["features"] = features
     if ignore:
         data_block["ignore"] = ignore
+    text = _free_text_inputs(frame, inputs if inputs is not None else features)
+    if text:
+        data_block["text"] = text
+        review.append(f"declared as free text (data.text): {', '.join(text)}; "
+                      + ("text checks added (token_attributions, identity_substitution, text_noise)" if len(text) == 1
+                         else "the text checks read one column: add them with params.column"))
     if task == "binary":
         data_block["favorable_label"] = _favorable_label(target, model_block.get("positive_class", 1), adapter)
         review.append(f"data.favorable_label: {data_block['favorable_label']!r} is taken as the decision that "
@@ -227,7 +256,7 @@ def write_starter_policy(*, model: Path | None, data: Path, output: Path, target
 
     groups, bins = _group_attributes(frame, protected, review)
     checks = _battery(task=task, target=target, has_model=adapter is not None, features=features,
-                      groups=groups, bins=bins)
+                      groups=groups, bins=bins, text=text)
     name = model.name if model else "recorded decisions"
     policy = {"version": 1, "name": f"Audit of {name} on {data.name}",
               "seed": 42, "model": model_block, "data": data_block, "checks": checks,

@@ -754,6 +754,123 @@ def generate_hiring(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------
+# 4. Text screening: free-text recruiter notes, a TF-IDF + logistic regression in ONNX
+# --------------------------------------------------------------------------------------
+# Each note is a few sentences about one job applicant, written with the applicant's
+# pronouns, so gender reaches the text through identity terms only. The label
+# `shortlisted` is drawn from a logistic model of planted "driving" tokens and years of
+# experience, plus a penalty for women: the historic bias the model learns as weights on
+# "she", "her", "woman", "ms". Swapping those terms (identity_substitution) must find it.
+TEXT_N_TRAIN = 4_000
+TEXT_N_TEST = 2_000
+TEXT_INTERCEPT = -0.60
+TEXT_YEARS_COEF = 0.12  # per year of experience over 5 (the number is written in words)
+TEXT_FEMALE_BIAS = -1.20  # added to the label's logit for women: the planted bias
+# The planted driving words, each a recruiter's tag at the end of the note: (logit effect, share
+# of notes tagged). A tag is one word that appears nowhere else, so the model's weight for the
+# effect lands on that word alone (a word shared with other sentences would take a share of it).
+TEXT_DRIVERS = {
+    "certified": (1.60, 0.30),
+    "python": (1.20, 0.30),
+    "mentored": (1.00, 0.25),
+    "late": (-1.60, 0.20),
+    "incomplete": (-1.20, 0.20),
+}
+TEXT_NEUTRAL_TAGS = ["chess", "cycling", "parking", "tuesday", "spreadsheet", "languages"]  # no effect
+TEXT_FILLER = [  # sentences with no effect, written with the applicant's pronouns
+    "{P} knows the area well.", "{P} thanked colleagues for the tour.", "{P} arrived early.",
+    "{Pos} form was signed.", "{P} is available soon.", "{P} enjoys hiking at weekends.",
+    "{Pos} interview was on a Tuesday.", "{P} speaks two languages.",
+]
+TEXT_OPENERS = [
+    "The applicant is a {man} with {years} years of experience in {field}.",
+    "{Title} Taylor has {years} years of experience in {field}.",
+    "{P} has worked in {field} for {years} years.",
+]
+TEXT_FIELDS = ["logistics", "retail", "accounting", "software", "marketing", "nursing", "teaching"]
+NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+# TF-IDF tokens: letters only; the ONNX tokenizer uses the same expression (skl2onnx would
+# otherwise turn sklearn's default pattern into one that also keeps one-letter tokens).
+TEXT_TOKEN_PATTERN = r"[a-zA-Z]+"
+TEXT_IDENTITY = {  # the terms a note uses for each gender
+    "F": {"P": "She", "p": "she", "Pos": "Her", "man": "woman", "Title": "Ms"},
+    "M": {"P": "He", "p": "he", "Pos": "His", "man": "man", "Title": "Mr"},
+}
+
+
+def generate_text_notes(rng: np.random.Generator, n: int, first_id: int) -> pd.DataFrame:
+    """Recruiter notes with their applicant's gender, planted tags and the biased label."""
+    gender = rng.choice(["F", "M"], size=n)
+    years = rng.integers(1, 13, size=n)
+    has = {token: rng.random(n) < share for token, (_, share) in TEXT_DRIVERS.items()}
+    opener = rng.integers(0, len(TEXT_OPENERS), size=n)
+    field_idx = rng.integers(0, len(TEXT_FIELDS), size=n)
+    n_filler = rng.integers(1, 4, size=n)
+    filler = [rng.choice(len(TEXT_FILLER), size=3, replace=False) for _ in range(n)]
+    n_neutral = rng.integers(0, 3, size=n)
+    neutral = [rng.choice(len(TEXT_NEUTRAL_TAGS), size=2, replace=False) for _ in range(n)]
+    order = [rng.permutation(len(TEXT_DRIVERS) + 2) for _ in range(n)]
+    logit = TEXT_INTERCEPT + TEXT_YEARS_COEF * (years - 5) + np.where(gender == "F", TEXT_FEMALE_BIAS, 0.0)
+    for token, (effect, _) in TEXT_DRIVERS.items():
+        logit = logit + effect * has[token]
+    shortlisted = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    notes = []
+    for i in range(n):
+        words = TEXT_IDENTITY[gender[i]]
+        first = TEXT_OPENERS[opener[i]].format(years=NUMBER_WORDS[years[i] - 1], field=TEXT_FIELDS[field_idx[i]],
+                                               **words)
+        sentences = [first] + [TEXT_FILLER[j].format(**words) for j in filler[i][: n_filler[i]]]
+        tags = [token for token in TEXT_DRIVERS if has[token][i]]
+        tags += [TEXT_NEUTRAL_TAGS[j] for j in neutral[i][: n_neutral[i]]]
+        tags = [tags[k] for k in order[i] if k < len(tags)]  # a seeded order
+        if tags:
+            sentences.append("Tags: " + ", ".join(tags) + ".")
+        notes.append(" ".join(sentences))
+    return pd.DataFrame({"application_id": np.arange(first_id, first_id + n), "gender": gender,
+                         "note": notes, "shortlisted": shortlisted})
+
+
+def build_text(rng: np.random.Generator) -> dict[str, Any]:
+    """Write text_notes_train.csv, text_notes.csv and text_screening.onnx; return their ground truth."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    write_csv("text_notes_train.csv", generate_text_notes(rng, TEXT_N_TRAIN, 700_000))
+    write_csv("text_notes.csv", generate_text_notes(rng, TEXT_N_TEST, 800_000))
+    train = pd.read_csv(OUT_DIR / "text_notes_train.csv")
+    test = pd.read_csv(OUT_DIR / "text_notes.csv")
+    model = Pipeline([("tfidf", TfidfVectorizer(token_pattern=TEXT_TOKEN_PATTERN)),
+                      ("clf", LogisticRegression(C=10.0, max_iter=1000))])
+    model.fit(train["note"].astype(str).tolist(), train["shortlisted"].to_numpy())
+    options = {id(model.named_steps["tfidf"]): {"tokenexp": TEXT_TOKEN_PATTERN, "locale": "C"},
+               id(model.named_steps["clf"]): {"zipmap": False}}
+    # locale "C": onnxruntime's StringNormalizer otherwise asks for en_US.UTF-8, absent from many machines
+    onx = to_onnx_bytes(model, "text_screening", [("note", StringTensorType([None, 1]))], options=options)
+    notes = test["note"].astype(str).to_numpy(dtype=object)
+    (_, proba) = ort_session(onx).run(None, {"note": notes.reshape(-1, 1)})
+    sk_p1 = model.predict_proba(notes.tolist())[:, 1]
+    diff = assert_close("text_screening.onnx", np.asarray(proba)[:, 1], sk_p1)
+    write_bytes("text_screening.onnx", onx)
+    vocabulary = model.named_steps["tfidf"].vocabulary_
+    coef = model.named_steps["clf"].coef_[0]
+    weight = {token: round(float(coef[vocabulary[token]]), 4) for token in
+              [*TEXT_DRIVERS, "she", "her", "woman", "ms", "he", "his", "man", "mr"]}
+    shortlisted_by_gender = rates_by(test["gender"], (sk_p1 >= 0.5).astype(float))
+    return {
+        "rows": {"train": TEXT_N_TRAIN, "test": TEXT_N_TEST},
+        "label_logit": {"intercept": TEXT_INTERCEPT, "years_over_5": TEXT_YEARS_COEF,
+                        "female_bias": TEXT_FEMALE_BIAS,
+                        "drivers": {token: effect for token, (effect, _) in TEXT_DRIVERS.items()},
+                        "neutral_tags": TEXT_NEUTRAL_TAGS},
+        "test_roc_auc": round(float(roc_auc_score(test["shortlisted"], sk_p1)), 4),
+        "onnx_max_abs_diff": diff,
+        "onnx_io": onnx_io(onx),
+        "model_token_weights": weight,
+        "shortlist_rate_by_gender_threshold_0_5": shortlisted_by_gender,
+        "shortlist_rate_train_by_gender": rates_by(train["gender"], train["shortlisted"].to_numpy(float)),
+    }
+
+
+# --------------------------------------------------------------------------------------
 # Measurements (the ground truth recorded in manifest.json)
 # --------------------------------------------------------------------------------------
 def rates_by(groups: pd.Series, favourable: np.ndarray) -> dict[str, float]:
@@ -822,6 +939,11 @@ DESCRIPTIONS = {
                         "per column, ZipMap probabilities with string labels.",
     "credit_tier.skops": "The fitted sklearn pipeline behind credit_tier.onnx (skops.io).",
     "credit_tier_test.csv": "credit_test.csv plus the planted three-class target risk_tier (20,150 rows).",
+    "text_notes_train.csv": "Synthetic recruiter notes on job applicants (4,000 rows: note, gender, shortlisted) "
+                            "whose labels penalise women; the training data of text_screening.onnx.",
+    "text_notes.csv": "The same kind of recruiter notes, audit split (2,000 rows).",
+    "text_screening.onnx": "TF-IDF + LogisticRegression over the free-text column `note` (skl2onnx, one string "
+                           "input `note` [N, 1], probability tensor): learned weights on gendered words.",
 }
 
 
@@ -912,22 +1034,25 @@ def classifier_figures(y: pd.Series, test: pd.DataFrame, p1: np.ndarray) -> dict
 def streams() -> list[np.random.Generator]:
     """The build's independent random streams. ``spawn(5)`` gives the same first four
     children as the original ``spawn(4)``, so adding the candidate's stream changed no file; likewise
-    ``spawn(6)`` for the recent extract's stream, and ``spawn(7)`` for the risk tiers'."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(7)]
+    ``spawn(6)`` for the recent extract's stream, ``spawn(7)`` for the risk tiers' and ``spawn(8)``
+    for the text notes'."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(SEED).spawn(8)]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--candidate-only"]:
         return add_candidate()
+    if argv == ["--text-only"]:
+        return add_text()
     if argv:
-        print(f"usage: build.py [--candidate-only]; got {' '.join(argv)}", file=sys.stderr)
+        print(f"usage: build.py [--candidate-only | --text-only]; got {' '.join(argv)}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     # Remove the stamp first: if this build fails half-way, make must not think the
     # (partly rewritten) artefacts are complete.
     (OUT_DIR / MANIFEST).unlink(missing_ok=True)
-    rng_pop, rng_split, rng_faults, rng_hiring, rng_candidate, rng_recent, rng_tier = streams()
+    rng_pop, rng_split, rng_faults, rng_hiring, rng_candidate, rng_recent, rng_tier, rng_text = streams()
 
     # 1. Data. Models are then trained and measured on the files as written, i.e. on
     #    exactly what auditkit will read (CSV round trip, pandas 3 string dtypes).
@@ -966,6 +1091,8 @@ def main(argv: list[str] | None = None) -> int:
     write_bytes("credit_tier.onnx", tier_onnx)
     write_bytes("credit_tier.skops", tier_skops)
     write_csv("credit_tier_test.csv", tier_audit)
+    # 5. The text screening model and its notes.
+    text = build_text(rng_text)
 
     # Ground truth, measured on the written files.
     ground_truth: dict[str, Any] = {
@@ -991,6 +1118,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "hiring": measure_hiring(pd.read_csv(OUT_DIR / "hiring_decisions.csv")),
         "recent": measure_recent(train, recent, gbm, logreg),
+        "text_screening": text,
     }
     ground_truth["models"]["credit_logreg"]["skops_untrusted_types"] = sorted(
         skops.io.get_untrusted_types(file=OUT_DIR / "credit_logreg.skops"))
@@ -1017,6 +1145,22 @@ def add_candidate() -> int:
     fair = candidate["fairness_threshold_0_5"]
     print(f"credit_gbm_candidate.onnx built in {time.perf_counter() - t0:.1f}s: ROC AUC "
           f"{candidate['test_roc_auc']:.4f}, Black/White approval ratio {fair['black_white_approval_ratio']:.4f}")
+    return 0
+
+
+def add_text() -> int:
+    """Build only the text notes and text_screening.onnx into an existing build and add them to
+    the manifest: the other artefacts are left as they are."""
+    if not (OUT_DIR / MANIFEST).exists():
+        print("build.py --text-only needs a complete build first (no manifest.json)", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    manifest = json.loads((OUT_DIR / MANIFEST).read_text(encoding="utf-8"))
+    ground_truth = manifest.pop("ground_truth")
+    ground_truth["text_screening"] = text = build_text(streams()[7])
+    write_manifest(ground_truth)
+    print(f"text_screening.onnx built in {time.perf_counter() - t0:.1f}s: ROC AUC {text['test_roc_auc']:.4f}, "
+          f"weights {text['model_token_weights']}")
     return 0
 
 
@@ -1058,6 +1202,10 @@ def print_summary(gt: dict[str, Any], seconds: float) -> None:
         f"gbr {m['credit_rate_gbr']['onnx_max_abs_diff']:.2e}, tier {m['credit_tier']['onnx_max_abs_diff']:.2e}",
         f"  credit_tier: accuracy {m['credit_tier']['test_accuracy']:.4f}, shares {m['credit_tier']['tier_share_test']}",
     ]
+    if "text_screening" in gt:
+        t = gt["text_screening"]
+        lines.append(f"  text_screening.onnx: ROC AUC {t['test_roc_auc']:.4f}, shortlisted at 0.5 by gender "
+                     f"{t['shortlist_rate_by_gender_threshold_0_5']}, ONNX max |ORT - sklearn| {t['onnx_max_abs_diff']:.2e}")
     print("\n".join(lines))
 
 

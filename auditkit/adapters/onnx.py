@@ -226,6 +226,10 @@ class OnnxAdapter(ModelAdapter):
                                          and single.name in spec.feature_names and len(spec.feature_names) == 1)
         if single is not None and not per_column and len(single.shape) == 1:
             per_column = True
+        if single is not None and not per_column and single.type == "tensor(string)" and width == 1:
+            # one string column (a text model: skl2onnx's TfidfVectorizer input) is fed by its name,
+            # as one text per row, whatever the other columns of the data are
+            per_column = True
         self.matrix_input = not per_column
         if self.matrix_input:
             assert single is not None

@@ -106,6 +106,10 @@ class CheckType:
     # combine(summaries of consecutive blocks, in row order) -> the summary of them all, exactly;
     # the check then finds the summary of every row in ``ctx.data.row_summaries[ctx.check_id]``
     summary: Optional["RowSummary"] = None
+    # probes or models each input as a number or a category (grids, noise, perturbations,
+    # surrogate or proxy models): meaningless on free text, so the engine skips it, with the
+    # reason, when every model input is declared text (data.text)
+    probes_inputs: bool = False
 
     @property
     def description(self) -> str:
@@ -144,6 +148,7 @@ def check(
     caveats: tuple[str, ...] = (),
     preload: tuple[str, ...] | list[str] = (),
     summary: RowSummary | None = None,
+    probes_inputs: bool = False,
 ) -> Callable[[Callable[..., "CheckOutput"]], Callable[..., "CheckOutput"]]:
     """Mark a function as the implementation of check ``type`` (registered via entry points)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", type):
@@ -166,6 +171,7 @@ def check(
             needs_model=needs_model, needs_target=needs_target, example=example or {}, produces=produces, reading=reading,
             validate=validate, case_file=tuple(case_file), caveats=tuple(caveats), preload=tuple(preload),
             summary=summary,
+            probes_inputs=probes_inputs,
         ))
         return func
 

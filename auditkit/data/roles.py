@@ -1,7 +1,7 @@
 """Which column plays which role: features, target, protected, ignored, recorded predictions."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -17,6 +17,7 @@ class Roles:
     ignore: list[str]
     score_column: str | None
     prediction_column: str | None
+    text: list[str] = field(default_factory=list)  # data.text: free-text model inputs
 
 
 def _require(columns: list[str], name: str, key: str, path: str, policy_file: str | None) -> None:
@@ -65,8 +66,13 @@ def resolve_roles(data: DataSpec, model: ModelSpec, columns: list[str], *, data_
         features = [c for c in columns if c not in excluded]
     if data.target is not None and data.target in features:
         raise DataError(f"the target '{data.target}' is also a feature", source=Source(policy_file, "data.features"))
+    for i, name in enumerate(data.text):
+        need(name, f"data.text[{i}]")
+        if name not in features:  # text the model never reads has no tokens to attribute or swap
+            raise DataError(f"data.text names '{name}', which is not a model input (features: {', '.join(features)})",
+                            source=Source(policy_file, f"data.text[{i}]"))
     return Roles(features=features, target=data.target, protected=list(data.protected), ignore=list(data.ignore),
-                 score_column=model.score_column, prediction_column=model.prediction_column)
+                 score_column=model.score_column, prediction_column=model.prediction_column, text=list(data.text))
 
 
 def text_in_numeric(frame: pd.DataFrame, columns: list[str]) -> tuple[str, str, int] | None:

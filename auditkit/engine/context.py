@@ -47,6 +47,7 @@ class AuditData:
     rows_in_file: int = 0
     notes: list[str] = field(default_factory=list)
     proxies: list[str] = field(default_factory=list)  # data.proxies: inputs declared to stand in for a protected one
+    text: list[str] = field(default_factory=list)  # data.text: model inputs that hold free text
     # the policy's statistics: level and power at which group comparisons state what they can detect
     alpha: float = 0.05
     power: float = 0.8

@@ -278,7 +278,7 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         favorable_decision=favorable_decision, favorable_class=favorable_class, classes=adapter.classes,
         reference=reference,
         model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes,
-        proxies=list(policy.data.proxies),
+        proxies=list(policy.data.proxies), text=list(roles.text),
         alpha=policy.statistics.alpha, power=policy.statistics.power)
 
     inputs = {
@@ -289,7 +289,8 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
                  "rows": rows_in_file, "columns": columns_in_file, "rows_used": int(len(frame)),
                  "target": roles.target, "protected": roles.protected, "features": roles.features,
-                 "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
+                 "ignore": roles.ignore, **({"text": roles.text} if roles.text else {}),
+                 "favorable_label": None if favorable is None else str(favorable),
                  # the decision that benefits the person: 0/1 (binary), a class (multiclass), none (a regression)
                  "favorable_decision": {"multiclass": favorable_class, "regression": None}.get(task, favorable_decision),
                  "query": policy.data.query, "sample": policy.data.sample,

@@ -117,6 +117,12 @@ def execute(task: CheckTask, data: AuditData, threads: int = 1, *, memory_limite
         params = check_type.params.model_validate(task.params)
         ctx = AuditContext(data=data, check_id=task.check_id, seed=task.seed, threads=threads)
         rounded_before = _rounded_values(data)
+        if check_type.probes_inputs and data.text and set(data.features) <= set(data.text):
+            output = CheckOutput.skip(
+                f"{task.type} probes the model's inputs as numbers or categories, and every input of this model is "
+                f"free text (data.text: {', '.join(data.text)}); token_attributions and identity_substitution "
+                "examine a text model")
+            return TaskOutcome(task.check_id, output, None, time.perf_counter() - started)
         output = check_type.func(ctx, params)
         if not isinstance(output, CheckOutput):
             raise TypeError(f"check {task.type} returned {type(output).__name__}, not CheckOutput")

@@ -64,6 +64,10 @@ class DataSpec(StrictModel):
         None, description="Model inputs. Default: the model's own input names, else every column but target, "
                           "ignore, protected-only and prediction columns.")
     ignore: list[str] = Field(default_factory=list, description="Columns that play no role (ids, free text).")
+    text: list[str] = Field(
+        default_factory=list, description="Model inputs that hold free text (notes, complaints), which the model "
+                                          "tokenises itself: token_attributions and identity_substitution read them; "
+                                          "checks that probe inputs as numbers or categories leave them alone.")
     favorable_label: Optional[Label] = Field(
         None, description="The decision that benefits the person (default: positive_class). Multiclass: the class "
                           "whose prediction benefits the person; it must be one of the model's classes.")

@@ -227,10 +227,10 @@ def test_validate_accepts_the_shipped_policies(cli, policy):
     assert result.stdout.startswith("valid: ")
 
 
-def test_the_three_shipped_policies_are_found():
+def test_the_shipped_policies_are_found():
     assert [p.name for p in POLICIES] == ["ci_gate.yaml", "credit_candidate.yaml", "credit_monitoring.yaml",
                                           "credit_rate.yaml", "credit_rate_explain.yaml", "credit_scoring.yaml",
-                                          "credit_tier.yaml", "hiring_decisions.yaml"]
+                                          "credit_tier.yaml", "hiring_decisions.yaml", "text_screening.yaml"]
 
 
 def test_validate_refuses_a_bad_policy_with_exit_code_2(cli, samples, tmp_path):

@@ -64,7 +64,7 @@ def _produces(params: DriftParams, policy: Policy) -> list[str]:
     return names
 
 
-@check("drift", family="data", params=DriftParams, validate=_validate,
+@check("drift", probes_inputs=True, family="data", params=DriftParams, validate=_validate,
        metrics=["psi[*]", "ks_statistic[*]", "ks_pvalue[*]", "chi2_statistic[*]", "chi2_pvalue[*]", "wasserstein[*]",
                 "max_psi", "prediction_psi", "prediction_ks_pvalue", "domain_auc"],
        produces=_produces,

@@ -42,7 +42,7 @@ def _score(fitted: Any, X: pd.DataFrame, task: str, positive: str) -> np.ndarray
     return raw if classes.index(positive) == 1 else -raw
 
 
-@check("influential_instances", family="data", params=InfluentialInstancesParams, needs_model=True,
+@check("influential_instances", probes_inputs=True, family="data", params=InfluentialInstancesParams, needs_model=True,
        needs_target=True, metrics=["max_influence", "max_score_change", "max_decisions_flipped", "rows_assessed"],
        example={"params": {"max_rows": 2000, "top_k": 10},
                 "thresholds": {"max_influence": {"max": 0.001}, "max_decisions_flipped": {"max": 0, "severity": "warn"}}})

@@ -94,7 +94,7 @@ CAVEATS = (
 )
 
 
-@check("proxy_detection", caveats=CAVEATS, family="data", params=ProxyDetectionParams, reading=_reading,
+@check("proxy_detection", probes_inputs=True, caveats=CAVEATS, family="data", params=ProxyDetectionParams, reading=_reading,
        metrics=["max_single_feature_auc[*]", "all_features_auc[*]", "max_mutual_information[*]",
                 "max_mutual_information_share[*]"],
        example={"params": {"attributes": ["race", "sex"]}, "thresholds": {"max_single_feature_auc": {"max": 0.7}}})

@@ -80,7 +80,7 @@ CAVEATS = (
 )
 
 
-@check("ale", caveats=CAVEATS, family="explanations", params=AleParams, needs_model=True, metrics=["ale_range[*]"],
+@check("ale", probes_inputs=True, caveats=CAVEATS, family="explanations", params=AleParams, needs_model=True, metrics=["ale_range[*]"],
        example={"params": {"features": ["income", "debt_ratio"], "bins": 20}})
 def ale(ctx: AuditContext, params: AleParams) -> CheckOutput:
     """Accumulated local effects (ALE) of features on the audited score, centred, with bin counts.

@@ -44,7 +44,7 @@ CAVEATS = (
 )
 
 
-@check("coefficients", caveats=CAVEATS, family="explanations", params=CoefficientsParams, needs_model=True,
+@check("coefficients", probes_inputs=True, caveats=CAVEATS, family="explanations", params=CoefficientsParams, needs_model=True,
        metrics=["coefficient[*]", "standardised_coefficient[*]", "odds_ratio[*]", "intercept"],
        example={"thresholds": {"odds_ratio[zip_region_R03]": {"max": 1.5}}})
 def coefficients(ctx: AuditContext, params: CoefficientsParams) -> CheckOutput:

@@ -41,7 +41,7 @@ CAVEATS = (
 )
 
 
-@check("interaction_strength", caveats=CAVEATS, family="explanations", params=InteractionStrengthParams, needs_model=True,
+@check("interaction_strength", probes_inputs=True, caveats=CAVEATS, family="explanations", params=InteractionStrengthParams, needs_model=True,
        metrics=["h_overall[*]", "h_pair[*]", "max_h_pair"],
        example={"params": {"top_k": 4, "max_rows": 200}, "thresholds": {"max_h_pair": {"max": 0.5, "severity": "warn"}}})
 def interaction_strength(ctx: AuditContext, params: InteractionStrengthParams) -> CheckOutput:

@@ -34,7 +34,7 @@ CAVEATS = (
 )
 
 
-@check("lofo", caveats=CAVEATS, family="explanations", params=LofoParams, needs_model=True, needs_target=True,
+@check("lofo", probes_inputs=True, caveats=CAVEATS, family="explanations", params=LofoParams, needs_model=True, needs_target=True,
        metrics=["importance[*]", "baseline_score"],
        example={"params": {"folds": 3}, "thresholds": {"importance[zip_region]": {"max": 0.005}}})
 def lofo(ctx: AuditContext, params: LofoParams) -> CheckOutput:

@@ -66,7 +66,7 @@ CAVEATS = (
 )
 
 
-@check("partial_dependence", caveats=CAVEATS, family="explanations", params=PartialDependenceParams, needs_model=True, reading=_reading,
+@check("partial_dependence", probes_inputs=True, caveats=CAVEATS, family="explanations", params=PartialDependenceParams, needs_model=True, reading=_reading,
        metrics=["monotonicity_violation[*]", "pdp_max_violation[*]", "pdp_range[*]"],
        example={"params": {"features": ["income", "debt_ratio"], "monotone": {"income": "decreasing"}},
                 "thresholds": {"monotonicity_violation": {"max": 0.05}}})

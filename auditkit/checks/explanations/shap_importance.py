@@ -38,7 +38,7 @@ CAVEATS = (
 )
 
 
-@check("shap_importance", caveats=CAVEATS, family="explanations", params=ShapImportanceParams, needs_model=True, reading=_reading,
+@check("shap_importance", probes_inputs=True, caveats=CAVEATS, family="explanations", params=ShapImportanceParams, needs_model=True, reading=_reading,
        metrics=["protected_share", "mean_abs_shap[*]", "rank[*]", "additivity_error", "shap_standard_error"],
        example={"params": {"proxies": ["zip_region"]}, "thresholds": {"protected_share": {"max": 0.05}}})
 def shap_importance(ctx: AuditContext, params: ShapImportanceParams) -> CheckOutput:

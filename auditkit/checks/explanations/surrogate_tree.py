@@ -70,7 +70,7 @@ CAVEATS = (
 )
 
 
-@check("surrogate_tree", caveats=CAVEATS, family="explanations", params=SurrogateTreeParams,
+@check("surrogate_tree", probes_inputs=True, caveats=CAVEATS, family="explanations", params=SurrogateTreeParams,
        metrics=["fidelity_r2", "fidelity_accuracy", "leaves"],
        example={"params": {"max_depth": 3}, "thresholds": {"fidelity_r2": {"min": 0.7}}})
 def surrogate_tree(ctx: AuditContext, params: SurrogateTreeParams) -> CheckOutput:

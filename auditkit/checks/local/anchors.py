@@ -113,7 +113,7 @@ CAVEATS = (
 )
 
 
-@check("anchors", caveats=CAVEATS, family="local", params=AnchorsParams, needs_model=True, validate=_validate,
+@check("anchors", probes_inputs=True, caveats=CAVEATS, family="local", params=AnchorsParams, needs_model=True, validate=_validate,
        case_file=(("rule", "anchors"),),
        reading=_reading,
        metrics=["anchor_precision", "anchor_precision_min", "anchor_coverage", "anchor_length", "anchor_target_met"],

@@ -64,7 +64,7 @@ CAVEATS = (
 )
 
 
-@check("ceteris_paribus", caveats=CAVEATS, family="local", params=CeterisParibusParams, needs_model=True,
+@check("ceteris_paribus", probes_inputs=True, caveats=CAVEATS, family="local", params=CeterisParibusParams, needs_model=True,
        case_file=(("charts", None),),
        metrics=["single_feature_flip_share", "mean_score_range", "max_score_range"],
        example={"params": {"query": "decision == 1", "sample": 3, "features": ["income", "debt_ratio"]},

@@ -258,7 +258,7 @@ CAVEATS = (
 )
 
 
-@check("counterfactuals", caveats=CAVEATS, family="local", params=CounterfactualsParams, needs_model=True,
+@check("counterfactuals", probes_inputs=True, caveats=CAVEATS, family="local", params=CounterfactualsParams, needs_model=True,
        case_file=(("recourse", "counterfactuals"),),
        metrics=METRICS + [f"{m}[*]" for m in PER_ATTRIBUTE], produces=_produces, validate=validate, reading=_reading,
        example={"params": {"sample": 20, "directions": {"income": "increase"}},

@@ -94,7 +94,7 @@ CAVEATS = (
 )
 
 
-@check("local_explanations", caveats=CAVEATS, family="local", params=LocalExplanationsParams, needs_model=True,
+@check("local_explanations", probes_inputs=True, caveats=CAVEATS, family="local", params=LocalExplanationsParams, needs_model=True,
        case_file=(("decision", "explanations"), ("reasons", "reasons"), ("charts", None)),
        metrics=["lime_fidelity", "lime_fidelity_min", "shap_lime_agreement", "top_k_overlap", "sign_agreement",
                 "reason_code_coverage", "additivity_error"],

@@ -83,7 +83,7 @@ def _query_mask(data: AuditData, spec: SliceSpec, index: int) -> np.ndarray:
     return np.asarray(frame.index.isin(chosen.index))
 
 
-@check("slice_performance", family="performance", params=SlicePerformanceParams, needs_target=True,
+@check("slice_performance", probes_inputs=True, family="performance", params=SlicePerformanceParams, needs_target=True,
        validate=_validate, produces=_produces,
        metrics=["worst_slice_gap", "worst_slice_metric", "significant_slices", "slices_tried", "slice[*]",
                 "slice_gap[*]"],

@@ -155,7 +155,7 @@ CAVEATS = (
 )
 
 
-@check("adversarial", caveats=CAVEATS, family="robustness", params=AdversarialParams, needs_model=True,
+@check("adversarial", probes_inputs=True, caveats=CAVEATS, family="robustness", params=AdversarialParams, needs_model=True,
        metrics=["success_rate_linf", "success_rate_l2", "median_perturbation_linf", "median_perturbation_l2",
                 "queries_per_row", "median_perturbation_ratio[*]"],
        example={"params": {"epsilon": 0.05, "max_rows": 100}, "thresholds": {"success_rate_linf": {"max": 0.1}}})

@@ -34,7 +34,7 @@ CAVEATS = (
 )
 
 
-@check("explanation_stability", caveats=CAVEATS, family="robustness", params=ExplanationStabilityParams, needs_model=True,
+@check("explanation_stability", probes_inputs=True, caveats=CAVEATS, family="robustness", params=ExplanationStabilityParams, needs_model=True,
        metrics=["rank_stability", "rank_stability_lower_quartile", "global_rank_stability"],
        example={"params": {"max_rows": 200, "noise": 0.01}, "thresholds": {"rank_stability": {"min": 0.8}}})
 def explanation_stability(ctx: AuditContext, params: ExplanationStabilityParams) -> CheckOutput:

@@ -43,7 +43,7 @@ CAVEATS = (
 )
 
 
-@check("invariance", caveats=CAVEATS, family="robustness", params=InvarianceParams, needs_model=True,
+@check("invariance", probes_inputs=True, caveats=CAVEATS, family="robustness", params=InvarianceParams, needs_model=True,
        metrics=["violation_rate[*]", "max_violation_rate"],
        example={"params": {"invariant": ["zip_region"], "monotone": {"income": "decreasing"}},
                 "thresholds": {"violation_rate": {"max": 0.0}}})

@@ -258,7 +258,7 @@ CAVEATS = (
 )
 
 
-@check("noise_robustness", caveats=CAVEATS, family="robustness", params=NoiseRobustnessParams, needs_model=True,
+@check("noise_robustness", probes_inputs=True, caveats=CAVEATS, family="robustness", params=NoiseRobustnessParams, needs_model=True,
        metrics=["flip_rate[*]", "mean_abs_score_change[*]", "performance_drop[*]", "sensitivity[*]"],
        produces=_produces,
        example={"params": {"levels": [0.01, 0.05, 0.1, 0.2], "n_repeats": 5, "max_rows": 5000},

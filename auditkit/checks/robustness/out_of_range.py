@@ -24,7 +24,7 @@ CAVEATS = (
 )
 
 
-@check("out_of_range", caveats=CAVEATS, family="robustness", params=OutOfRangeParams, needs_model=True,
+@check("out_of_range", probes_inputs=True, caveats=CAVEATS, family="robustness", params=OutOfRangeParams, needs_model=True,
        metrics=["failures", "failure_rate", "max_decision_change_rate"],
        example={"thresholds": {"failures": {"max": 0}}})
 def out_of_range(ctx: AuditContext, params: OutOfRangeParams) -> CheckOutput:
