@@ -385,3 +385,34 @@ def test_a_failing_threshold_is_read_in_plain_words(and_rule):
     assert "1 of 1 explained decisions" in _reading({"metric": "anchor_target_met", "value": 0.0}, result)
     with pytest.raises(ValueError, match="at least twice batch_size"):
         AnchorsParams(batch_size=1_000, max_samples=1_500)
+
+
+def test_multiclass_anchors_keep_the_predicted_class_and_find_the_planted_late_payments_rule(samples):
+    """#18: the tier model gives 'high' to two or more late payments whatever else is true
+    (sample_models/README.md, section 5): a 'high' row's anchor rests on n_late_payments and holds
+    its predicted class, re-checked here by predicting samples that satisfy the rule."""
+    from auditkit.adapters.base import load_adapter
+    from task_support import TIER_FEATURES, model_data
+
+    frame = pd.read_csv(samples / "credit_tier_test.csv").iloc[:600]
+    data = dataclasses.replace(
+        model_data(samples / "credit_tier.onnx", frame, TIER_FEATURES, "risk_tier", task="multiclass",
+                   reference=pd.read_csv(samples / "credit_train.csv").iloc[:2000]),
+        favorable_class="low")
+    high = [int(i) for i in np.flatnonzero(np.asarray(data.decisions, dtype=str) == "high")[:2]]
+    output = run_check("anchors", data, {"rows": high})
+    records = output.tables["anchors"]
+    assert [r["decision"] for r in records] == ["high", "high"]
+    adapter = load_adapter(data.adapter_spec)
+    classes = np.asarray([str(c) for c in adapter.classes])
+    for record in records:
+        # the planted rule itself: two or more late payments (a whole number above 1), nothing else
+        assert record["predicates"] == ["n_late_payments > 1"], record
+        assert record["rule"] == "IF n_late_payments > 1 THEN predicted class = high (unfavourable)"
+        assert record["precision"] >= 0.95
+        # coverage: the share of audit rows with more than one late payment, exactly
+        assert record["coverage"] == pytest.approx((data.frame["n_late_payments"] > 1).mean())
+    # the model predicts 'high' for the rows the rule covers (the rule's precision on the data itself)
+    covered = data.frame[data.frame["n_late_payments"] > 1]
+    predicted = classes[np.asarray(adapter.predict(covered[TIER_FEATURES])).argmax(axis=1)]
+    assert (predicted == "high").mean() >= 0.95

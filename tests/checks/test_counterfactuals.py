@@ -391,3 +391,46 @@ def test_counterfactuals_keeps_its_own_sample_default_and_limit():
     assert CounterfactualsParams(sample=5_000).sample == 5_000  # above the shared limit of 1,000
     with pytest.raises(ValidationError, match="sample"):
         CounterfactualsParams(sample=5_001)
+
+
+# ------------------------------------------------------------------ multiclass: the favourable class (#18)
+
+
+def test_multiclass_counterfactuals_reach_the_favourable_class_and_respect_the_planted_tier_rule(samples):
+    """The tier model (sample_models/README.md, section 5): two or more late payments mean 'high'
+    whatever else is true, so a counterfactual that reaches 'low' from 'high' lowers them below 2;
+    every counterfactual, predicted again, has 'low' as its most probable class."""
+    import dataclasses
+
+    from auditkit.adapters.base import load_adapter
+    from task_support import TIER_FEATURES, model_data
+
+    frame = pd.read_csv(samples / "credit_tier_test.csv").iloc[:400]
+    data = dataclasses.replace(model_data(samples / "credit_tier.onnx", frame, TIER_FEATURES, "risk_tier",
+                                          task="multiclass"), favorable_class="low", protected=["sex"])
+    output = run_check("counterfactuals", data, {"sample": 40, "bootstrap": 20, "min_group_size": 5})
+    records = output.tables["counterfactuals"]
+    assert len(records) == 40 and all(str(data.decisions[r["row"]]) != "low" for r in records)
+    found = [r for r in records if r["found"]]
+    assert len(found) >= 35
+    adapter = load_adapter(data.adapter_spec)
+    classes = [str(c) for c in adapter.classes]
+    after = pd.concat([_counterfactual(data.frame, TIER_FEATURES, r) for r in found])
+    probabilities = np.asarray(adapter.predict(after[TIER_FEATURES]), dtype=float)
+    assert all(classes[k] == "low" for k in probabilities.argmax(axis=1))
+    low = classes.index("low")
+    for record, p in zip(found, probabilities):
+        assert record["score_before"] == pytest.approx(data.scores[record["row"], low])  # P(low) before
+        assert record["score_after"] == pytest.approx(p[low], abs=1e-6)
+    for record in found:
+        if data.frame.loc[record["row"], "n_late_payments"] >= 2:
+            assert record["changes"]["n_late_payments"][1] < 2, record
+
+
+def test_multiclass_counterfactuals_without_a_favourable_class_skip_naming_the_policy_key(samples):
+    from task_support import TIER_FEATURES, model_data
+
+    frame = pd.read_csv(samples / "credit_tier_test.csv").iloc[:50]
+    data = model_data(samples / "credit_tier.onnx", frame, TIER_FEATURES, "risk_tier", task="multiclass")
+    output = run_check("counterfactuals", data, {"sample": 5})
+    assert output.skipped is not None and "data.favorable_label" in output.skipped

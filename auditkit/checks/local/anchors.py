@@ -130,7 +130,9 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
     anchored feature put inside the anchor (categories set to x's, numbers outside the
     anchor's interval replaced by background values inside it), estimated on the model's
     decisions for perturbed samples, with KL confidence bounds ``precision_ci`` at
-    confidence 1 - delta. ``coverage`` = share of audit rows that satisfy A (exact). Search:
+    confidence 1 - delta. A multiclass model's decision d is its predicted class (the rule
+    says "predicted class = high"); a regressor has none and the check skips.
+    ``coverage`` = share of audit rows that satisfy A (exact). Search:
     beam search of width ``beam_size``, one predicate at a time; the best candidates of each
     length are picked by the KL-LUCB bandit (tolerance ``epsilon``), sampling in batches of
     ``batch_size`` (every batch is one model call); the search stops at the shortest anchor
@@ -170,9 +172,6 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
     if data.task == "regression":
         return CheckOutput.skip("an anchor is a rule that keeps a decision fixed with a stated precision; a regressor's "
                                 "prediction is a number with no decision to keep, so no anchor applies")
-    if data.task == "multiclass":
-        return CheckOutput.skip("anchors of a predicted class are not implemented yet (#18): the search keeps one "
-                                "binary decision fixed")
     if data.decisions is None:
         return CheckOutput.skip("no decisions: the model has no threshold")
     base_seed = int(ctx.rng.integers(2**32))
@@ -190,13 +189,17 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
                               max_anchor_size=params.max_anchor_size, max_samples=params.max_samples)
     records: list[dict[str, Any]] = []
     exhausted_rows: list[int] = []
+    # a multiclass model's decision is its predicted class: an anchor keeps that class
+    classes = np.asarray([str(c) for c in data.classes or []], dtype=object) if data.task == "multiclass" else None
     for position in positions:
         row_id = int(data.frame.index[position])
         x = data.frame.iloc[position]
-        decision = int(decisions[position])
+        decision: Any = str(decisions[position]) if classes is not None else int(decisions[position])
         predicates = [p for p in row_predicates(x, features, edges) if p.feature not in excluded]
 
-        def same_decision(frame: pd.DataFrame, decision: int = decision) -> np.ndarray:
+        def same_decision(frame: pd.DataFrame, decision: Any = decision) -> np.ndarray:
+            if classes is not None:
+                return classes[np.asarray(ctx.model.predict(frame), dtype=np.float64).argmax(axis=1)] == decision
             return decide(ctx.model.predict(frame), threshold) == decision
 
         # a row's own generator: its anchor does not depend on the other rows explained
@@ -206,7 +209,9 @@ def anchors(ctx: AuditContext, params: AnchorsParams) -> CheckOutput:
             exhausted_rows.append(row_id)
         records.append({
             "row": row_id, "decision": decision,
-            "rule": rule_text(anchor_conditions(predicates, found.anchor), decision, data.favorable_decision),
+            "rule": rule_text(anchor_conditions(predicates, found.anchor), decision,
+                              data.favorable_class if classes is not None else data.favorable_decision,
+                              "predicted class" if classes is not None else "decision"),
             "predicates": [predicates[j].text() for j in found.anchor],
             "features": [predicates[j].feature for j in found.anchor],
             "precision": found.precision, "precision_ci": [found.low, found.high], "precision_n": found.n,

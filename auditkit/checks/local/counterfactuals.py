@@ -17,7 +17,7 @@ from auditkit.engine.context import AuditContext, AuditData
 from auditkit.errors import CheckError, did_you_mean
 from auditkit.methods.probes import is_numeric
 from auditkit.methods.recourse.burden import GroupRecourse, compare_groups, mean_or_none, median_or_none
-from auditkit.methods.recourse.constraints import Space, immutable_features
+from auditkit.methods.recourse.constraints import Space, favourable_score, immutable_features, is_favourable
 from auditkit.methods.recourse.search import Recourse, SearchSettings, search
 from auditkit.methods.rows import select_positions, validate_selection
 from auditkit.methods.sensitive import EXCLUDE_DESCRIPTION, ExcludeFromReasons, excluded_features, validate_excluded
@@ -103,7 +103,7 @@ def _produces(params: CounterfactualsParams, policy: Any) -> list[str]:
 def _explained_rows(ctx: AuditContext, params: CounterfactualsParams) -> tuple[np.ndarray, str | None]:
     """Positions of the rows to explain (the selected rows with the unfavourable decision), and a note."""
     data = ctx.data
-    unfavourable = np.asarray(data.decisions) != data.favorable_decision
+    unfavourable = ~is_favourable(data, data.decisions)
     positions = select_positions(data, params, ctx.rng, among=unfavourable)
     if params.rows is None and params.query is None:
         total = int(unfavourable.sum())
@@ -124,7 +124,7 @@ def _records(data: AuditData, positions: np.ndarray, X: pd.DataFrame, space: Spa
     records: list[dict[str, Any]] = []
     for i, position in enumerate(positions):
         record: dict[str, Any] = {"row": int(data.frame.index[position]), "found": bool(found.found[i]),
-                                  "score_before": float(data.scores[position]),
+                                  "score_before": favourable_score(data, position),
                                   "score_after": float(found.scores_after[i]) if found.found[i] else None,
                                   "changes": {}, "n_changed": None, "distance": None}
         if found.found[i]:
@@ -315,9 +315,9 @@ def counterfactuals(ctx: AuditContext, params: CounterfactualsParams) -> CheckOu
         return CheckOutput.skip("counterfactuals look for the smallest change that turns an unfavourable decision into "
                                 "a favourable one; a regressor makes no decision (it predicts a number in the "
                                 "target's units), so there is no recourse to measure")
-    if data.task == "multiclass":
-        return CheckOutput.skip("counterfactuals need one favourable outcome to reach, and a policy cannot yet name a "
-                                "favourable class of a multiclass model (#18): not run")
+    if data.task == "multiclass" and data.favorable_class is None:
+        return CheckOutput.skip("counterfactuals look for the smallest change that gives a row the favourable "
+                                "decision; for a multiclass model name that class with data.favorable_label")
     if data.decisions is None:
         return CheckOutput.skip("no decisions: the model has no threshold")
     validate(params, data)

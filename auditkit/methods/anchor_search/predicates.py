@@ -177,9 +177,14 @@ def is_redundant(predicates: Sequence[Predicate], anchor: Anchor, j: int) -> boo
     return False
 
 
-def rule_text(conditions: Sequence[Condition], decision: int, favorable_decision: int) -> str:
-    """``IF income > 52,340 AND debt_ratio <= 0.3 THEN decision = 0 (favourable)``."""
-    then = f"decision = {decision} ({'favourable' if decision == favorable_decision else 'unfavourable'})"
+def rule_text(conditions: Sequence[Condition], decision: Any, favorable_decision: Any,
+              outcome: str = "decision") -> str:
+    """``IF income > 52,340 AND debt_ratio <= 0.3 THEN decision = 0 (favourable)``; a multiclass
+    model's rule keeps its ``predicted class``, qualified only when the policy named a favourable one."""
+    if favorable_decision is None:
+        then = f"{outcome} = {decision}"
+    else:
+        then = f"{outcome} = {decision} ({'favourable' if decision == favorable_decision else 'unfavourable'})"
     if not conditions:
         return f"IF (no condition) THEN {then}"
     return "IF " + " AND ".join(c.text() for c in conditions) + " THEN " + then

@@ -27,6 +27,27 @@ Owner = npt.NDArray[np.int64]
 AGE_WORDS = frozenset({"age", "dob", "birth", "birthdate", "birthday", "yob", "birthyear"})
 
 
+def favourable_column(data: AuditData) -> Optional[int]:
+    """The score column of a multiclass model's favourable class (None for a binary model)."""
+    if data.task != "multiclass" or data.favorable_class is None:
+        return None
+    return [str(c) for c in (data.classes or [])].index(str(data.favorable_class))
+
+
+def is_favourable(data: AuditData, decisions: Any) -> npt.NDArray[np.bool_]:
+    """Which decisions are the favourable one: the favourable class of a multiclass model."""
+    if data.task == "multiclass":
+        return np.asarray(decisions).astype(str) == str(data.favorable_class)
+    return np.asarray(decisions) == data.favorable_decision
+
+
+def favourable_score(data: AuditData, position: int) -> float:
+    """A row's score for the favourable outcome: a multiclass model's probability of that class."""
+    column = favourable_column(data)
+    scores = np.asarray(data.scores, dtype=np.float64)
+    return float(scores[position] if column is None else scores[position, column])
+
+
 def looks_like_age(name: str) -> bool:
     """``age``, ``age_band``, ``ApplicantAge``, ``date_of_birth`` (word by word, so not ``mileage``)."""
     words = re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])", name)
@@ -122,6 +143,8 @@ class Space:
         self.high[:, down] = np.where(self.mutable[:, down], self.X0[:, down], self.high[:, down])
         self.threshold = float(data.threshold if data.threshold is not None else 0.5)
         self.favourable = int(data.favorable_decision)
+        # a multiclass model's favourable decision is its predicted class data.favorable_class
+        self.favourable_column = favourable_column(data)
 
     # -- conversion
     def encode(self, X: pd.DataFrame) -> Array:
@@ -169,6 +192,9 @@ class Space:
         if len(Z) == 0:
             return np.zeros(0, dtype=bool), np.zeros(0)
         scores = self.model.predict(self.decode(Z))
+        if self.favourable_column is not None:
+            probabilities = np.asarray(scores, dtype=np.float64)
+            return probabilities.argmax(axis=1) == self.favourable_column, probabilities[:, self.favourable_column]
         decision = decide(scores, self.threshold)
         return decision == self.favourable, scores
 

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from auditkit.engine.context import AuditData
-from auditkit.methods.recourse.constraints import Array, Owner, Space
+from auditkit.methods.recourse.constraints import Array, Owner, Space, is_favourable
 
 #: Observed values tried per numeric feature by the single-feature scan (quantiles, ends included).
 GRID = 32
@@ -147,7 +147,7 @@ def single_feature(space: Space) -> tuple[Owner, Array]:
 
 def favourable_pool(space: Space, data: AuditData, rng: np.random.Generator) -> Array:
     """The audit rows with the favourable decision, encoded (a seeded sample of ``MAX_POOL`` beyond that)."""
-    pool_rows = np.flatnonzero(np.asarray(data.decisions) == data.favorable_decision)
+    pool_rows = np.flatnonzero(is_favourable(data, data.decisions))
     if len(pool_rows) > MAX_POOL:
         pool_rows = np.sort(rng.choice(pool_rows, MAX_POOL, replace=False))
     return space.encode(data.frame.iloc[pool_rows][data.features])
