@@ -18,8 +18,9 @@ audit: $(STAMP) $(SAMPLES)
 	  echo "make audit: reports are in reports/credit_scoring/"; \
 	fi
 
+# Two processes, a test file's tests in one of them (module fixtures such as the demo run once).
 test: $(STAMP) $(SAMPLES)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 install: $(STAMP)
 

@@ -350,6 +350,10 @@ def _is_death(exc: BaseException | None) -> bool:
 
 def _failure(exc: BaseException | None, worker: str | None) -> str:
     if _is_death(exc):
+        # where the task last ran: our record of it, else the scheduler's (KilledWorker.last_worker),
+        # since a worker can die before the task's start reached us
+        last = getattr(getattr(exc, "last_worker", None), "address", None)
+        worker = worker or (str(last) if last else None)
         at = f" ({worker})" if worker else ""
         return f"the check's Dask worker process{at} died before returning a result"
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
