@@ -160,6 +160,16 @@ def format_p(value: Any) -> str:
 _TEST_SHORT: Final = {"two-proportion z test": "z", "Fisher's exact test": "Fisher", "Welch's t test": "Welch"}
 
 
+def _detectable(record: dict[str, Any]) -> str:
+    """The smallest disparity the test would find: a ratio for rates, a difference (in the
+    prediction's units) for a regressor's means; "none" when no ratio is detectable at all."""
+    if record.get("min_detectable_ratio") is not None:
+        return format_number(record["min_detectable_ratio"])
+    if record.get("min_detectable_difference") is not None:
+        return f"±{format_number(record['min_detectable_difference'])} (difference)"
+    return "none" if record.get("underpowered") else DASH
+
+
 def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
     """Table ``comparisons`` (each group against its reference group, results.multiplicity) as
     report rows: a pair of figures per cell (group / reference), so the raw and adjusted
@@ -178,8 +188,7 @@ def comparisons_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str,
         "n": pair(r.get("n"), r.get("reference_n")), "rates": pair(r.get("group_rate"), r.get("reference_rate")),
         "ratio": format_number(r.get("ratio")), "test": _TEST_SHORT.get(str(r.get("test")), str(r.get("test") or DASH)),
         "p": format_p(r.get("p_value")), "p_adjusted": format_p(r.get("p_adjusted")),
-        "detectable": format_number(r.get("min_detectable_ratio")) if r.get("min_detectable_ratio") is not None
-        else ("none" if r.get("underpowered") else DASH),
+        "detectable": _detectable(r),
         "underpowered": bool(r.get("underpowered")),
         }
 

@@ -30,6 +30,15 @@ def test_comparisons_view_pairs_each_group_with_its_reference():
     assert second["detectable"] == "none" and view["has_adjusted"]
 
 
+def test_a_regressors_comparison_shows_its_smallest_detectable_difference():
+    record = {"attribute": "race", "rate": "mean_prediction", "group": "Black", "reference_group": "White",
+              "n": 2000, "reference_n": 12000, "group_rate": 9.6, "reference_rate": 9.0, "ratio": 1.067,
+              "difference": 0.6, "test": "Welch's t test", "p_value": 1e-20, "p_adjusted": 1e-19,
+              "min_detectable_ratio": None, "min_detectable_difference": 0.0728, "underpowered": False}
+    (row,) = comparisons_view([record])["rows"]
+    assert row["detectable"] == "±0.0728 (difference)"
+
+
 def test_report_shows_adjusted_p_values_in_the_comparisons_and_metrics_tables():
     fairness = check("rates", "group_fairness", {
         "selection_rate_ratio[race]": metric(0.6, p_value=0.0123, p_adjusted=0.0492, correction="holm",
