@@ -228,10 +228,10 @@ def prepare_partitioned(loaded: Any, tasks: list[CheckTask], client: Any, *, see
                         threads_per_worker: int = 1, plugins: tuple[str, ...] = ()) -> Any:
     """:func:`auditkit.engine.prepare.prepare` for a dataset read by partition on ``client``'s
     workers: the same ``Prepared`` (its data holds no row; ``parts`` the partitions' futures)."""
-    from auditkit.adapters.base import AdapterSpec, infer_format, load_adapter, sha256_of
-    from auditkit.data.load import data_sha256, dataset_note, read_table
+    from auditkit.adapters.base import AdapterSpec, infer_format, load_adapter
+    from auditkit.data.load import dataset_note, read_table
     from auditkit.data.roles import resolve_roles
-    from auditkit.engine.prepare import Prepared, _display_path, _input_kinds, _num_equal, environment
+    from auditkit.engine.prepare import Prepared, _input_kinds, _num_equal, inputs_record
 
     policy = loaded.policy
     policy_file = str(loaded.path)
@@ -335,21 +335,8 @@ def prepare_partitioned(loaded: Any, tasks: list[CheckTask], client: Any, *, see
         notes.append(f"{missing:,} rows have no value of target '{roles.target}'; label-based figures leave them out")
     shell.notes = notes
 
-    inputs = {
-        "model": {**{k: v for k, v in adapter.describe().items() if k != "input_features"},
-                  "path": _display_path(loaded.model_path), "task": task,
-                  "positive_class": None if positive_class is None else str(positive_class),
-                  "threshold": threshold, "pinned": bool(model_spec.sha256)},
-        "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
-                 "rows": rows_in_file, "columns": len(columns), "rows_used": rows_in_file,
-                 "target": roles.target, "protected": roles.protected, "features": roles.features,
-                 "ignore": roles.ignore, "favorable_label": None if favorable is None else str(favorable),
-                 "favorable_decision": favorable_decision, "query": policy.data.query, "sample": policy.data.sample,
-                 "notes": notes},
-        "reference": ({"path": _display_path(loaded.reference_path), "sha256": sha256_of(loaded.reference_path),
-                       "rows": int(len(reference))} if reference is not None and loaded.reference_path else None),
-        "policy_path": _display_path(loaded.path),
-        "policy_sha256": loaded.sha256,
-        "environment": environment(),
-    }
+    inputs = inputs_record(loaded, adapter, model_spec, roles, task=task, positive_class=positive_class,
+                           threshold=threshold, rows_in_file=rows_in_file, columns=len(columns),
+                           rows_used=rows_in_file, favorable=favorable, favorable_decision=favorable_decision,
+                           favorable_class=shell.favorable_class, notes=notes, reference=reference)
     return Prepared(data=shell, adapter=adapter, inputs=inputs, seed=seed, parts=futures)

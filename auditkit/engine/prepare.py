@@ -68,6 +68,34 @@ def environment() -> dict[str, Any]:
             "platform": platform.platform(terse=True), "packages": packages}
 
 
+def inputs_record(loaded: LoadedPolicy, adapter: Any, model_spec: Any, roles: Any, *, task: str,
+                  positive_class: Any, threshold: float | None, rows_in_file: int, columns: int, rows_used: int,
+                  favorable: Any, favorable_decision: int, favorable_class: str | None, notes: list[str],
+                  reference: pd.DataFrame | None) -> dict[str, Any]:
+    """results.json's ``inputs``: what was audited, the same whether the data was read whole or
+    by partition (engine/partitioned.py)."""
+    return {
+        "model": {**{k: v for k, v in adapter.describe().items() if k != "input_features"},
+                  "path": _display_path(loaded.model_path), "task": task,
+                  "positive_class": None if positive_class is None else str(positive_class),
+                  "threshold": threshold, "pinned": bool(model_spec.sha256)},
+        "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
+                 "rows": rows_in_file, "columns": columns, "rows_used": rows_used,
+                 "target": roles.target, "protected": roles.protected, "features": roles.features,
+                 "ignore": roles.ignore, **({"text": roles.text} if roles.text else {}),
+                 "favorable_label": None if favorable is None else str(favorable),
+                 # the decision that benefits the person: 0/1 (binary), a class (multiclass), none (a regression)
+                 "favorable_decision": {"multiclass": favorable_class, "regression": None}.get(task, favorable_decision),
+                 "query": loaded.policy.data.query, "sample": loaded.policy.data.sample,
+                 "notes": notes},
+        "reference": ({"path": _display_path(loaded.reference_path), "sha256": sha256_of(loaded.reference_path),
+                       "rows": int(len(reference))} if reference is not None and loaded.reference_path else None),
+        "policy_path": _display_path(loaded.path),
+        "policy_sha256": loaded.sha256,
+        "environment": environment(),
+    }
+
+
 def _favorable_class(favorable: Any, task: str, classes: list[Any] | None, scores: Any,
                      loaded: LoadedPolicy) -> str | None:
     """A multiclass model's favourable class (``data.favorable_label``) as the string its
@@ -281,26 +309,10 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         proxies=list(policy.data.proxies), text=list(roles.text),
         alpha=policy.statistics.alpha, power=policy.statistics.power)
 
-    inputs = {
-        "model": {**{k: v for k, v in adapter.describe().items() if k != "input_features"},
-                  "path": _display_path(loaded.model_path), "task": task,
-                  "positive_class": None if positive_class is None else str(positive_class),
-                  "threshold": threshold, "pinned": bool(model_spec.sha256)},
-        "data": {"path": _display_path(loaded.data_path), "sha256": data_sha256(loaded.data_path),
-                 "rows": rows_in_file, "columns": columns_in_file, "rows_used": int(len(frame)),
-                 "target": roles.target, "protected": roles.protected, "features": roles.features,
-                 "ignore": roles.ignore, **({"text": roles.text} if roles.text else {}),
-                 "favorable_label": None if favorable is None else str(favorable),
-                 # the decision that benefits the person: 0/1 (binary), a class (multiclass), none (a regression)
-                 "favorable_decision": {"multiclass": favorable_class, "regression": None}.get(task, favorable_decision),
-                 "query": policy.data.query, "sample": policy.data.sample,
-                 "notes": notes},
-        "reference": ({"path": _display_path(loaded.reference_path), "sha256": sha256_of(loaded.reference_path),
-                       "rows": int(len(reference))} if reference is not None and loaded.reference_path else None),
-        "policy_path": _display_path(loaded.path),
-        "policy_sha256": loaded.sha256,
-        "environment": environment(),
-    }
+    inputs = inputs_record(loaded, adapter, model_spec, roles, task=task, positive_class=positive_class,
+                           threshold=threshold, rows_in_file=rows_in_file, columns=columns_in_file,
+                           rows_used=int(len(frame)), favorable=favorable, favorable_decision=favorable_decision,
+                           favorable_class=favorable_class, notes=notes, reference=reference)
     return Prepared(data=data, adapter=adapter, inputs=inputs, seed=run_seed)
 
 
