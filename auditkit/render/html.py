@@ -329,7 +329,11 @@ _DATA_FIELDS: Final = (
 )
 _ENGINE_FIELDS: Final = (
     ("executor", "Executor"), ("workers", "Workers"), ("threads_per_worker", "Threads per worker"),
-    ("checks_time_s", "Time in checks"), ("overhead_s", "Overhead"),
+    ("cores", "Cores"), ("scheduler", "Dask scheduler"), ("dashboard", "Dask dashboard"),
+    ("scheduler_lost", "Scheduler lost during the run"), ("partitions", "Data files read by partition"),
+    ("worker_memory_mb", "Memory limit per worker (MB)"), ("prepare_s", "Loading and predicting"),
+    ("checks_wall_s", "Checks, wall time"), ("checks_time_s", "Time in checks (sum)"), ("overhead_s", "Overhead"),
+    ("memory_mb_default", "Memory limit per check (MB)"),
 )
 _LIST_LIMIT: Final = 40
 

@@ -77,6 +77,23 @@ def test_what_was_audited_lists_inputs_engine_and_hashes(example_results):
         assert expected in text, expected
 
 
+def test_every_engine_field_a_run_records_has_a_label_in_words(example_results):
+    # the keys engine/run.py writes for the local and the Dask executor; a raw key such as
+    # "Checks wall s" or "Memory mb default" must never reach the reader
+    example_results["engine"].update({
+        "cores": 2, "prepare_s": 2.5, "checks_wall_s": 21.3, "checks_time_s": 27.8, "memory_mb_default": 9039,
+        "scheduler": "tcp://10.0.0.5:8786", "dashboard": "http://10.0.0.5:8787/status", "scheduler_lost": False,
+        "partitions": 4, "worker_memory_mb": 2048})
+    text = visible_text(render_html(example_results))
+    for expected in ["Cores 2", "Loading and predicting 2.5 s", "Checks, wall time 21.3 s",
+                     "Time in checks (sum) 27.8 s", "Memory limit per check (MB) 9,039",
+                     "Dask scheduler tcp://10.0.0.5:8786", "Data files read by partition 4",
+                     "Memory limit per worker (MB) 2,048"]:
+        assert expected in text, expected
+    for raw in ["Prepare s", "Checks wall s", "Memory mb default", "Worker memory mb"]:
+        assert raw not in text
+
+
 def test_reproduce_section_gives_command_versions_and_hashes(example_results):
     text = visible_text(render_html(example_results))
     tail = text[text.index("6 Reproducibility", text.index("4.4 lofo")):]
