@@ -152,6 +152,7 @@ def draw_plot(plot: Any) -> Chart:
                 return Chart("", "nothing to draw: no value")
             for axes in fig.axes:
                 _no_negative_axis(axes)
+                _readable_number_ticks(axes, float(fig.get_size_inches()[0]))
             fig.tight_layout(pad=0.4)
             buf = io.StringIO()
             FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
@@ -210,6 +211,36 @@ def _no_negative_axis(ax: Axes) -> None:
                 set_lim(0.0, lim_high)
             else:  # an inverted axis (horizontal bars read from the top)
                 set_lim(lim_low, 0.0)
+
+
+#: Ticks on a numeric x axis per inch of chart width: matplotlib's default of up to 9 ticks
+#: runs six-digit labels into each other on a half-width chart ("75000100000125000").
+X_TICKS_PER_INCH: Final = 1.6
+
+
+def _compact_number(value: float, _position: Any = None) -> str:
+    """A tick label of a large number in a few characters: 25000 -> 25k, 1500000 -> 1.5M."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g}{suffix}".replace("-", "\u2212")
+    return f"{value:.4g}".replace("-", "\u2212")
+
+
+def _readable_number_ticks(ax: Axes, width_in: float) -> None:
+    """Numeric axes (not categories, not ticks a drawer placed itself) get at most as many x
+    ticks as the width holds, and labels of 10,000 and more in compact form."""
+    from matplotlib.ticker import AutoLocator, MaxNLocator, ScalarFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):
+        if not (isinstance(axis.get_major_locator(), AutoLocator)
+                and type(axis.get_major_formatter()) is ScalarFormatter):
+            continue  # categorical, fixed by the drawer, or logarithmic
+        if axis is ax.xaxis:
+            axis.set_major_locator(MaxNLocator(nbins=max(3, int(width_in * X_TICKS_PER_INCH)),
+                                               steps=[1, 2, 2.5, 5, 10]))
+        low, high = axis.get_view_interval()
+        if max(abs(low), abs(high)) >= 1e4:
+            axis.set_major_formatter(_compact_number)
 
 
 def _data_minimum(ax: Axes, axis: str) -> float | None:

@@ -344,3 +344,36 @@ def test_a_narrow_charts_legend_of_long_names_stays_inside_the_chart():
         canvas.draw()
         legend = ax.get_legend().get_window_extent(canvas.get_renderer())
         assert legend.x0 >= -0.5 and legend.x1 <= fig.bbox.x1 + 0.5, (legend, fig.bbox)
+
+
+def test_a_half_width_charts_six_digit_tick_labels_do_not_run_into_each_other():
+    # The demo's "Dependence: income" chart read "75000100000125000" under its x axis.
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from auditkit.charts import svg
+
+    incomes = [float(v) for v in range(8_000, 166_000, 1_000)]
+    data = {"x": incomes, "y": [1.0 - v / 60_000 for v in incomes], "x_label": "income", "y_label": "SHAP"}
+    with matplotlib.rc_context(svg._RC):
+        fig = Figure(figsize=(svg.WIDTH_IN, svg.HEIGHT_IN))
+        ax = fig.add_subplot()
+        assert svg._scatter(fig, ax, data)
+        svg._readable_number_ticks(ax, float(fig.get_size_inches()[0]))
+        fig.tight_layout(pad=0.4)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        labels = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+    assert len(boxes) >= 3
+    assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [t.get_text() for t in labels]
+    assert {"50k", "100k"} <= {t.get_text() for t in labels}
+
+
+def test_compact_tick_labels_keep_small_numbers_and_scale_large_ones():
+    from auditkit.charts.svg import _compact_number
+
+    assert [_compact_number(v) for v in (0.0, 0.25, 999.0, 7_500.0, 25_000.0, 125_000.0, 1_500_000.0, -40_000.0)] == \
+        ["0", "0.25", "999", "7.5k", "25k", "125k", "1.5M", "\u221240k"]
