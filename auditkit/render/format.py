@@ -140,6 +140,17 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
+def format_long_list(value: list[Any], limit: int) -> str:
+    """A list of more than ``limit`` items in one line: its length, its first items and its
+    last (``21 values: 0, 0.25, 0.5 … 5``); a shorter list as :func:`format_cell` gives it."""
+    if len(value) <= limit:
+        return format_cell(value)
+    items = [format_cell(v) for v in value[:max(1, limit - 1)]]
+    # "17,153; 20,938": a comma inside a number must not read as the separator
+    head = ("; " if any("," in item for item in items) else ", ").join(items)
+    return f"{len(value):,} values: {head} … {format_cell(value[-1])}"
+
+
 def format_duration(seconds: Any) -> str:
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
         return DASH

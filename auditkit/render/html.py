@@ -37,6 +37,7 @@ from auditkit.render.format import (
     error_summary,
     EXIT_CODE_MEANING,
     format_cell,
+    format_long_list,
     format_ci,
     format_datetime,
     format_duration,
@@ -63,6 +64,9 @@ PRINT_ROW_LIMIT: Final = 10
 #: A table of more rows than this is cut to PRINT_ROW_LIMIT in the PDF; a shorter one is printed whole
 #: (cutting 12 rows to 10 would save nothing a reader notices).
 PRINT_CUT_AFTER: Final = 12
+#: In the PDF a cell holding a longer list (a PDP grid, a curve's values) shows its length,
+#: its first items and its last: a page of raw vectors is no reading (issue #14).
+PRINT_LIST_LIMIT: Final = 4
 #: Human titles of the tables the built-in checks write, by check type and table name (any
 #: type: ``None``); another table is titled from its name (``least_stable_rows``: "Least stable rows").
 TABLE_TITLES: Final[dict[tuple[str | None, str], str]] = {
@@ -214,12 +218,14 @@ def _is_identifier(column: str) -> bool:
 _IDENTIFIER_COLUMNS: Final = frozenset({"row", "rank", "index", "id", "seed", "year"})
 
 
-def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
+def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT, list_limit: int | None = None) -> dict[str, Any]:
     """A list of records as columns and formatted cells, at most ``limit`` rows.
 
     A ``<column>_ci`` interval is shown under its ``<column>`` value rather than in a
     column of its own. A table with more than :data:`MAX_TABLE_COLUMNS` columns is cut
     into ``parts``, each repeating the leading text columns (attribute, group, ...).
+    ``list_limit``: a cell's list of more items is shortened (:func:`format_long_list`), and
+    ``shortened`` says whether any was.
     """
     rows = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
     keys: dict[str, None] = {}
@@ -233,12 +239,20 @@ def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
         for c in columns
     }
 
+    shortened = False
+
     def cell(record: dict[str, Any], column: str) -> dict[str, Any]:
+        nonlocal shortened
         value = record.get(column)
         ci_key = column + "_ci"
         plain = isinstance(value, int) and not isinstance(value, bool) and _is_identifier(column)
+        if list_limit is not None and isinstance(value, list) and len(value) > list_limit and not is_changes(value):
+            shortened = True
+            text = format_long_list(value, list_limit)
+        else:
+            text = str(value) if plain else format_changes(value) if is_changes(value) else format_cell(value)
         return {
-            "text": str(value) if plain else format_changes(value) if is_changes(value) else format_cell(value),
+            "text": text,
             "ci": format_ci(record[ci_key]) if ci_key in merged and record.get(ci_key) is not None else "",
             "numeric": numeric[column],
             "null": value is None,
@@ -271,6 +285,7 @@ def table_view(records: Any, *, limit: int = TABLE_ROW_LIMIT) -> dict[str, Any]:
         "cut": PRINT_ROW_LIMIT if len(shown) > PRINT_CUT_AFTER else len(shown),
         # The print stylesheet sets a medium table smaller and a wide one on a landscape page.
         "width": "wide" if widest > WIDE_TABLE_COLUMNS else "medium" if widest > 6 else "narrow",
+        "shortened": shortened,
     }
 
 
@@ -476,7 +491,7 @@ def build_environment(template_dir: Path | None = None) -> jinja2.Environment:
         case_rows=[],
         figure=_figure,
         medium="screen",
-        print_row_limit=PRINT_ROW_LIMIT,
+        print_row_limit=PRINT_ROW_LIMIT, print_list_limit=PRINT_LIST_LIMIT,
         metrics_view=metrics_view,
         comparisons_view=comparisons_view,
         key_figures=key_figures,

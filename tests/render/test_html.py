@@ -190,6 +190,22 @@ def test_a_table_a_little_longer_than_the_print_cut_is_printed_whole(example_res
     assert f">f{PRINT_CUT_AFTER - 1}<" in printed and "First " not in visible_text(printed)
 
 
+def test_a_cells_long_list_prints_as_its_length_first_and_last_values_and_the_html_keeps_it_whole(
+        example_results, edit_check):
+    # A partial-dependence table printed its whole grid and curve in each cell: pages of raw vectors.
+    grid = [round(0.25 * i, 2) for i in range(21)]
+    rows = [{"feature": "income", "grid": grid, "pdp": [0.5] * 20 + [0.75]}]
+    results = edit_check(example_results, 1, tables={"partial_dependence": rows})
+    printed = visible_text(render_html(results, medium="print"))
+    assert "21 values: 0, 0.25, 0.5 … 5" in printed and "21 values: 0.5, 0.5, 0.5 … 0.75" in printed
+    assert "1.25, 1.5" not in printed
+    assert "Lists of more than 4 values are shortened" in printed
+    from auditkit.render.format import format_long_list
+    assert format_long_list([17153, 20938, 24723, 30000, 89071], 4) == "5 values: 17,153; 20,938; 24,723 … 89,071"
+    screen = visible_text(render_html(results))
+    assert "0, 0.25, 0.5, 0.75, 1, 1.25" in screen and "21 values:" not in screen
+
+
 def test_rows_past_the_html_limit_are_left_to_results_json(example_results, edit_check):
     rows = [{"feature": f"f{i}", "rank": i + 1} for i in range(TABLE_ROW_LIMIT + 70)]
     page = render_html(edit_check(example_results, 1, tables={"importance": rows}))
