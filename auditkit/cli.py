@@ -227,7 +227,10 @@ def print_summary(results: dict[str, Any], console: Console, *, exit_code: int |
         counts[check["status"]] = counts.get(check["status"], 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     status = results["status"]
+    # "INFO" alone reads like a verdict; it means that nothing was judged
+    meaning = " (not assessed: no check had a threshold)" if status == "info" else ""
     console.print(Text("audit status: ", style="bold") + Text(status.upper(), style=STATUS_STYLE[status]) +
+                  Text(meaning) +
                   Text(f"  ({summary}; exit code {results['exit_code'] if exit_code is None else exit_code})"))
 
 
