@@ -7,17 +7,23 @@ Parquet dataset (no ``data.sample``, no ``data.query``) prepares the audit like 
 - the parent reads the dataset's schema and row counts from the file footers, loads the model
   (its bytes checked) and resolves the column roles; it reads no row;
 - one task per file (:func:`process_partition`) reads the columns the checks need, predicts,
-  and keeps on its worker a compact block: the rows' protected attributes and target, their
-  scores, decisions and labels (``performance``, ``group_fairness``, ``impact_ratio``), and a
-  summary per ``data_integrity`` check (:mod:`auditkit.methods.integrity`); the parent gathers
-  only counts (missing targets, non-finite scores, the target's classes) and validates them as
-  :func:`auditkit.engine.prepare.prepare` does, before any check runs;
-- each check then runs as one task on the blocks (:func:`run_partitioned_task`): the blocks are
-  concatenated in row order and the unchanged check runs on them, or the summaries are combined.
+  and keeps on its worker a summary per check registered with one that serves the run
+  (``RowSummary``: ``data_integrity``, :mod:`auditkit.methods.integrity`; ``performance``
+  without a row bootstrap, ``group_fairness`` of a classifier and ``impact_ratio``: counts per
+  combination of the protected groups, per distinct score and exact sums,
+  :mod:`auditkit.methods.performance_counts`, :mod:`~auditkit.methods.fairness_counts`,
+  :mod:`~auditkit.methods.impact_counts`) and, only when another check needs them, the rows'
+  compact columns (protected attributes, target, scores, decisions, labels); the parent
+  gathers only counts (missing targets, non-finite scores, the target's classes) and
+  validates them as :func:`auditkit.engine.prepare.prepare` does, before any check runs;
+- each check then runs as one task (:func:`run_partitioned_task`) on its partitions' summaries,
+  combined (each cut down on its own worker to that check's summary: :func:`for_check`), or on
+  the compact blocks concatenated in row order.
 
-Every figure is then the local executor's: the blocks hold the same values in the same order,
-and the integrity summaries combine exactly. The check's worker holds the compact columns of
-every row (about 40 bytes a row with three protected attributes), never the features.
+Every figure is then the local executor's: the local executor computes the same summaries from
+every row, and they combine exactly (counts, sets, exact sums). A summarised check's worker
+holds counts, never the rows; a gathered check's holds the compact columns of every row (about
+40 bytes a row with three protected attributes), never the features.
 """
 from __future__ import annotations
 
@@ -36,7 +42,8 @@ from auditkit.engine.worker import CheckTask, TaskOutcome, execute
 from auditkit.errors import DataError, ModelLoadError, Source
 
 # checks that read only the protected attributes, the target and the base predictions: they run
-# unchanged on the partitions' compact blocks, concatenated
+# on their summaries when these serve the run (RowSummary.serves), else on the partitions'
+# compact blocks, concatenated
 GATHERED: Final = frozenset({"performance", "group_fairness", "impact_ratio"})
 
 
