@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from auditkit.methods import score_counts as sc
-from auditkit.methods.exact_sums import ExactSum, exact_sum, rounded, total
+from auditkit.methods.exact_sums import ExactSum, exact_square_sum, exact_sum, rounded, total
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -91,8 +91,9 @@ def summarise(task: str, rows: int, y: Any, decisions: Any, scores: Any, *, clas
     else:
         y = np.asarray(y, dtype=np.float64)
         error = np.asarray(scores, dtype=np.float64).reshape(len(y)) - y
-        out.abs_error, out.sq_error = exact_sum(np.abs(error)), exact_sum(error ** 2)
-        out.y_sum, out.y2_sum = exact_sum(y), exact_sum(y ** 2)
+        # each row's error rounded once (as scikit-learn's), its square and y's squares summed exactly
+        out.abs_error, out.sq_error = exact_sum(np.abs(error)), exact_square_sum(error)
+        out.y_sum, out.y2_sum = exact_sum(y), exact_square_sum(y)
     return out
 
 

@@ -43,6 +43,15 @@ def test_an_exact_sum_is_the_correctly_rounded_sum_whatever_the_split(seed):
     assert whole.mean(len(values)) == float(sum(Fraction(v) for v in values) / len(values))
 
 
+def test_an_exact_square_sum_is_the_sum_of_the_exact_squares(seed):
+    from auditkit.methods.exact_sums import exact_square_sum
+
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(5000) * 10.0 ** rng.integers(-100, 100, 5000)
+    assert exact_square_sum(values).fraction == sum(Fraction(v) ** 2 for v in values)
+    assert exact_square_sum(values[:2500]) + exact_square_sum(values[2500:]) == exact_square_sum(values)
+
+
 def test_exact_sums_per_key_and_non_finite_values(seed):
     rng = np.random.default_rng(seed)
     values = rng.random(1000)
@@ -195,3 +204,44 @@ def test_the_exact_figures_are_the_exactly_rounded_ones(samples, tmp_path):
         assert out["metrics"][name]["value"] == float(value)
     assert out["metrics"]["log_loss"]["value"] == pytest.approx(log_loss(y, p), rel=1e-12)
     assert out["metrics"]["brier_score"]["value"] == pytest.approx(brier_score_loss(y, p), rel=1e-12)
+
+
+@pytest.mark.parametrize("check_type, params", [
+    ("performance", {"bootstrap": 0}),
+    ("impact_ratio", {"attributes": ["sex", "race"], "cutoff": 12.0, "favorable_scores": "low"}),
+])
+def test_a_regressors_figures_combined_from_any_split_equal_the_whole_datas(check_type, params, samples, tmp_path,
+                                                                             seed):
+    data = _prepared(samples, tmp_path, {
+        "model": {"path": str(samples / "credit_rate_gbr.onnx"), "task": "regression", "positive_class": None,
+                  "threshold": None},
+        "data": {"target": "interest_rate", "sample": 2000, "favorable_label": None,
+                 "ignore": ["applicant_id", "defaulted"]}})
+    whole = _output(check_type, data, params, None)
+    assert not whole["skipped"] and whole["metrics"]
+    assert _output(check_type, data, params, _splits(np.random.default_rng(seed), len(data.frame))) == whole
+
+
+def test_r2_and_the_error_means_are_the_exactly_rounded_ones(samples, tmp_path):
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    data = _prepared(samples, tmp_path, {
+        "model": {"path": str(samples / "credit_rate_gbr.onnx"), "task": "regression", "positive_class": None,
+                  "threshold": None},
+        "data": {"target": "interest_rate", "sample": 2000, "favorable_label": None,
+                 "ignore": ["applicant_id", "defaulted"]}})
+    out = _output("performance", data, {"bootstrap": 0}, None)["metrics"]
+    labelled = data.labelled
+    y, p = [list(map(Fraction, a)) for a in (data.y[labelled], data.scores[labelled])]
+    n = len(y)
+    mean_y = sum(y) / n
+    ss_res = sum((pi - yi) ** 2 for pi, yi in zip(p, y))
+    # each row's error is rounded to float64 once (p - y), then squared exactly
+    ss_res_rows = sum(Fraction(float(pi - yi)) ** 2 for pi, yi in zip(p, y))
+    assert out["mae"]["value"] == float(sum(Fraction(abs(float(pi - yi))) for pi, yi in zip(p, y)) / n)
+    assert out["mae"]["value"] == pytest.approx(mean_absolute_error(data.y[labelled], data.scores[labelled]), rel=1e-12)
+    ss_tot = sum((yi - mean_y) ** 2 for yi in y)
+    assert out["r2"]["value"] == float(1 - ss_res_rows / ss_tot)  # exactly rounded, given each row's rounded error
+    assert out["rmse"]["value"] == float(np.sqrt(float(ss_res_rows / n)))
+    assert out["r2"]["value"] == pytest.approx(float(1 - ss_res / ss_tot), rel=1e-12)
+    assert out["r2"]["value"] == pytest.approx(r2_score(data.y[labelled], data.scores[labelled]), rel=1e-12)
