@@ -186,10 +186,10 @@ def process_partition(plan: PartPlan, partition: Partition) -> PartResult:
         except Exception as exc:  # e.g. params.bins on a text column: that check's error, not the run's
             summaries[check_id] = SummaryFailed(exc)
     bad_scores, n_rows = int(np.size(scores) - np.isfinite(scores).sum()), len(frame)
-    if not plan.rows:  # every check reads summaries: the worker keeps no row
-        frame, scores = frame.iloc[:0], scores[:0]
-        decisions = None if decisions is None else decisions[:0]
-        y = None if y is None else y[:0]
+    if not plan.rows:  # every check reads summaries: the worker keeps no row (copies: a slice keeps them all)
+        frame, scores = frame.iloc[:0].copy(), scores[:0].copy()
+        decisions = None if decisions is None else decisions[:0].copy()
+        y = None if y is None else y[:0].copy()
     return PartResult(frame=_compact(frame[plan.keep]), scores=scores, decisions=decisions, y=y, rows=n_rows,
                       bad_scores=bad_scores, target_missing=target_missing,
                       target_classes=classes_seen, positives=positives, stray=stray, summaries=summaries)
@@ -215,9 +215,9 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
 
 def counts_of(part: PartResult) -> PartResult:
     """A partition's result without its rows: what the parent gathers."""
-    return replace(part, frame=part.frame.iloc[:0], scores=part.scores[:0],
-                   decisions=None if part.decisions is None else part.decisions[:0],
-                   y=None if part.y is None else part.y[:0], summaries={})
+    return replace(part, frame=part.frame.iloc[:0].copy(), scores=part.scores[:0].copy(),
+                   decisions=None if part.decisions is None else part.decisions[:0].copy(),
+                   y=None if part.y is None else part.y[:0].copy(), summaries={})
 
 
 def gather(shell: AuditData, parts: list[PartResult]) -> AuditData:
@@ -347,7 +347,7 @@ def prepare_partitioned(loaded: Any, tasks: list[CheckTask], client: Any, *, see
     favorable = policy.data.favorable_label
     # the data as the checks see it, without a row: params are checked against its columns
     # before anything runs, and the checks' tasks get the rows (or their summaries) from the partitions
-    empty = read_partition(partitions[0]).iloc[:0]
+    empty = read_partition(partitions[0]).iloc[:0].copy()
     shape_scores = None
     if task == "multiclass" and not adapter.classes and favorable is not None:  # the classes' number, from a row
         shape_scores = adapter.predict_base(read_partition(partitions[0], roles.features).iloc[:1][roles.features])
