@@ -19,30 +19,28 @@ the time). Peak RSS counts pages shared with the page cache too (an upper bound)
 
 Run: .venv/bin/python benchmarks/scale.py [--rows N] [--base-rows N] [--files N] [--cache DIR]
 
-Figures (2 Dec 2026, a 2-core machine shared with four other engineers' jobs, load average
-about 7; onnxruntime, one thread per worker):
+Figures (2 Dec 2026, 19:57 UTC, a 2-core machine shared with other engineers' jobs, load average
+about 3; onnxruntime, one thread per worker):
 
     run                                 rows   wall s     rows/s  parent MB max worker MB data on disk MB
-    dask, LocalCluster 2 workers  10,000,000    732.1     13,660        554         4,713             143
-        prepare 354.9 s, checks wall 366.2 s: performance 96.5 s, data_integrity 0.0 s,
-        impact_ratio 256.3 s, group_fairness 197.6 s
-    local executor, 2 workers      1,000,000     77.5     12,899        564           571              16
-        prepare 33.7 s, checks wall 32.7 s: performance 4.2 s, data_integrity 12.2 s,
-        impact_ratio 25.6 s, group_fairness 16.7 s
-    scaling: 10x the rows in 10.8x the time (auditkit's own duration_s; target <= 12x)
+    dask, LocalCluster 2 workers  10,000,000     97.6    102,510        575         1,340             143
+        prepare 85.8 s, checks wall 8.6 s: performance 0.0 s, data_integrity 0.0 s,
+        impact_ratio 1.8 s, group_fairness 1.3 s
+    local executor, 2 workers      1,000,000     13.8     72,316        568           559              16
+        prepare 7.5 s, checks wall 4.2 s: performance 1.2 s, data_integrity 3.4 s,
+        impact_ratio 0.8 s, group_fairness 1.1 s
+    scaling: 10x the rows in 8.1x the time (auditkit's own duration_s; target <= 12x)
 
-The time target is met. The memory target (under 2 GiB per worker) is not: the largest
-worker peaked at 4.7 GB. The data handling is bounded (a worker reads one file at a time,
-~1.25 million rows, and keeps a compact block of ~35 bytes a row; the parent stays at
-~550 MB, mostly imports and the Dask scheduler); what grows with the rows is the checks'
-own working memory on the concatenated blocks, the same code the local executor runs:
-measured with tracemalloc on 1 million gathered rows, impact_ratio allocates ~200 MB at its
-peak (a text label per row and per intersection), performance ~180 MB (BinaryMetrics'
-per-row cells, log-loss and Brier columns and its sparse score-group matrix; the ROC
-curve), group_fairness ~115 MB: ten times that at 10 million rows, plus the gathered
-columns, is the 4.7 GB. Bringing it under 2 GiB needs those three checks to combine
-per-partition counts (per-group confusion counts, per-score-value counts for the AUC)
-rather than run on every row's compact columns.
+Both targets are met: the largest worker peaked at 1,340 MB (MiB; target under 2 GiB). Every
+check here runs on per-partition summaries (performance without a row bootstrap, group_fairness,
+impact_ratio: counts per combination of protected groups, per distinct score, exact sums;
+data_integrity: auditkit/methods/integrity.py): a worker holds one file's rows at a time
+(~1.25 million) and, after it, that file's summaries (~30 MB, nearly all data_integrity's row
+hashes); the largest peak is the worker that combines data_integrity's summaries (the distinct
+rows' hashes of all 10 million rows). Before the summaries (same day, load average about 7): 732 s
+and a 4.7 GB worker, the three checks running on every row's gathered columns; and a 2.5 GB worker
+with the summaries but each partition's summary keeping its file's Arrow string columns alive
+through 1-row slices.
 """
 from __future__ import annotations
 

@@ -128,8 +128,15 @@ class CheckType:
 
 @dataclass(frozen=True)
 class RowSummary:
-    summarise: Callable[[Any, Any, Any], Any]  # (rows as a DataFrame, AuditData, params) -> summary
+    # (rows as a DataFrame, AuditData of those rows, params) -> summary
+    summarise: Callable[[Any, Any, Any], Any]
     combine: Callable[[list[Any]], Any]  # summaries of consecutive blocks, in row order -> theirs
+    # (AuditData without rows, params) -> whether the summary serves this run (else the check
+    # runs on every row's columns, gathered): e.g. not for a row bootstrap, or not for a regressor
+    applies: Callable[[Any, Any], bool] | None = None
+
+    def serves(self, data: Any, params: Any) -> bool:
+        return self.applies is None or bool(self.applies(data, params))
 
 
 def check(

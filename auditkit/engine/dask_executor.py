@@ -180,9 +180,13 @@ class DaskExecutor(Executor):
             attempt = f"{len(deaths.get(task.check_id, []))}-{lost.get(task.check_id, 0)}"
             key = f"auditkit-{task.check_id}-{run_token}-{attempt}"
             if self.parts is not None:  # a dataset prepared by partition: the blocks stay on the workers
-                from auditkit.engine.partitioned import run_partitioned_task
+                from auditkit.engine.partitioned import for_check, run_partitioned_task
 
-                future = client.submit(run_partitioned_task, task, data, self.parts, plugins, run_token, key=key,
+                # each block cut down, on its own worker, to what this check reads: its summary alone,
+                # or the rows without the other checks' summaries
+                mine = [client.submit(for_check, part, task.check_id, key=f"{key}-part-{i}", pure=False)
+                        for i, part in enumerate(self.parts)]
+                future = client.submit(run_partitioned_task, task, data, mine, plugins, run_token, key=key,
                                        pure=False)
             else:
                 future = client.submit(run_dask_task, task, data_future, plugins, run_token, key=key, pure=False)

@@ -7,17 +7,23 @@ Parquet dataset (no ``data.sample``, no ``data.query``) prepares the audit like 
 - the parent reads the dataset's schema and row counts from the file footers, loads the model
   (its bytes checked) and resolves the column roles; it reads no row;
 - one task per file (:func:`process_partition`) reads the columns the checks need, predicts,
-  and keeps on its worker a compact block: the rows' protected attributes and target, their
-  scores, decisions and labels (``performance``, ``group_fairness``, ``impact_ratio``), and a
-  summary per ``data_integrity`` check (:mod:`auditkit.methods.integrity`); the parent gathers
-  only counts (missing targets, non-finite scores, the target's classes) and validates them as
-  :func:`auditkit.engine.prepare.prepare` does, before any check runs;
-- each check then runs as one task on the blocks (:func:`run_partitioned_task`): the blocks are
-  concatenated in row order and the unchanged check runs on them, or the summaries are combined.
+  and keeps on its worker a summary per check registered with one that serves the run
+  (``RowSummary``: ``data_integrity``, :mod:`auditkit.methods.integrity`; ``performance``
+  without a row bootstrap, ``group_fairness`` of a classifier and ``impact_ratio``: counts per
+  combination of the protected groups, per distinct score and exact sums,
+  :mod:`auditkit.methods.performance_counts`, :mod:`~auditkit.methods.fairness_counts`,
+  :mod:`~auditkit.methods.impact_counts`) and, only when another check needs them, the rows'
+  compact columns (protected attributes, target, scores, decisions, labels); the parent
+  gathers only counts (missing targets, non-finite scores, the target's classes) and
+  validates them as :func:`auditkit.engine.prepare.prepare` does, before any check runs;
+- each check then runs as one task (:func:`run_partitioned_task`) on its partitions' summaries,
+  combined (each cut down on its own worker to that check's summary: :func:`for_check`), or on
+  the compact blocks concatenated in row order.
 
-Every figure is then the local executor's: the blocks hold the same values in the same order,
-and the integrity summaries combine exactly. The check's worker holds the compact columns of
-every row (about 40 bytes a row with three protected attributes), never the features.
+Every figure is then the local executor's: the local executor computes the same summaries from
+every row, and they combine exactly (counts, sets, exact sums). A summarised check's worker
+holds counts, never the rows; a gathered check's holds the compact columns of every row (about
+40 bytes a row with three protected attributes), never the features.
 """
 from __future__ import annotations
 
@@ -36,7 +42,8 @@ from auditkit.engine.worker import CheckTask, TaskOutcome, execute
 from auditkit.errors import DataError, ModelLoadError, Source
 
 # checks that read only the protected attributes, the target and the base predictions: they run
-# unchanged on the partitions' compact blocks, concatenated
+# on their summaries when these serve the run (RowSummary.serves), else on the partitions'
+# compact blocks, concatenated
 GATHERED: Final = frozenset({"performance", "group_fairness", "impact_ratio"})
 
 
@@ -79,6 +86,7 @@ class PartPlan:
     shell: AuditData  # the audit data without a row (features, target, model, reference)
     summarised: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (check id, type, params)
     plugins: tuple[str, ...] = ()
+    rows: bool = True  # a check reads the rows' compact columns (else every check reads summaries)
 
 
 @dataclass
@@ -94,6 +102,31 @@ class PartResult:
     positives: int
     stray: tuple[str, str, int] | None  # text in a numeric feature column (roles.text_in_numeric)
     summaries: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SummaryFailed:
+    """A check's summary that could not be made on a partition's rows: the check's error."""
+
+    error: BaseException
+
+
+def split_tasks(tasks: list[Any], shell: AuditData) -> tuple[list[tuple[str, str, dict[str, Any]]], list[Any]]:
+    """(the checks summarised by partition, the checks run on the gathered compact columns)."""
+    from auditkit.core.registry import get_registry
+
+    summarised, gathered = [], []
+    for task in tasks:
+        kind = get_registry().get(task.type)
+        try:
+            serves = kind.summary is not None and kind.summary.serves(shell, kind.params.model_validate(task.params))
+        except Exception:  # invalid params: the check's task reports them
+            serves = False
+        if serves:
+            summarised.append((task.check_id, task.type, task.params))
+        else:
+            gathered.append(task)
+    return summarised, gathered
 
 
 def process_partition(plan: PartPlan, partition: Partition) -> PartResult:
@@ -143,12 +176,22 @@ def process_partition(plan: PartPlan, partition: Partition) -> PartResult:
         else:
             y = target.to_numpy(dtype=np.float64, na_value=np.nan)
     registry = get_registry()
-    summaries = {}
+    summaries: dict[str, Any] = {}
+    # the partition's rows as the checks see audit data: its summaries are made from them
+    rows = replace(shell, frame=frame, scores=scores, decisions=decisions, y=y)
     for check_id, check_type, params in plan.summarised:
         kind = registry.get(check_type)
-        summaries[check_id] = kind.summary.summarise(frame, shell, kind.params.model_validate(params))  # type: ignore[union-attr]
-    return PartResult(frame=_compact(frame[plan.keep]), scores=scores, decisions=decisions, y=y, rows=len(frame),
-                      bad_scores=int(np.size(scores) - np.isfinite(scores).sum()), target_missing=target_missing,
+        try:
+            summaries[check_id] = kind.summary.summarise(frame, rows, kind.params.model_validate(params))  # type: ignore[union-attr]
+        except Exception as exc:  # e.g. params.bins on a text column: that check's error, not the run's
+            summaries[check_id] = SummaryFailed(exc)
+    bad_scores, n_rows = int(np.size(scores) - np.isfinite(scores).sum()), len(frame)
+    if not plan.rows:  # every check reads summaries: the worker keeps no row (copies: a slice keeps them all)
+        frame, scores = frame.iloc[:0].copy(), scores[:0].copy()
+        decisions = None if decisions is None else decisions[:0].copy()
+        y = None if y is None else y[:0].copy()
+    return PartResult(frame=_compact(frame[plan.keep]), scores=scores, decisions=decisions, y=y, rows=n_rows,
+                      bad_scores=bad_scores, target_missing=target_missing,
                       target_classes=classes_seen, positives=positives, stray=stray, summaries=summaries)
 
 
@@ -172,9 +215,9 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
 
 def counts_of(part: PartResult) -> PartResult:
     """A partition's result without its rows: what the parent gathers."""
-    return replace(part, frame=part.frame.iloc[:0], scores=part.scores[:0],
-                   decisions=None if part.decisions is None else part.decisions[:0],
-                   y=None if part.y is None else part.y[:0], summaries={})
+    return replace(part, frame=part.frame.iloc[:0].copy(), scores=part.scores[:0].copy(),
+                   decisions=None if part.decisions is None else part.decisions[:0].copy(),
+                   y=None if part.y is None else part.y[:0].copy(), summaries={})
 
 
 def gather(shell: AuditData, parts: list[PartResult]) -> AuditData:
@@ -189,8 +232,21 @@ def gather(shell: AuditData, parts: list[PartResult]) -> AuditData:
     return replace(shell, frame=frame, scores=np.concatenate([p.scores for p in parts]), decisions=decisions, y=y)
 
 
+def for_check(part: PartResult, check_id: str) -> PartResult:
+    """A block as one check reads it: its summary alone (no row), or its rows without summaries."""
+    if check_id in part.summaries:
+        return replace(counts_of(part), summaries={check_id: part.summaries[check_id]})
+    return replace(part, summaries={})
+
+
 def with_summary(shell: AuditData, parts: list[PartResult], check_id: str, combine: Any) -> AuditData:
     return replace(shell, row_summaries={check_id: combine([p.summaries[check_id] for p in parts])})
+
+
+def summary_failure(parts: list[PartResult], check_id: str) -> BaseException | None:
+    """The error of the first partition whose summary for the check failed (None: none did)."""
+    return next((p.summaries[check_id].error for p in parts if isinstance(p.summaries.get(check_id), SummaryFailed)),
+                None)
 
 
 def run_partitioned_task(task: CheckTask, shell: AuditData, parts: list[PartResult], plugins: tuple[str, ...],
@@ -203,9 +259,25 @@ def run_partitioned_task(task: CheckTask, shell: AuditData, parts: list[PartResu
     if failed is not None:
         return failed
     summary = get_registry().get(task.type).summary
-    data = (with_summary(shell, parts, task.check_id, summary.combine) if summary is not None
-            else gather(shell, parts))
+    if summary is not None and task.check_id in parts[0].summaries:
+        failed_summary = summary_failure(parts, task.check_id)
+        if failed_summary is not None:  # the error the check raises on the whole data
+            return execute(task, replace(shell, row_summaries={task.check_id: _Raising(failed_summary)}), 1)
+        data = with_summary(shell, parts, task.check_id, summary.combine)
+    else:
+        data = gather(shell, parts)
     return execute(task, data, 1)
+
+
+class _Raising:
+    """A summary whose use raises the partition's error inside the check (so it is reported as
+    the check's error, exactly as on the whole data)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.error
 
 
 # -- in the parent ------------------------------------------------------------------------
@@ -219,7 +291,7 @@ def plan_columns(tasks: list[CheckTask], columns: list[str], features: list[str]
         named = list(task.params.get("attributes") or [])
         named += [part for parts in task.params.get("intersections") or [] for part in parts]
         keep += [name for name in named if name in columns and name not in keep]
-    if any(task.type not in GATHERED for task in tasks):  # a summarised check: every column
+    if any(task.type not in GATHERED for task in tasks):  # a summarised check of other columns: every column
         return None, keep
     return list(dict.fromkeys([*features, *keep])), keep
 
@@ -231,7 +303,7 @@ def prepare_partitioned(loaded: Any, tasks: list[CheckTask], client: Any, *, see
     from auditkit.adapters.base import AdapterSpec, infer_format, load_adapter
     from auditkit.data.load import dataset_note, read_table
     from auditkit.data.roles import resolve_roles
-    from auditkit.engine.prepare import Prepared, _input_kinds, _num_equal, inputs_record
+    from auditkit.engine.prepare import Prepared, audit_data, inputs_record
 
     policy = loaded.policy
     policy_file = str(loaded.path)
@@ -273,24 +345,23 @@ def prepare_partitioned(loaded: Any, tasks: list[CheckTask], client: Any, *, see
         reference = read_table(loaded.reference_path, key="data.reference", policy_file=policy_file,
                                na_values=policy.data.na_values, encoding=policy.data.encoding).frame
     favorable = policy.data.favorable_label
-    favorable_decision = 1
-    if favorable is not None and task == "binary":
-        favorable_decision = 1 if (str(favorable) == str(positive_class) or _num_equal(favorable, positive_class)) else 0
     # the data as the checks see it, without a row: params are checked against its columns
-    # before anything runs, and the checks' tasks get the rows from the partitions
-    empty = read_partition(partitions[0]).iloc[:0]
-    shell = AuditData(
-        frame=empty, features=roles.features, target=roles.target, protected=roles.protected, task=task,
-        scores=np.zeros(0), decisions=np.zeros(0) if task != "regression" else None,
-        y=np.zeros(0) if roles.target is not None else None, score_kind=adapter.score_kind,
-        adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
-        favorable_decision=favorable_decision, classes=adapter.classes, reference=reference,
-        model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file,
-        proxies=list(policy.data.proxies), alpha=policy.statistics.alpha, power=policy.statistics.power)
+    # before anything runs, and the checks' tasks get the rows (or their summaries) from the partitions
+    empty = read_partition(partitions[0]).iloc[:0].copy()
+    shape_scores = None
+    if task == "multiclass" and not adapter.classes and favorable is not None:  # the classes' number, from a row
+        shape_scores = adapter.predict_base(read_partition(partitions[0], roles.features).iloc[:1][roles.features])
+    shell = audit_data(loaded, adapter, adapter_spec, roles, frame=empty, task=task,
+                       scores=np.zeros((0, len(adapter.classes)) if task == "multiclass" and adapter.classes else 0),
+                       decisions=np.zeros(0) if task != "regression" else None,
+                       y=np.zeros(0) if roles.target is not None else None, score_kind=adapter.score_kind,
+                       positive_class=positive_class, threshold=threshold, reference=reference,
+                       rows_in_file=rows_in_file, notes=[], shape_scores=shape_scores)
 
     read, keep = plan_columns(tasks, columns, roles.features, roles.target, roles.protected)
-    summarised = [(t.check_id, t.type, t.params) for t in tasks if t.type not in GATHERED]
-    plan = PartPlan(read=read, keep=keep, shell=shell, summarised=summarised, plugins=plugins)
+    summarised, gathered = split_tasks(tasks, shell)
+    plan = PartPlan(read=read, keep=keep if gathered else [], shell=shell, summarised=summarised, plugins=plugins,
+                    rows=bool(gathered))
     plan_future = client.scatter(plan, broadcast=True, hash=False)
     futures = [client.submit(process_partition, plan_future, partition, key=f"auditkit-partition-{i}-{time.time_ns()}",
                              pure=False) for i, partition in enumerate(partitions)]
@@ -337,6 +408,6 @@ def prepare_partitioned(loaded: Any, tasks: list[CheckTask], client: Any, *, see
 
     inputs = inputs_record(loaded, adapter, model_spec, roles, task=task, positive_class=positive_class,
                            threshold=threshold, rows_in_file=rows_in_file, columns=len(columns),
-                           rows_used=rows_in_file, favorable=favorable, favorable_decision=favorable_decision,
+                           rows_used=rows_in_file, favorable=favorable, favorable_decision=shell.favorable_decision,
                            favorable_class=shell.favorable_class, notes=notes, reference=reference)
     return Prepared(data=shell, adapter=adapter, inputs=inputs, seed=seed, parts=futures)

@@ -286,12 +286,6 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         if n_missing:
             notes.append(f"{n_missing:,} rows have no value of target '{roles.target}'; label-based figures leave them out")
 
-    favorable = policy.data.favorable_label
-    favorable_decision = 1
-    if favorable is not None and task == "binary":
-        favorable_decision = 1 if (str(favorable) == str(positive_class) or _num_equal(favorable, positive_class)) else 0
-    favorable_class = _favorable_class(favorable, task, adapter.classes, scores, loaded)
-
     reference = None
     if loaded.reference_path is not None:
         reference_table = read_table(loaded.reference_path, key="data.reference", policy_file=policy_file,
@@ -299,8 +293,35 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         reference = reference_table.frame
         notes.extend(f"reference: {note}" for note in reference_table.notes)
 
-    data = AuditData(
-        frame=frame, features=roles.features, target=roles.target, protected=roles.protected, task=task,
+    data = audit_data(loaded, adapter, adapter_spec, roles, frame=frame, task=task, scores=scores, decisions=decisions,
+                      y=y, score_kind=score_kind, positive_class=positive_class, threshold=threshold,
+                      reference=reference, rows_in_file=rows_in_file, notes=notes)
+
+    inputs = inputs_record(loaded, adapter, model_spec, roles, task=task, positive_class=positive_class,
+                           threshold=threshold, rows_in_file=rows_in_file, columns=columns_in_file,
+                           rows_used=int(len(frame)), favorable=policy.data.favorable_label,
+                           favorable_decision=data.favorable_decision, favorable_class=data.favorable_class,
+                           notes=notes, reference=reference)
+    return Prepared(data=data, adapter=adapter, inputs=inputs, seed=run_seed)
+
+
+def audit_data(loaded: LoadedPolicy, adapter: ModelAdapter, adapter_spec: AdapterSpec, roles: Any, *,
+               frame: pd.DataFrame, task: str, scores: Any, decisions: Any, y: Any, score_kind: str,
+               positive_class: Any, threshold: float | None, reference: pd.DataFrame | None, rows_in_file: int,
+               notes: list[str], shape_scores: Any = None) -> AuditData:
+    """The audit data as every check sees it, with the favourable decision (binary) or class
+    (multiclass) the policy names: for the whole data here, and without a row for a dataset
+    prepared by partition (:mod:`auditkit.engine.partitioned`; ``shape_scores``: some rows'
+    scores, the number of a multiclass model's classes when it names none)."""
+    policy = loaded.policy
+    favorable = policy.data.favorable_label
+    favorable_decision = 1
+    if favorable is not None and task == "binary":
+        favorable_decision = 1 if (str(favorable) == str(positive_class) or _num_equal(favorable, positive_class)) else 0
+    favorable_class = _favorable_class(favorable, task, adapter.classes, scores if shape_scores is None else shape_scores,
+                                       loaded)
+    return AuditData(
+        frame=frame, features=roles.features, target=roles.target, protected=roles.protected, task=task,  # type: ignore[arg-type]
         scores=np.asarray(scores, dtype=np.float64), decisions=decisions, y=y, score_kind=score_kind,
         adapter_spec=adapter_spec, positive_class=positive_class, threshold=threshold,
         favorable_decision=favorable_decision, favorable_class=favorable_class, classes=adapter.classes,
@@ -308,12 +329,6 @@ def prepare(loaded: LoadedPolicy, *, seed: int | None = None, trust_pickle: bool
         model_info=adapter.describe(), input_dtypes=_input_kinds(adapter), rows_in_file=rows_in_file, notes=notes,
         proxies=list(policy.data.proxies), text=list(roles.text),
         alpha=policy.statistics.alpha, power=policy.statistics.power)
-
-    inputs = inputs_record(loaded, adapter, model_spec, roles, task=task, positive_class=positive_class,
-                           threshold=threshold, rows_in_file=rows_in_file, columns=columns_in_file,
-                           rows_used=int(len(frame)), favorable=favorable, favorable_decision=favorable_decision,
-                           favorable_class=favorable_class, notes=notes, reference=reference)
-    return Prepared(data=data, adapter=adapter, inputs=inputs, seed=run_seed)
 
 
 def _sampled_note(n_sampled: int, n_total: int, strata: str | None, seed: int) -> str:

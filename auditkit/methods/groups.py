@@ -37,12 +37,16 @@ def _labels_of(series: pd.Series, name: str, bins: list[float] | None) -> pd.Ser
     if pd.api.types.is_float_dtype(series.dtype) or pd.api.types.is_integer_dtype(series.dtype):
         distinct = series.nunique(dropna=True)
         if distinct > MAX_GROUPS:
-            raise CheckError(
-                f"protected attribute '{name}' is continuous ({distinct} distinct values); "
-                f"give bin edges, e.g. params.bins: {{{name}: [25, 45, 65]}}")
+            raise continuous(name, distinct)
         # 1.0 and 1 name the same group: integral floats lose their ".0"
         return series.map(lambda v: MISSING if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
     return series.astype(object).map(lambda v: MISSING if _is_missing(v) else str(v))
+
+
+def continuous(name: str, distinct: int) -> CheckError:
+    """The error for a numeric attribute of too many values to compare value by value."""
+    return CheckError(f"protected attribute '{name}' is continuous ({distinct} distinct values); "
+                      f"give bin edges, e.g. params.bins: {{{name}: [25, 45, 65]}}")
 
 
 def _is_missing(value: object) -> bool:

@@ -84,8 +84,8 @@ def summarise(frame: pd.DataFrame, columns: list[str], *, reference: pd.DataFram
     outside_any = np.zeros(n, dtype=bool)
     for name in columns:
         series = frame[name]
-        column = ColumnSummary(head=series.iloc[:1], missing=int(series.isna().sum()),
-                               distinct=pd.unique(series.dropna()))
+        column = ColumnSummary(head=_detached(series.iloc[:1]), missing=int(series.isna().sum()),
+                               distinct=_detached(pd.unique(series.dropna())))
         if is_numeric(series):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             column.infinite = int(np.isinf(values).sum())
@@ -117,15 +117,33 @@ def summarise(frame: pd.DataFrame, columns: list[str], *, reference: pd.DataFram
     repeated = _repeated(hashes)
     listed_at = np.flatnonzero(repeated)[:MAX_LISTED]
     listed = [(int(positions[i]), int(hashes[i, 0]), int(hashes[i, 1])) for i in listed_at]
-    # the distinct rows in the order they first occur: positions increase (combine relies on it)
+    # the distinct rows in the order they first occur: positions increase (combine relies on it).
+    # The heads and distinct values are detached: a slice of the frame would keep every row alive
+    # with the summary.
     return Summary(rows=n, columns=summaries, equal_pairs=equal_pairs, out_of_range_rows=int(outside_any.sum()),
-                   heads=frame.iloc[:1], hashes=hashes[~repeated], first=positions[~repeated],
+                   heads=_detached(frame.iloc[:1]), hashes=hashes[~repeated], first=positions[~repeated],
                    duplicates=int(repeated.sum()), listed=listed)
 
 
+def _detached(values: Any) -> Any:
+    """``values`` in buffers of their own: a slice of an Arrow-backed column (pandas' string
+    dtype), even copied, shares the whole column's buffers; a pickled copy holds only its rows."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def _repeated(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
-    """True for each row whose hash pair occurred on an earlier row (a hash table, not a sort)."""
-    return pd.DataFrame(hashes).duplicated(keep="first").to_numpy(dtype=bool)
+    """True for each row whose hash pair occurred on an earlier row (a hash table, not a sort).
+
+    Only rows whose first hash occurs more than once can repeat a pair: the pairs are compared
+    among those alone (in row order), so the table over every row holds one 64-bit key a row,
+    not two (the combine of ten million rows' summaries stays a few hundred MB smaller)."""
+    repeated = np.zeros(len(hashes), dtype=bool)
+    candidates = np.flatnonzero(pd.Series(hashes[:, 0]).duplicated(keep=False).to_numpy(dtype=bool))
+    if len(candidates):
+        repeated[candidates] = pd.DataFrame(hashes[candidates]).duplicated(keep="first").to_numpy(dtype=bool)
+    return repeated
 
 
 def combine(parts: list[Summary]) -> Summary:

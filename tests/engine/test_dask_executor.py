@@ -7,7 +7,6 @@ cluster takes; one test lets the executor start its own cluster.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import socket
@@ -26,24 +25,6 @@ from tests_support import ENGINE_TESTS, register_faulty_checks  # noqa: E402
 from support import ROOT, credit_policy, write_policy  # noqa: E402
 
 VOLATILE = ("run_id", "started_at", "finished_at", "duration_s", "engine", "command")
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> str:
-    """A LocalCluster of 2 worker processes that can import the test checks (spawned workers
-    inherit this process's sys.path), with the executor's own cluster settings."""
-    import dask
-
-    from auditkit.engine.dask_executor import LOCAL_CLUSTER_CONFIG
-
-    register_faulty_checks()
-    with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=logging.CRITICAL)
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 @pytest.fixture(autouse=True)

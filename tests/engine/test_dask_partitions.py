@@ -3,7 +3,7 @@ worker reads and predicts on its files, and results.json is the local executor's
 from __future__ import annotations
 
 import json
-import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +26,6 @@ CHECKS = [
     {"id": "integrity-subset", "type": "data_integrity",
      "params": {"columns": ["income", "sex"], "duplicate_subset": ["sex", "race", "age_band"]}},
 ]
-
-
-@pytest.fixture(scope="module")
-def scheduler():
-    import dask
-
-    from auditkit.engine.dask_executor import LOCAL_CLUSTER_CONFIG
-
-    with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=logging.CRITICAL)
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 def _stable(results: dict) -> dict:
@@ -157,3 +142,94 @@ def test_only_row_parallel_checks_on_a_dataset_are_prepared_by_partition(samples
     assert "shap_importance" in partitioned_reason(loaded, "dask", [*row_parallel, "shap_importance"])
     sampled = load_policy(write_policy(tmp_path, {**policy, "data": {**policy["data"], "sample": 100}}, "s.yaml"))
     assert "data.sample" in partitioned_reason(sampled, "dask", row_parallel)
+
+
+SUMMARISED = [
+    {"id": "perf", "type": "performance", "params": {"bootstrap": 0}, "thresholds": {"roc_auc": {"min": 0.7}}},
+    {"id": "parity", "type": "group_fairness",
+     "params": {"attributes": ["sex", "race", "income"], "intersections": [["sex", "race"]],
+                "bins": {"income": [30000, 60000]}, "bootstrap": 200, "min_group_size": 40},
+     "thresholds": {"selection_rate_ratio": {"min": 0.8}}},
+    {"id": "nyc", "type": "impact_ratio", "params": {"attributes": ["sex", "race"]},
+     "thresholds": {"impact_ratio": {"min": 0.8}}},
+    {"id": "nyc-small", "type": "impact_ratio",
+     "params": {"attributes": ["race"], "exclude_small": True, "reference_group": {"race": "White"}}},
+    {"id": "broken", "type": "group_fairness", "params": {"attributes": ["sex"], "bins": {"sex": [1]}}},
+]
+
+
+def _same_as_local(samples: Path, tmp_path: Path, cli, scheduler: str, policy: dict) -> tuple[dict, dict]:
+    path = write_policy(tmp_path, policy)
+    local = cli("run", path, "--workers", "2", "--out", tmp_path / "local", "--format", "json")
+    dask_run = cli("run", path, "--executor", "dask", "--scheduler", scheduler, "--out", tmp_path / "dask",
+                   "--format", "json")
+    assert dask_run.exit_code == local.exit_code, dask_run.stdout + dask_run.stderr
+    by_local = json.loads((tmp_path / "local" / "results.json").read_text())
+    by_dask = json.loads((tmp_path / "dask" / "results.json").read_text())
+    assert by_dask["engine"]["partitions"] == 5
+    assert _stable(by_dask) == _stable(by_local)
+    return by_local, by_dask
+
+
+@pytest.mark.slow
+def test_summarised_checks_by_partition_give_the_local_executors_results(scheduler, samples, tmp_path, cli):
+    """performance (no bootstrap), group_fairness and impact_ratio read per-partition counts on
+    the workers, never the rows: every figure, interval and table is the local executor's, and a
+    check whose params fail on the rows fails with the same error."""
+    data = _dataset(samples, tmp_path / "data")
+    policy = credit_policy(samples, tmp_path / "out", checks=SUMMARISED, data={"path": str(data)})
+    del policy["data"]["sample"]
+    by_local, _ = _same_as_local(samples, tmp_path, cli, scheduler, policy)
+    checks = {c["id"]: c for c in by_local["checks"]}
+    assert checks["broken"]["status"] == "error" and "params.bins[sex]" in checks["broken"]["error"]
+    assert all(c["status"] in ("pass", "fail", "info") for i, c in checks.items() if i != "broken"), checks
+    assert checks["parity"]["metrics"]["selection_rate_ratio[sex & race]"]["ci"]
+    assert checks["perf"]["metrics"]["log_loss"]["value"] > 0
+
+
+@pytest.mark.slow
+def test_a_multiclass_models_dataset_by_partition_gives_the_local_executors_results(scheduler, samples, tmp_path,
+                                                                                     cli):
+    """The shell of a run by partition knows the favourable class (data.favorable_label), so
+    impact_ratio on a multiclass model runs there as on the whole data."""
+    frame = pd.read_csv(samples / "credit_tier_test.csv").iloc[:ROWS]
+    frame["income"] = frame["income"].astype(np.float64)
+    directory = tmp_path / "data"
+    directory.mkdir()
+    for i, block in enumerate(np.array_split(np.arange(len(frame)), 5)):
+        frame.iloc[block].to_parquet(directory / f"part-{i}.parquet", index=False)
+    policy = credit_policy(samples, tmp_path / "out", checks=[
+        {"id": "perf", "type": "performance", "params": {"metrics": ["accuracy", "f1_macro", "log_loss"],
+                                                         "bootstrap": 0}},
+        {"id": "parity", "type": "group_fairness", "params": {"attributes": ["sex", "race"], "bootstrap": 50}},
+        {"id": "nyc", "type": "impact_ratio", "params": {"attributes": ["sex", "race"]}}],
+        model={"path": str(samples / "credit_tier.onnx"), "task": "multiclass", "positive_class": None,
+               "threshold": None},
+        data={"path": str(directory), "target": "risk_tier", "favorable_label": "low",
+              "ignore": ["applicant_id", "interest_rate", "defaulted"]})
+    del policy["data"]["sample"]
+    by_local, _ = _same_as_local(samples, tmp_path, cli, scheduler, policy)
+    checks = {c["id"]: c for c in by_local["checks"]}
+    assert checks["nyc"]["status"] == "info" and checks["nyc"]["metrics"]["impact_ratio[sex]"]["value"] > 0
+    assert "selection_rate_ratio[sex, class=high]" in checks["parity"]["metrics"]
+
+
+def test_checks_that_resample_rows_or_average_a_regressors_values_read_the_gathered_rows(samples, tmp_path):
+    from auditkit.engine.partitioned import split_tasks
+    from auditkit.engine.worker import CheckTask
+
+    def task(check_id: str, check_type: str, params: dict) -> CheckTask:
+        return CheckTask(check_id=check_id, type=check_type, params=params, seed=0, timeout_s=60)
+
+    from auditkit.engine.prepare import prepare
+    from auditkit.policy.load import load_policy
+
+    policy = credit_policy(samples, tmp_path / "out")
+    shell = prepare(load_policy(write_policy(tmp_path, policy))).data
+    tasks = [task("a", "performance", {"bootstrap": 0}), task("b", "performance", {"bootstrap": 10}),
+             task("c", "group_fairness", {}), task("d", "impact_ratio", {}), task("e", "data_integrity", {})]
+    summarised, gathered = split_tasks(tasks, shell)
+    assert [s[0] for s in summarised] == ["a", "c", "d", "e"] and [t.check_id for t in gathered] == ["b"]
+    regressor = replace(shell, task="regression")
+    summarised, gathered = split_tasks(tasks[2:4], regressor)
+    assert [s[0] for s in summarised] == ["d"] and [t.check_id for t in gathered] == ["c"]

@@ -7,15 +7,17 @@ from typing import Any, Final, Optional
 import numpy as np
 from pydantic import Field
 
+from auditkit.methods import fairness_counts
 from auditkit.methods.comparisons import TEST_METHOD, attach, compare_groups, power_notes, worst
 from auditkit.methods.group_means import compare_means, group_means, stratified_mean_draws
+from auditkit.methods.group_keys import Keys, key_grouping
 from auditkit.methods.groups import Grouping, make_grouping
-from auditkit.methods.rates import (D0Y0, D0Y1, D1Y0, D1Y1, LABEL_RATES, RATES, cell_counts, rates_from_counts,
+from auditkit.methods.rates import (D0Y0, D0Y1, D1Y0, D1Y1, LABEL_RATES, RATES, rates_from_counts,
                                     spread, stratified_resamples)
 from auditkit.engine.context import AuditContext
 from auditkit.core.wording import Wording
 from auditkit.core.params import IntervalParams
-from auditkit.core.registry import check
+from auditkit.core.registry import RowSummary, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 from auditkit.methods.stats import bootstrap_se, percentile_interval
@@ -106,7 +108,29 @@ CAVEATS = (
 )
 
 
+def _summarise(frame: Any, data: Any, params: GroupFairnessParams) -> fairness_counts.FairnessCounts:
+    """A classifier's counts per combination of the attributes' groups, for each decision audited
+    (:mod:`auditkit.methods.fairness_counts`): of every audit row, or of a dataset's partition."""
+    attributes = params.attributes if params.attributes is not None else list(data.protected)
+    columns = list(dict.fromkeys([*attributes, *(part for parts in params.intersections for part in parts)]))
+    y = None if data.y is None else np.asarray(data.y, dtype=np.float64 if data.task == "binary" else object)
+    if data.task == "binary":
+        variants = [(None, np.asarray(data.decisions, dtype=np.int64), y, data.scores)]
+    else:  # each class one-vs-rest, as the check's loop over classes
+        classes = [str(c) for c in (data.classes or range(np.shape(data.scores)[1]))]
+        predicted = np.asarray(data.decisions).astype(str)
+        missing = None if y is None else np.equal(y, None)
+        variants = [(klass, (predicted == klass).astype(np.int64),
+                     None if y is None else np.where(missing, np.nan, (y.astype(str) == klass).astype(np.float64)),
+                     np.asarray(data.scores, dtype=np.float64)[:, j] if np.ndim(data.scores) == 2 else data.scores)
+                    for j, klass in enumerate(classes)]
+    return fairness_counts.summarise(frame, columns, params.bins, variants,
+                                     probability=data.score_kind == "probability",
+                                     calibration_bins=params.calibration_bins)
+
+
 @check("group_fairness", caveats=CAVEATS, family="fairness", params=GroupFairnessParams, metrics=METRICS, reading=_reading,
+       summary=RowSummary(_summarise, fairness_counts.combine, applies=lambda data, params: data.task != "regression"),
        example={"params": {"attributes": ["sex", "race"], "intersections": [["sex", "race"]], "min_group_size": 30},
                 "thresholds": {"selection_rate_ratio": {"min": 0.8}, "equalized_odds_difference": {"max": 0.1}}})
 def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutput:
@@ -179,12 +203,14 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
         return _regression(ctx, params, groupings)
     if data.decisions is None:
         return CheckOutput.skip(f"group_fairness needs the model's decisions; this {data.task} task has none")
-    groupings = _groupings(data.frame, attributes, params)
+    # counts per combination of groups: of every row here, or combined from a dataset's partitions
+    counts = data.row_summaries.get(ctx.check_id) or _summarise(data.frame, data, params)
+    groupings = _groupings(data.frame, attributes, params, keys=counts.keys)
     out = _Figures()
     if data.task == "binary":
         y = None if data.y is None else np.asarray(data.y, dtype=np.float64)
         _classification(ctx, params, groupings, out, decisions=np.asarray(data.decisions, dtype=np.int64), y=y,
-                        scores=data.scores, favorable=data.favorable_decision, klass=None, keyed=False)
+                        scores=data.scores, favorable=data.favorable_decision, klass=None, keyed=False, counts=counts)
     else:
         classes = [str(c) for c in (data.classes or range(np.shape(data.scores)[1]))]
         predicted = np.asarray(data.decisions).astype(str)
@@ -204,8 +230,8 @@ def group_fairness(ctx: AuditContext, params: GroupFairnessParams) -> CheckOutpu
                 [np.nan if v is None else float(str(v) == klass) for v in truth], dtype=np.float64)
             scores = np.asarray(data.scores, dtype=np.float64)[:, j] if np.ndim(data.scores) == 2 else data.scores
             _classification(ctx, params, groupings, out, decisions=(predicted == klass).astype(np.int64), y=y,
-                            scores=scores, favorable=1, klass=klass, keyed=klass != favourable)
-    out.plots = _rate_plots(out.groups, data.y is not None, params.confidence, len(data.frame),
+                            scores=scores, favorable=1, klass=klass, keyed=klass != favourable, counts=counts)
+    out.plots = _rate_plots(out.groups, data.y is not None, params.confidence, counts.rows,
                             only_selection=data.task == "multiclass")
     if params.bootstrap:
         out.notes.append(f"intervals: {_method(params)} (seeded)")
@@ -227,9 +253,13 @@ class _Figures:
     notes: list[str] = field(default_factory=list)
 
 
-def _groupings(frame: Any, attributes: list[str], params: GroupFairnessParams) -> list[Grouping]:
-    groupings = [make_grouping(frame, [a], params.bins) for a in attributes]
-    groupings += [make_grouping(frame, list(parts), params.bins) for parts in params.intersections]
+def _groupings(frame: Any, attributes: list[str], params: GroupFairnessParams, keys: Keys | None = None) -> list[Grouping]:
+    """The groupings of the rows of ``frame``, or with ``keys`` of the counts' keys (codes: each key's group)."""
+    def make(parts: list[str]) -> Grouping:
+        return make_grouping(frame, parts, params.bins) if keys is None else key_grouping(keys, parts)
+
+    groupings = [make([a]) for a in attributes]
+    groupings += [make(list(parts)) for parts in params.intersections]
     for grouping in groupings:
         if len(grouping.labels) < 2:
             raise CheckError(f"attribute '{grouping.attribute}' has a single group ({grouping.labels[0]}): "
@@ -269,10 +299,11 @@ def _included(grouping: Grouping, sizes: np.ndarray, params: GroupFairnessParams
 
 def _classification(ctx: AuditContext, params: GroupFairnessParams, groupings: list[Grouping], out: _Figures, *,
                     decisions: np.ndarray, y: np.ndarray | None, scores: np.ndarray, favorable: int,
-                    klass: str | None, keyed: bool) -> None:
+                    klass: str | None, keyed: bool, counts: fairness_counts.FairnessCounts) -> None:
     """The binary figures of one decision (a binary model's, or one class of a multiclass model
     against the rest), for every grouping, added to ``out``. ``klass`` is written in the records
-    (a multiclass model's class); ``keyed`` puts it in the metric names too."""
+    (a multiclass model's class); ``keyed`` puts it in the metric names too. The groupings' codes
+    are keys of ``counts``, which hold every figure's counts."""
     data = ctx.data
     probability = data.score_kind == "probability"
     notes = out.notes
@@ -283,19 +314,19 @@ def _classification(ctx: AuditContext, params: GroupFairnessParams, groupings: l
     tag: dict[str, Any] = {} if klass is None else {"class": klass, "favourable": not keyed}
     for grouping in groupings:
         key = metric_key(grouping.attribute, klass if keyed else None)
-        counts = cell_counts(grouping.codes, len(grouping.labels), decisions, y)
-        sizes = counts.sum(axis=1)
-        point = rates_from_counts(counts, favorable)
+        cells = fairness_counts.group_cells(counts, grouping, klass)
+        sizes = cells.sum(axis=1)
+        point = rates_from_counts(cells, favorable)
         included = _included(grouping, sizes, params, notes)
         reference = _reference_of(grouping, params)
-        draws = (rates_from_counts(stratified_resamples(counts, params.bootstrap, ctx.rng), favorable)
+        draws = (rates_from_counts(stratified_resamples(cells, params.bootstrap, ctx.rng), favorable)
                  if params.bootstrap else None)
 
         per_group_ci = {name: np.array([percentile_interval(draws[name][:, g], params.confidence)
                                         if draws is not None else None for g in range(len(grouping.labels))],
                                        dtype=object) for name in RATES}
-        extra = _score_figures(grouping, scores, y, probability, params.calibration_bins)
-        p_values = _pairwise_p_values(counts, favorable, included)
+        extra = fairness_counts.score_figures(counts, grouping, klass, labelled=y is not None, probability=probability)
+        p_values = _pairwise_p_values(cells, favorable, included)
         for g, label in enumerate(grouping.labels):
             record: dict[str, Any] = {"attribute": grouping.attribute, **tag, "group": label,
                                       "group_values": list(grouping.values[g]), "n": int(sizes[g]),
@@ -323,20 +354,20 @@ def _classification(ctx: AuditContext, params: GroupFairnessParams, groupings: l
             for kind, index in (("ratio", 0), ("difference", 1)):
                 _add(out.metrics, out.disparities, grouping, key, tag, f"{name}_{kind}", name, spreads[name][index],
                      boot[name][index] if draws is not None else None, params, method,
-                     y is None and name in LABEL_RATES, point[name], included, reference)
+                     y is None and name in LABEL_RATES, point[name], included, reference, rows=counts.rows)
         for metric_name, value in aggregate_point.items():
             source = _AGGREGATE_SOURCE[metric_name]
             _add(out.metrics, out.disparities, grouping, key, tag, metric_name, source, float(value),
                  aggregate_boot.get(metric_name), params, method, y is None and metric_name not in (
                      "demographic_parity_difference", "demographic_parity_ratio"),
-                 point[source], included, reference)
-        found = _comparisons(grouping, counts, favorable, included, reference, labelled=y is not None,
+                 point[source], included, reference, rows=counts.rows)
+        found = _comparisons(grouping, cells, favorable, included, reference, labelled=y is not None,
                              alpha=data.alpha, power=data.power)
         for record in found:
             record.update(tag)
         _link(out.metrics, key, grouping.attribute, found)
         out.comparisons.extend(found)
-        out.metrics[f"selection_rate_p_value[{key}]"] = _omnibus(counts, favorable, included)
+        out.metrics[f"selection_rate_p_value[{key}]"] = _omnibus(cells, favorable, included)
         out.metrics[f"groups_compared[{key}]"] = Metric(float(included.sum()), n=int(sizes.sum()))
 
 
@@ -565,9 +596,9 @@ def _aggregates(spreads: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, 
 def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping: Grouping, bracket: str,
          tag: dict[str, Any], metric_name: str, rate: str, value: float, draws: np.ndarray | None,
          params: GroupFairnessParams, method: str | None, needs_target: bool, per_group: np.ndarray,
-         included: np.ndarray, reference: int | None) -> None:
+         included: np.ndarray, reference: int | None, *, rows: int | None = None) -> None:
     key = f"{metric_name}[{bracket}]"
-    n = int(len(grouping.codes))
+    n = int(len(grouping.codes)) if rows is None else rows  # rows: the grouping's codes are keys of counts
     if needs_target:
         metrics[key] = Metric(None, n=n, note="needs the target (data.target), which this audit has not")
         return
@@ -593,28 +624,6 @@ def _add(metrics: dict[str, Metric], disparities: list[dict[str, Any]], grouping
                         **({"value_ci": list(ci)} if ci else {}), "low_group": low, "high_group": high,
                         "reference_group": grouping.labels[reference] if reference is not None else None,
                         "groups_compared": int(included.sum())})
-
-
-def _score_figures(grouping: Grouping, scores: np.ndarray, y: np.ndarray | None, probability: bool,
-                   bins: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{} for _ in grouping.labels]
-    if y is None:
-        return out
-    from sklearn.metrics import roc_auc_score
-
-    for g in range(len(grouping.labels)):
-        rows = (grouping.codes == g) & ~np.isnan(y)
-        yy, ss = y[rows], scores[rows]
-        record: dict[str, Any] = {"auc": float(roc_auc_score(yy, ss)) if len(np.unique(yy)) == 2 else None}
-        if probability and len(yy):
-            record["mean_score"] = float(ss.mean())
-            record["observed_rate"] = float(yy.mean())
-            edges = np.linspace(0, 1, bins + 1)
-            which = np.clip(np.digitize(ss, edges[1:-1]), 0, bins - 1)
-            gap = np.abs(np.bincount(which, weights=ss, minlength=bins) - np.bincount(which, weights=yy, minlength=bins))
-            record["ece"] = float(gap.sum() / len(yy))  # sum_b n_b/n * |mean score_b - rate_b|
-        out[g] = record
-    return out
 
 
 def _selected_table(counts: np.ndarray, favorable: int) -> np.ndarray:

@@ -6,10 +6,12 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import Field
 
+from auditkit.methods import impact_counts, score_counts
 from auditkit.methods.comparisons import attach, compare_groups, power_notes, worst
-from auditkit.methods.groups import MISSING, make_grouping
+from auditkit.methods.group_keys import key_grouping
+from auditkit.methods.groups import MISSING
 from auditkit.engine.context import AuditContext
-from auditkit.core.registry import CheckParams, check
+from auditkit.core.registry import CheckParams, RowSummary, check
 from auditkit.errors import CheckError
 from auditkit.results.model import CheckOutput, Metric, Plot
 
@@ -110,8 +112,26 @@ CAVEATS = (
 )
 
 
+def _columns(data: Any, params: ImpactRatioParams) -> list[str]:
+    """The attribute columns every grouping of the check reads."""
+    attributes = params.attributes if params.attributes is not None else list(data.protected)
+    intersections = params.intersections if params.intersections is not None else (
+        [attributes] if len(attributes) >= 2 else [])
+    return list(dict.fromkeys([*attributes, *(part for parts in intersections for part in parts)]))
+
+
+def _summarise(frame: Any, data: Any, params: ImpactRatioParams) -> impact_counts.ImpactCounts:
+    """The counts of a block of audit rows (a dataset's partition, on the Dask executor)."""
+    selection = _selection(data, params)
+    if isinstance(selection, str):  # the check skips, with the reason
+        return impact_counts.summarise(frame.iloc[:0], [], np.zeros(0, dtype=bool), None)
+    selected, scores, _, _ = selection
+    return impact_counts.summarise(frame, _columns(data, params), selected, scores)
+
+
 @check("impact_ratio", caveats=CAVEATS, family="fairness", params=ImpactRatioParams, reading=_reading,
        metrics=["impact_ratio[*]", "scoring_impact_ratio[*]", "categories_excluded[*]"],
+       summary=RowSummary(_summarise, impact_counts.combine),
        example={"params": {"attributes": ["sex", "race"], "exclude_small": True},
                 "thresholds": {"impact_ratio": {"min": 0.8}}})
 def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
@@ -154,20 +174,23 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
     intersections = params.intersections if params.intersections is not None else (
         [attributes] if len(attributes) >= 2 else [])
     notes: list[str] = [how] if how else []
-    if scores is not None:
-        median = float(np.nanmedian(scores))
-        favourable_score = scores > median if side == "high" else scores < median
+    # counts per combination of categories: of every row here, or combined from a dataset's partitions
+    counts = data.row_summaries.get(ctx.check_id) or impact_counts.summarise(data.frame, _columns(data, params),
+                                                                             favorable, scores)
+    if counts.scores is not None:
+        median = score_counts.median(counts.scores)
+        favourable_score = impact_counts.favourable_scores(counts, median, high=side == "high")  # per key
         notes.append(f"scoring rate: share scoring {'above' if side == 'high' else 'below'} the sample median "
                      f"score {median:.4g}")
-    n_total = len(favorable)
+    n_total = counts.rows
     metrics: dict[str, Metric] = {}
     records: list[dict[str, Any]] = []
     comparisons: list[dict[str, Any]] = []
     plots: list[Plot] = []
     for parts in [[a] for a in attributes] + [list(i) for i in intersections]:
-        grouping = make_grouping(data.frame, parts, {})
-        sizes = np.bincount(grouping.codes, minlength=len(grouping.labels))
-        selected = np.bincount(grouping.codes, weights=favorable.astype(float), minlength=len(grouping.labels))
+        grouping = key_grouping(counts.keys, parts)  # codes: each key's category
+        sizes = impact_counts.per_group(counts.sizes, grouping).astype(np.int64)
+        selected = impact_counts.per_group(counts.selected, grouping)
         rate = selected / np.maximum(sizes, 1)
         excluded = np.array([any(v == MISSING for v in values) for values in grouping.values])
         if params.exclude_small:
@@ -179,9 +202,8 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
         top = rate[included].max() if reference is None else rate[reference]
         ratios = np.where(included, rate / top if top > 0 else np.nan, np.nan)
         scoring = scoring_ratio = None
-        if scores is not None:
-            scoring = np.bincount(grouping.codes, weights=favourable_score.astype(float),
-                                  minlength=len(grouping.labels)) / np.maximum(sizes, 1)
+        if counts.scores is not None:
+            scoring = impact_counts.per_group(favourable_score, grouping) / np.maximum(sizes, 1)
             top_scoring = scoring[included].max() if reference is None else scoring[reference]
             scoring_ratio = np.where(included, scoring / top_scoring if top_scoring > 0 else np.nan, np.nan)
         for g, label in enumerate(grouping.labels):
@@ -206,8 +228,7 @@ def impact_ratio(ctx: AuditContext, params: ImpactRatioParams) -> CheckOutput:
         if scoring_ratio is not None:
             finite_s = scoring_ratio[np.isfinite(scoring_ratio)]
             scored = compare_groups(grouping.attribute, grouping.labels,
-                                    np.bincount(grouping.codes, weights=favourable_score.astype(float),
-                                                minlength=len(grouping.labels)),
+                                    impact_counts.per_group(favourable_score, grouping),
                                     sizes.astype(float), rate="scoring_rate", included=included, reference=reference,
                                     alpha=data.alpha, power=data.power)
             metric = metrics[f"scoring_impact_ratio[{grouping.attribute}]"] = Metric(

@@ -4,14 +4,16 @@ from __future__ import annotations
 from typing import Any, Literal, Optional
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
-from auditkit.engine.context import AuditContext
+from auditkit.engine.context import AuditContext, AuditData
 from auditkit.core.params import IntervalParams
-from auditkit.core.registry import check
+from auditkit.core.registry import RowSummary, check
 from auditkit.errors import CheckError
 from auditkit.policy.models import Policy
 from auditkit.results.model import CheckOutput, Metric, Plot
+from auditkit.methods import performance_counts, score_counts
 from auditkit.methods.stats import (BinaryMetrics, MulticlassMetrics, RegressionMetrics, bootstrap, bootstrap_se,
                             percentile_interval)
 
@@ -46,6 +48,9 @@ CAVEATS = (
 
 @check("performance", caveats=CAVEATS, family="performance", params=PerformanceParams, needs_target=True,
        metrics=sorted(set(BINARY) | set(MULTICLASS) | set(REGRESSION)), produces=_produces,
+       # by partition only without a bootstrap: its resamples are of rows
+       summary=RowSummary(lambda frame, data, params: _summarise(frame, data, params), performance_counts.combine,
+                          applies=lambda data, params: not params.bootstrap),
        example={"params": {"metrics": ["roc_auc", "accuracy"], "bootstrap": 1000},
                 "thresholds": {"roc_auc": {"min": 0.75}, "accuracy": {"min": 0.7, "severity": "warn"}}})
 def performance(ctx: AuditContext, params: PerformanceParams) -> CheckOutput:
@@ -69,64 +74,54 @@ def performance(ctx: AuditContext, params: PerformanceParams) -> CheckOutput:
     invalid = [m for m in wanted if m not in BY_TASK[task]]
     if invalid:
         raise CheckError(f"metrics {invalid} do not apply to a {task} task; valid: {', '.join(BY_TASK[task])}")
-    labelled = data.labelled
-    n = int(labelled.sum())
+    # counts and exact sums of the labelled rows: of every row here, or combined from a dataset's partitions
+    summary = data.row_summaries.get(ctx.check_id) or _summarise(data.frame, data, params)
+    n = summary.labelled
     notes: list[str] = []
     if n == 0:
         return CheckOutput.skip(f"no row has a value of target '{data.target}'")
-    if n < len(labelled):
-        notes.append(f"{len(labelled) - n:,} of {len(labelled):,} rows have no target value and are left out")
+    if n < summary.rows:
+        notes.append(f"{summary.rows - n:,} of {summary.rows:,} rows have no target value and are left out")
 
     tables: dict[str, list[dict[str, Any]]] = {}
     plots: list[Plot] = []
     unavailable: dict[str, str] = {}
     if task == "binary":
-        y = np.asarray(data.y, dtype=np.float64)[labelled]
-        d = np.asarray(data.decisions, dtype=np.float64)[labelled]
-        p = data.scores[labelled]
         probability = data.score_kind == "probability" or (
-            data.score_kind == "score" and np.nanmin(p) >= 0 and np.nanmax(p) <= 1)
+            data.score_kind == "score" and performance_counts.probability_scores(summary))
         if not probability:
             for name in NEEDS_PROBABILITY:
                 unavailable[name] = f"the scores are not probabilities ({data.score_kind})"
         if data.score_kind == "label":
             notes.append("the model gives labels only: roc_auc and average_precision are computed on the decisions")
-        computer: Any = BinaryMetrics(y, d, p)
-        cells = computer.confusion(np.ones((1, n)))[0]
+        cells = summary.cells
         tables["confusion"] = [
             {"actual": f"{data.positive_class} (positive)", "decided_positive": int(cells[0]), "decided_negative": int(cells[2])},
             {"actual": "other", "decided_positive": int(cells[1]), "decided_negative": int(cells[3])},
         ]
         if data.score_kind != "label":
-            plots.append(_roc_plot(y, p))
+            plots.append(_roc_plot(summary))
     elif task == "multiclass":
         classes = [str(c) for c in (data.classes or [])]
-        index = {c: i for i, c in enumerate(classes)}
-        y_text = np.asarray(data.y, dtype=object)[labelled]
-        unknown = sorted({str(v) for v in y_text if str(v) not in index})
-        if unknown:
-            raise CheckError(f"target values {unknown[:5]} are not among the model's classes {classes}")
-        y_idx = np.array([index[str(v)] for v in y_text])
-        d_idx = np.array([index[str(v)] for v in np.asarray(data.decisions, dtype=object)[labelled]])
-        proba = data.scores[labelled] if data.score_kind == "probability" else None
-        if proba is None:
+        if summary.unknown:
+            raise CheckError(f"target values {sorted(summary.unknown)[:5]} are not among the model's classes {classes}")
+        if data.score_kind != "probability":
             unavailable["log_loss"] = "the model gives labels only"
-        computer = MulticlassMetrics(y_idx, d_idx, proba, len(classes))
-    else:
-        computer = RegressionMetrics(np.asarray(data.y, dtype=np.float64)[labelled], data.scores[labelled])
 
     metrics: dict[str, Metric] = {}
-    ones = np.ones((1, n))
     method = (f"percentile bootstrap over rows, {params.bootstrap:,} resamples, {params.confidence:.0%} level"
               if params.bootstrap else None)
     computable = [m for m in wanted if m not in unavailable]
-    draws = (bootstrap(lambda C: np.column_stack([computer.compute(m, C) for m in computable]), n,
-                       resamples=params.bootstrap, rng=ctx.rng) if params.bootstrap and computable else None)
+    draws = None
+    if params.bootstrap and computable:  # resamples of rows: a run summarised by partition has none (no bootstrap)
+        computer = _row_metrics(data)
+        draws = bootstrap(lambda C: np.column_stack([computer.compute(m, C) for m in computable]), n,
+                          resamples=params.bootstrap, rng=ctx.rng)
     for name in wanted:
         if name in unavailable:
             metrics[name] = Metric(None, n=n, note=unavailable[name])
             continue
-        value = float(computer.compute(name, ones)[0])
+        value = performance_counts.figure(summary, name)
         if not np.isfinite(value):
             metrics[name] = Metric(None, n=n, note="undefined on this data (an empty denominator: e.g. one class only)")
             continue
@@ -147,14 +142,41 @@ def performance(ctx: AuditContext, params: PerformanceParams) -> CheckOutput:
     return CheckOutput(metrics=metrics, tables=tables, plots=plots, notes=notes)
 
 
-def _roc_plot(y: np.ndarray, p: np.ndarray) -> Plot:
-    from sklearn.metrics import roc_curve
+def _labelled_rows(data: AuditData) -> tuple[np.ndarray, Any, Any, Any]:
+    labelled = data.labelled
+    return labelled, np.asarray(data.y, dtype=object if data.task == "multiclass" else np.float64)[labelled], \
+        None if data.decisions is None else np.asarray(data.decisions, dtype=object if data.task == "multiclass"
+                                                       else np.float64)[labelled], data.scores[labelled]
 
-    fpr, tpr, _ = roc_curve(y, p)
+
+def _summarise(frame: pd.DataFrame, data: AuditData, params: PerformanceParams) -> performance_counts.PerformanceSummary:
+    """The counts and exact sums of some audit rows (all of them, or a dataset's partition)."""
+    _, y, decisions, scores = _labelled_rows(data)
+    return performance_counts.summarise(data.task, len(frame), y, decisions, scores,
+                                        classes=[str(c) for c in (data.classes or [])],
+                                        probability=data.score_kind == "probability")
+
+
+def _row_metrics(data: AuditData) -> Any:
+    """The per-row metric computer of the bootstrap (it resamples rows)."""
+    _, y, decisions, scores = _labelled_rows(data)
+    if data.task == "binary":
+        return BinaryMetrics(y, decisions, scores)
+    if data.task == "multiclass":
+        index = {str(c): i for i, c in enumerate(data.classes or [])}
+        y_idx = np.array([index[str(v)] for v in y])
+        d_idx = np.array([index[str(v)] for v in decisions])
+        return MulticlassMetrics(y_idx, d_idx, scores if data.score_kind == "probability" else None, len(index))
+    return RegressionMetrics(y, scores)
+
+
+def _roc_plot(summary: performance_counts.PerformanceSummary) -> Plot:
+    assert summary.scores is not None
+    fpr, tpr = score_counts.roc_points(summary.scores)  # scikit-learn's roc_curve, from the counts
     if len(fpr) > 200:  # enough points to draw the curve, few enough to keep results.json small
         keep = np.unique(np.linspace(0, len(fpr) - 1, 200).round().astype(int))
         fpr, tpr = fpr[keep], tpr[keep]
     return Plot("line", "ROC curve", {
-        "x_label": "false positive rate", "y_label": "true positive rate", "n": int(len(y)),
+        "x_label": "false positive rate", "y_label": "true positive rate", "n": int(summary.labelled),
         "series": [{"name": "model", "x": [round(float(v), 5) for v in fpr], "y": [round(float(v), 5) for v in tpr]},
                    {"name": "chance", "x": [0.0, 1.0], "y": [0.0, 1.0]}]})
