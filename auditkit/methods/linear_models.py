@@ -100,6 +100,43 @@ def onnx_linear_node(model_bytes: bytes) -> Any:
     return next((n for n in model.graph.node if n.op_type in ("LinearClassifier", "LinearRegressor")), None)
 
 
+@dataclass
+class LinearRows:
+    """An ONNX linear node's scores, one row per output: ``margins = columns @ coef.T + intercept``
+    over the columns the node reads, before its ``post_transform``."""
+
+    coef: np.ndarray  # (outputs, columns)
+    intercept: np.ndarray  # (outputs,)
+    post_transform: str  # NONE, SOFTMAX, LOGISTIC, ...
+    op_type: str  # LinearClassifier or LinearRegressor
+    input_name: str  # the tensor the node reads
+
+
+def onnx_linear_rows(model_bytes: bytes) -> LinearRows | None:
+    """The coefficient rows of a model's ONNX linear node (None without one, or when its
+    coefficients do not divide into rows of one width per output)."""
+    import onnx
+
+    node = onnx_linear_node(model_bytes)
+    if node is None:
+        return None
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    coefficients = np.asarray(attrs.get("coefficients", []), dtype=np.float64)
+    intercepts = np.atleast_1d(np.asarray(attrs.get("intercepts", [0.0]), dtype=np.float64))
+    if node.op_type == "LinearRegressor":
+        outputs = int(attrs.get("targets", 1))
+    else:
+        labels = attrs.get("classlabels_strings") or attrs.get("classlabels_ints") or []
+        outputs = len(intercepts) if len(intercepts) > 1 else 1
+        outputs = outputs if outputs > 1 or len(labels) <= 2 else len(labels)
+    if outputs < 1 or coefficients.size == 0 or coefficients.size % outputs or len(intercepts) not in (1, outputs):
+        return None
+    post = attrs.get("post_transform", b"NONE")
+    post = post.decode() if isinstance(post, bytes) else str(post)
+    return LinearRows(coef=coefficients.reshape(outputs, -1), intercept=np.broadcast_to(intercepts, (outputs,)).copy(),
+                      post_transform=post, op_type=node.op_type, input_name=str(node.input[0]))
+
+
 def from_onnx_columns(model_bytes: bytes, feeds: Mapping[str, Any],
                       positive_index: int) -> tuple[LinearModel, np.ndarray] | None:
     """From an ONNX linear node fed by preprocessing over one named input per column (skl2onnx's
