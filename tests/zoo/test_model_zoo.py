@@ -223,10 +223,13 @@ def _params(check_type, task: str, classes) -> dict:
         # the examples are written for a binary model: its 0/1 decisions and its metric roc_auc
         params.pop("query", None)
         params.pop("metric", None)
+        params.pop("metrics", None)
     if task == "multiclass" and "target_class" in check_type.params.model_fields and "monotone" in params:
         params["target_class"] = str(classes[0])  # a monotone direction follows one class's probability
     if task == "regression" and check_type.type in ("noise_robustness", "adversarial"):
         params["tolerance"] = 0.5  # percentage points of interest_rate
+    if task == "regression" and check_type.type == "impact_ratio":
+        params.update(cutoff=9.0, favorable_scores="low")  # a predicted rate under 9% is favourable
     return params
 
 
