@@ -82,7 +82,10 @@ def from_onnx(model_bytes: bytes, feature_names: list[str], positive_index: int)
     coef, icpt = sign * row, sign * float(intercept)
     space = "raw inputs"
     scaler = nodes.get("Scaler")
-    if scaler is not None and scaler.output[0] == node.input[0]:
+    # folded only when it feeds the linear node directly (behind per-column preprocessing the
+    # coefficients multiply the scaled columns, and say so)
+    scaler = scaler if scaler is not None and scaler.output[0] == node.input[0] else None
+    if scaler is not None:
         s_attrs = {a.name: onnx.helper.get_attribute_value(a) for a in scaler.attribute}
         offset = np.broadcast_to(np.asarray(s_attrs.get("offset", [0.0]), dtype=np.float64), (k,))
         scale = np.broadcast_to(np.asarray(s_attrs.get("scale", [1.0]), dtype=np.float64), (k,))

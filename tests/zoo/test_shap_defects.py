@@ -256,6 +256,8 @@ def test_coefficients_of_a_multinomial_model_are_one_row_per_class_as_the_source
     for k, c in enumerate(TIERS):
         assert output.metrics[f"intercept[class={c}]"].value == pytest.approx(final.intercept_[k], abs=1e-6)
     assert not any(name.startswith("odds_ratio") for name in output.metrics)
+    # the Scaler is not folded into them (it said "after a Scaler (folded)" while they multiply scaled columns)
+    assert "folded" not in output.notes[0] and "transformed inputs" in output.notes[0]
 
 
 def test_multiclass_onnx_linear_model_with_one_matrix_input_gets_exact_linear_shap_per_class(frames, tmp_path):
