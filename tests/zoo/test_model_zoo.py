@@ -256,4 +256,25 @@ def test_every_check_family_runs_or_skips_with_a_reason(zoo, frames, task, kind,
             problems.append(f"{name}: {outcome.error}")
         elif outcome.output.skipped is not None and len(outcome.output.skipped) < 20:
             problems.append(f"{name}: skipped without a reason a user accepts ({outcome.output.skipped!r})")
+        elif name in ("shap_importance", "local_explanations"):
+            problems.extend(_shap_units_problems(name, outcome.output, task, kind))
     assert not problems, "\n".join(problems)
+
+
+def _shap_units_problems(name: str, output, task: str, kind: str) -> list[str]:
+    """The SHAP checks say the units they explain in (the target's, for a regressor; a boosted
+    or linear multiclass model's softmax margins, centred over the classes in the local
+    explanations), and their additivity holds in those units."""
+    units = expected_units(kind, task)
+    if task == "regression":
+        units = "predicted interest_rate" if name == "shap_importance" else "value"
+    elif name == "local_explanations" and units.startswith("margin"):
+        units = "centred softmax logit"
+    said = [note for note in output.notes if "units: " in note]
+    problems = []
+    if not said or f"units: {units}" not in said[0]:
+        problems.append(f"{name}: units are not said to be {units!r}: {said[:1]}")
+    additivity = output.metrics["additivity_error"].value
+    if additivity is None or additivity > 1e-5:
+        problems.append(f"{name}: additivity_error {additivity} in {units}")
+    return problems
