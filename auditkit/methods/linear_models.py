@@ -82,7 +82,10 @@ def from_onnx(model_bytes: bytes, feature_names: list[str], positive_index: int)
     coef, icpt = sign * row, sign * float(intercept)
     space = "raw inputs"
     scaler = nodes.get("Scaler")
-    if scaler is not None and scaler.output[0] == node.input[0]:
+    # folded only when it feeds the linear node directly (behind per-column preprocessing the
+    # coefficients multiply the scaled columns, and say so)
+    scaler = scaler if scaler is not None and scaler.output[0] == node.input[0] else None
+    if scaler is not None:
         s_attrs = {a.name: onnx.helper.get_attribute_value(a) for a in scaler.attribute}
         offset = np.broadcast_to(np.asarray(s_attrs.get("offset", [0.0]), dtype=np.float64), (k,))
         scale = np.broadcast_to(np.asarray(s_attrs.get("scale", [1.0]), dtype=np.float64), (k,))
@@ -98,6 +101,43 @@ def onnx_linear_node(model_bytes: bytes) -> Any:
 
     model = onnx.load_from_string(model_bytes)
     return next((n for n in model.graph.node if n.op_type in ("LinearClassifier", "LinearRegressor")), None)
+
+
+@dataclass
+class LinearRows:
+    """An ONNX linear node's scores, one row per output: ``margins = columns @ coef.T + intercept``
+    over the columns the node reads, before its ``post_transform``."""
+
+    coef: np.ndarray  # (outputs, columns)
+    intercept: np.ndarray  # (outputs,)
+    post_transform: str  # NONE, SOFTMAX, LOGISTIC, ...
+    op_type: str  # LinearClassifier or LinearRegressor
+    input_name: str  # the tensor the node reads
+
+
+def onnx_linear_rows(model_bytes: bytes) -> LinearRows | None:
+    """The coefficient rows of a model's ONNX linear node (None without one, or when its
+    coefficients do not divide into rows of one width per output)."""
+    import onnx
+
+    node = onnx_linear_node(model_bytes)
+    if node is None:
+        return None
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    coefficients = np.asarray(attrs.get("coefficients", []), dtype=np.float64)
+    intercepts = np.atleast_1d(np.asarray(attrs.get("intercepts", [0.0]), dtype=np.float64))
+    if node.op_type == "LinearRegressor":
+        outputs = int(attrs.get("targets", 1))
+    else:
+        labels = attrs.get("classlabels_strings") or attrs.get("classlabels_ints") or []
+        outputs = len(intercepts) if len(intercepts) > 1 else 1
+        outputs = outputs if outputs > 1 or len(labels) <= 2 else len(labels)
+    if outputs < 1 or coefficients.size == 0 or coefficients.size % outputs or len(intercepts) not in (1, outputs):
+        return None
+    post = attrs.get("post_transform", b"NONE")
+    post = post.decode() if isinstance(post, bytes) else str(post)
+    return LinearRows(coef=coefficients.reshape(outputs, -1), intercept=np.broadcast_to(intercepts, (outputs,)).copy(),
+                      post_transform=post, op_type=node.op_type, input_name=str(node.input[0]))
 
 
 def from_onnx_columns(model_bytes: bytes, feeds: Mapping[str, Any],

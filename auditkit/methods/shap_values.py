@@ -189,6 +189,10 @@ class _RankedTrees:
         parsed = shap.TreeExplainer(final, data=background, feature_perturbation="interventional",
                                     model_output="raw").model
         self.input_dtype = parsed.input_dtype
+        base_offset = _xgboost_class_intercepts(final, parsed.base_offset)
+        # what shap's own base value misses (XGBoost's per-class intercepts), added to it
+        self.offset_correction = np.asarray(base_offset, dtype=np.float64) - np.asarray(parsed.base_offset,
+                                                                                         dtype=np.float64)
         self.exact = not np.any(parsed.threshold_types != 0)  # categorical bitsets: leave them to shap
         if not self.exact:
             self.explainer = shap.TreeExplainer(final, data=background, feature_perturbation="interventional",
@@ -211,7 +215,8 @@ class _RankedTrees:
                           "children_default": t.children_default, "features": t.features, "thresholds": thresholds,
                           "values": _per_output(np.asarray(t.values, np.float64), index, outputs),
                           "node_sample_weight": np.asarray(t.node_sample_weight, dtype=np.float64)})
-        custom = {"trees": trees, "base_offset": parsed.base_offset, "tree_output": parsed.tree_output,
+        self.offset_correction = np.zeros(())  # the custom model below carries the right offset
+        custom = {"trees": trees, "base_offset": base_offset, "tree_output": parsed.tree_output,
                   "objective": parsed.objective, "input_dtype": np.float64, "internal_dtype": np.float64}
         self.explainer = shap.TreeExplainer(custom, data=self.ranks(background), feature_perturbation="interventional",
                                             model_output="raw")
@@ -229,10 +234,35 @@ class _RankedTrees:
 
     @property
     def expected_value(self) -> Any:
-        return self.explainer.expected_value
+        if not np.any(self.offset_correction):
+            return self.explainer.expected_value
+        return np.asarray(self.explainer.expected_value, dtype=np.float64) + self.offset_correction
 
     def shap_values(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.explainer.shap_values(self.ranks(X), check_additivity=False))
+
+
+def _xgboost_class_intercepts(final: Any, parsed_offset: Any) -> Any:
+    """The base offset of a fitted model's margins: shap's, except for an XGBoost (>= 3)
+    multiclass model, whose ``base_score`` is one intercept per class (in margin units under
+    the softmax objectives) of which shap 0.51 keeps the first alone, shifting every other
+    class's base value and breaking additivity (0.40 log-odds on the zoo's rate-tier model)."""
+    import ast
+    import json
+
+    get_booster = getattr(final, "get_booster", None)
+    if get_booster is None:
+        return parsed_offset
+    params = json.loads(get_booster().save_config())["learner"]
+    objective = str(params.get("objective", {}).get("name", ""))
+    base = params.get("learner_model_param", {}).get("base_score")
+    if not objective.startswith("multi:") or not isinstance(base, str) or not base.strip().startswith("["):
+        return parsed_offset
+    intercepts = np.asarray(ast.literal_eval(base), dtype=np.float64).ravel()
+    n_classes = int(params["learner_model_param"].get("num_class", 0) or 0)
+    if len(intercepts) != n_classes:
+        return parsed_offset
+    return intercepts
 
 
 def _sklearn_raw_output(final: Any, kind: str, Xt: np.ndarray, model: ModelAdapter,
@@ -332,13 +362,33 @@ def _linear_input(model_bytes: bytes) -> str:
     return str(onnx_linear_node(model_bytes).input[0])
 
 
-def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, background: pd.DataFrame,
-                features: list[str], tried: list[str]) -> ShapResult | None:
-    """Exact TreeSHAP on an ONNX tree-ensemble node, translated into shap's tree format."""
+@dataclass
+class _OnnxTreeValues:
+    """The translated ONNX trees' SHAP values, summed onto the inputs: ``values`` (n, p) for one
+    raw output or (n, p, outputs), ``base`` (outputs,); ``raw`` the node's own scores before its
+    post-transform (onnxruntime), (n, node outputs): a class's margin or probability each when
+    there is one SHAP output per class (a binary node's two columns are not what one output adds
+    up to: that is their difference, or the second alone)."""
+
+    info: Any  # onnx_trees.TreeNodeInfo
+    translated: dict[str, Any]
+    values: np.ndarray
+    base: np.ndarray
+    raw: np.ndarray
+
+
+def _onnx_tree_values(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                      tried: list[str]) -> _OnnxTreeValues | None:
+    """Exact TreeSHAP on an ONNX model's tree-ensemble node, translated into shap's tree format,
+    over the inputs (one-hot columns summed back to their input); None, with the reason in
+    ``tried``, when there is no such node or it cannot be translated. Shared by one-score
+    (:func:`explain`) and per-class (:func:`explain_classes`) explanations."""
     import onnx
 
     from auditkit.methods.onnx_trees import OnnxTreeExplainer, find_tree_ensemble
+    from auditkit.methods.onnx_trees.runtime import onnxruntime_raw_scores
 
+    model_bytes = Path(model.path or "").read_bytes()
     info = find_tree_ensemble(onnx.load_from_string(model_bytes))
     if info is None:
         tried.append("ONNX tree-ensemble translation (the graph has no tree-ensemble node)")
@@ -349,13 +399,38 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
     except NotImplementedError as exc:
         tried.append(f"(not translatable: {exc})")
         return None
-    values, base = explainer.shap_values(model.feeds(X))  # type: ignore[attr-defined]
+    feeds = model.feeds(X)  # type: ignore[attr-defined]
+    values, base = explainer.shap_values(feeds)
     values = np.asarray(values, dtype=np.float64)
-    base_arr = np.atleast_1d(np.asarray(base, dtype=np.float64))
+    if getattr(model, "matrix_input", False):
+        if values.shape[1] != len(features):
+            raise CheckError(f"the ONNX trees read {values.shape[1]} columns made from the {len(features)} inputs; "
+                             "they cannot be attributed back to the inputs")
+        grouped = values
+    else:
+        if explainer.groups is None:
+            raise CheckError("which input each column the ONNX trees read comes from cannot be told from the graph")
+        by_input = np.asarray(explainer.grouped(values))
+        grouped = np.zeros((len(values), len(features)) + values.shape[2:])
+        for k, name in enumerate(explainer.groups):
+            if name in features:
+                grouped[:, features.index(name)] = by_input[:, k]
+    raw = np.asarray(onnxruntime_raw_scores(explainer.model, explainer.features(feeds)), dtype=np.float64)
+    return _OnnxTreeValues(info, explainer.translated, grouped, np.atleast_1d(np.asarray(base, dtype=np.float64)),
+                           raw.reshape(len(X), -1))
+
+
+def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, background: pd.DataFrame,
+                features: list[str], tried: list[str]) -> ShapResult | None:
+    """Exact TreeSHAP on an ONNX tree-ensemble node, translated into shap's tree format."""
+    found = _onnx_tree_values(model, X, background, features, tried)
+    if found is None:
+        return None
+    values, base_arr = found.values, found.base
     positive = model.positive_index() if model.classes else 0
     # what the translated trees add up to (onnx_trees._layout): log-odds under a logistic or
     # two-column softmax link, else the score itself (a forest's probability)
-    log_odds = explainer.translated.get("tree_output") == "log_odds"
+    log_odds = found.translated.get("tree_output") == "log_odds"
     probability = model.task != "regression" and not log_odds
     if values.ndim == 3:  # one score per class
         values, base_value = values[:, :, positive], float(base_arr[positive])
@@ -366,20 +441,6 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
         base_value = float(1.0 - base_arr[0]) if probability else float(-base_arr[0])
     else:
         base_value = float(base_arr[0])
-    if getattr(model, "matrix_input", False):
-        if values.shape[1] != len(features):
-            raise CheckError(f"the ONNX trees read {values.shape[1]} columns made from the {len(features)} inputs; "
-                             "they cannot be attributed back to the inputs")
-        grouped = values
-    else:
-        groups = explainer.groups
-        if groups is None:
-            raise CheckError("which input each column the ONNX trees read comes from cannot be told from the graph")
-        by_input = explainer.grouped(values)
-        grouped = np.zeros((len(values), len(features)))
-        for k, name in enumerate(groups):
-            if name in features:
-                grouped[:, features.index(name)] = by_input[:, k]
     scores = model.predict(X)
     if model.task == "regression":
         units, raw = "value", scores
@@ -387,8 +448,8 @@ def _onnx_trees(model: ModelAdapter, model_bytes: bytes, X: pd.DataFrame, backgr
         units, raw = "log-odds", _logit(scores)
     else:
         units, raw = "probability", scores
-    return ShapResult(grouped, base_value, list(features),
-                      f"exact TreeSHAP (interventional) on the ONNX {info.op_type} node, translated for shap",
+    return ShapResult(values, base_value, list(features),
+                      f"exact TreeSHAP (interventional) on the ONNX {found.info.op_type} node, translated for shap",
                       units, raw)
 
 
@@ -613,8 +674,10 @@ def explain_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFra
         result = _onnx_tree_classes(model, X, background, features, tried)
         if result is not None:
             return result
-        if prefer == "auto":
-            tried.append("exact linear SHAP on ONNX linear nodes is implemented for one score only")
+    if model.format == "onnx" and prefer in ("auto", "linear"):
+        result = _onnx_linear_classes(model, X, background, features, tried)
+        if result is not None:
+            return result
     if prefer in ("auto", "permutation"):
         return _model_agnostic_classes(model, X, background, features, classes, tried)
     raise CheckError(f"no {prefer} explainer fits {model.kind} (multiclass); tried: {', '.join(tried) or 'nothing'}")
@@ -681,53 +744,84 @@ def _sklearn_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFr
 
 def _onnx_tree_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
                        tried: list[str]) -> ClassShapResult | None:
-    import onnx
-
-    from auditkit.methods.onnx_trees import OnnxTreeExplainer, find_tree_ensemble
-    from auditkit.methods.onnx_trees.runtime import onnxruntime_raw_scores
-
-    model_bytes = Path(model.path or "").read_bytes()
-    info = find_tree_ensemble(onnx.load_from_string(model_bytes))
-    if info is None:
-        tried.append("ONNX tree-ensemble translation (the graph has no tree-ensemble node)")
-        return None
-    tried.append(f"exact TreeSHAP on the ONNX {info.op_type} node")
-    try:
-        explainer = OnnxTreeExplainer(model.path or "", model.feeds(background))  # type: ignore[attr-defined]
-    except NotImplementedError as exc:
-        tried.append(f"(not translatable: {exc})")
+    found = _onnx_tree_values(model, X, background, features, tried)
+    if found is None:
         return None
     classes = list(model.classes or [])
-    feeds = model.feeds(X)  # type: ignore[attr-defined]
-    values, base = explainer.shap_values(feeds)
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 3 or values.shape[2] != len(classes):
-        tried.append(f"(the translated trees give values of shape {values.shape}, not one set per class)")
+    if found.values.ndim != 3 or found.values.shape[2] != len(classes):
+        tried.append(f"(the translated trees give values of shape {found.values.shape}, not one set per class)")
         return None
+    info = found.info
     if info.class_labels is not None and [str(c) for c in info.class_labels] != [str(c) for c in classes]:
         raise CheckError(f"the ONNX tree node's classes {list(info.class_labels)} are not the model's output "
                          f"classes {classes} in the same order")
-    if getattr(model, "matrix_input", False):
-        if values.shape[1] != len(features):
-            raise CheckError(f"the ONNX trees read {values.shape[1]} columns made from the {len(features)} inputs; "
-                             "they cannot be attributed back to the inputs")
-        grouped = values
-    else:
-        if explainer.groups is None:
-            raise CheckError("which input each column the ONNX trees read comes from cannot be told from the graph")
-        by_input = np.asarray(explainer.grouped(values))
-        grouped = np.zeros((len(values), len(features), len(classes)))
-        for k, name in enumerate(explainer.groups):
-            if name in features:
-                grouped[:, features.index(name), :] = by_input[:, k, :]
     # the node's own scores before its post-transform (onnxruntime, post_transform NONE): exact margins
-    raw = np.asarray(onnxruntime_raw_scores(explainer.model, explainer.features(feeds)), dtype=np.float64)
-    raw = raw.reshape(len(X), -1)
     units = "margin (softmax logit)" if info.post_transform.startswith("SOFTMAX") else (
         "probability" if info.post_transform == "NONE" else f"raw score ({info.post_transform} applied after)")
-    return ClassShapResult(grouped, np.atleast_1d(np.asarray(base, dtype=np.float64)), classes, list(features),
+    return ClassShapResult(found.values, found.base, classes, list(features),
                            f"exact TreeSHAP (interventional) on the ONNX {info.op_type} node, translated for shap, "
-                           "one set per class", units, raw)
+                           "one set per class", units, found.raw)
+
+
+def _onnx_linear_classes(model: ModelAdapter, X: pd.DataFrame, background: pd.DataFrame, features: list[str],
+                         tried: list[str]) -> ClassShapResult | None:
+    """Exact linear SHAP of each class's margin of an ONNX linear classifier (skl2onnx's
+    multinomial LogisticRegression: a LinearClassifier with one coefficient row per class and a
+    softmax): w_cj (z_j - E[z_j]) over the columns z the node reads, whatever preprocessing makes
+    them, summed over the columns of each input."""
+    from auditkit.methods.linear_models import onnx_linear_rows
+    from auditkit.methods.onnx_trees import tensor_features
+
+    model_bytes = Path(model.path or "").read_bytes()
+    rows = onnx_linear_rows(model_bytes)
+    classes = list(model.classes or [])
+    if rows is None:
+        tried.append("exact linear SHAP (the graph has no ONNX linear node)")
+        return None
+    what = f"exact linear SHAP on the ONNX {rows.op_type} node"
+    if rows.op_type != "LinearClassifier" or rows.coef.shape[0] != len(classes):
+        tried.append(f"{what} ({rows.coef.shape[0]} score rows for {len(classes)} classes)")
+        return None
+    Xt, sources = tensor_features(model_bytes, rows.input_name, model.feeds(X))  # type: ignore[attr-defined]
+    Bt, _ = tensor_features(model_bytes, rows.input_name, model.feeds(background))  # type: ignore[attr-defined]
+    origins = _column_origins(sources, features, rows.coef.shape[1])
+    if origins is None:
+        tried.append(f"{what} (a column it reads mixes several inputs, or its origin cannot be told)")
+        return None
+    tried.append(what)
+    mean = Bt.mean(axis=0)
+    columns = (Xt - mean)[:, :, None] * rows.coef.T[None, :, :]  # w_cj (z_j - E[z_j]) per class c
+    outside = [j for j, origin in enumerate(origins) if origin < 0 and np.any(columns[:, j] != 0)]
+    if outside:
+        raise CheckError(f"the ONNX linear node reads a column made from '{sources[outside[0]] if sources else '?'}', "
+                         "which is not a feature")
+    values = _group3(columns[:, [j for j, o in enumerate(origins) if o >= 0]],
+                     [o for o in origins if o >= 0], len(features))
+    post = rows.post_transform
+    units = ("margin (softmax logit)" if post.startswith("SOFTMAX") else
+             "log-odds (one-vs-rest, before the probabilities are normalised)" if post == "LOGISTIC" else
+             f"raw score ({post} applied after)" if post != "NONE" else "score")
+    return ClassShapResult(values, rows.intercept + mean @ rows.coef.T, classes, list(features),
+                           f"{what}, over the {Xt.shape[1]} columns its preprocessing makes, one set per class",
+                           units, Xt @ rows.coef.T + rows.intercept)
+
+
+def _column_origins(sources: list[str] | None, features: list[str], width: int) -> list[int] | None:
+    """The feature each column of a node's input comes from (-1: none of the features): a named
+    graph input per column (skl2onnx's mixed-type pipelines), or column j of one matrix input
+    (``X[j]``, the j-th feature). None when the graph does not tell."""
+    import re
+
+    if sources is None or len(sources) != width:
+        return None
+    out = []
+    for source in sources:
+        if source in features:
+            out.append(features.index(source))
+            continue
+        match = re.fullmatch(r".*\[(\d+)\]", source)
+        out.append(int(match.group(1)) if match and int(match.group(1)) < len(features) else -1)
+    return out
 
 
 def enumerate_shapley_multi(f: Any, X: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

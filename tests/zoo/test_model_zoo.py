@@ -1,9 +1,16 @@
-"""The models users bring, as they save them: every kind x {ONNX, joblib, skops} (binary tasks).
+"""The models users bring, as they save them: every kind x {ONNX, joblib, skops} x {binary,
+multiclass, regression} (#18).
 
 Each model loads and predicts as its source does; SHAP is exact where the model is a tree
-ensemble or linear (equal to shap on the source model, additive, in the units the model's raw
-output has), else model-agnostic with its sample size; every check family runs or skips with
-a reason (#18). Multiclass and regression through this matrix are not here yet.
+ensemble or linear (equal to shap on the source model, additive, in the units of the model's
+raw output: log-odds or P(class 1) for a binary task, each class's softmax margin or
+probability for a multiclass one, the target's units for a regressor), else model-agnostic
+with its sample size (the MLP: exact enumeration of every coalition, equal to shap's Exact
+explainer); every check family runs or skips with a reason a user accepts.
+
+The binary target is ``defaulted``; the multiclass one the interest-rate tier
+(high / low / medium; codes 0..2 for XGBoost, which takes no other labels); the regression
+target the interest rate itself, in percent.
 """
 from __future__ import annotations
 
@@ -16,17 +23,24 @@ pytest.importorskip("xgboost", reason="the model zoo needs the zoo extra (pip in
 pytest.importorskip("lightgbm", reason="the model zoo needs the zoo extra (pip install -e '.[zoo]')")
 pytest.importorskip("onnxmltools", reason="the model zoo needs the zoo extra (pip install -e '.[zoo]')")
 
-from zoo_models import CATEGORICAL, FEATURES, KINDS, NUMERIC, TREE_KINDS, UNITS, build, grouped_reference, load_frames  # noqa: E402
-
-from support import float32_ties  # noqa: E402
+from zoo_models import FEATURES, KINDS, TASKS, TIERS, TREE_KINDS, build, load_frames, task_target  # noqa: E402
+from zoo_reference import exact_kind, expected_units, reference_shap, tree_ties  # noqa: E402
 
 from auditkit.adapters.base import AdapterSpec, load_adapter  # noqa: E402
 from auditkit.engine.context import AuditData  # noqa: E402
-from auditkit.methods.shap_values import explain  # noqa: E402
+from auditkit.methods.shap_values import explain, explain_classes  # noqa: E402
 
 FORMATS = ["onnx", "joblib", "skops"]
-CASES = [(kind, fmt) for kind in KINDS for fmt in FORMATS if not (fmt == "skops" and kind in ("xgboost", "lightgbm"))]
+# skops trusts no XGBoost or LightGBM class: those come as joblib (and ONNX)
+CASES = [(task, kind, fmt) for task in TASKS for kind in KINDS for fmt in FORMATS
+         if not (fmt == "skops" and kind in ("xgboost", "lightgbm"))]
 EXPLAINED, BACKGROUND = slice(0, 40), slice(100, 160)
+# the model-agnostic explainer evaluates 1,024 coalitions x background rows per row: fewer rows
+MLP_EXPLAINED, MLP_BACKGROUND = slice(0, 6), slice(100, 120)
+
+
+def _id(case: tuple[str, str, str]) -> str:
+    return "-".join(case)
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +54,10 @@ def zoo(frames, tmp_path_factory):
     directory = tmp_path_factory.mktemp("zoo")
     built = {}
 
-    def get(kind):
-        if kind not in built:
-            built[kind] = build(kind, train, directory)
-        return built[kind]
+    def get(kind, task):
+        if (kind, task) not in built:
+            built[kind, task] = build(kind, train, directory, task=task)
+        return built[kind, task]
     return get
 
 
@@ -62,108 +76,88 @@ def adapter_of(model, fmt):
     return load_adapter(spec), spec
 
 
-@pytest.mark.parametrize("kind,fmt", CASES)
-def test_model_loads_and_scores_as_its_source(zoo, frames, kind, fmt):
+@pytest.mark.parametrize("task,kind,fmt", CASES, ids=map(_id, CASES))
+def test_model_loads_and_scores_as_its_source(zoo, frames, task, kind, fmt):
     _, audit = frames
-    model = zoo(kind)
+    model = zoo(kind, task)
     adapter, _ = adapter_of(model, fmt)
-    assert adapter.task == "binary" and adapter.score_kind == "probability"
-    expected = model.pipeline.predict_proba(audit[FEATURES])[:, 1]
-    # ONNX computes in float32: probabilities agree to float32 rounding
-    assert_allclose(adapter.predict(audit[FEATURES]), expected, atol=1e-6 if fmt == "onnx" else 1e-12)
-
-
-def reference_shap(model, X: pd.DataFrame, background: pd.DataFrame) -> tuple[np.ndarray, float, np.ndarray]:
-    """shap on the source model: TreeExplainer or LinearExplainer (interventional) on the final
-    estimator over the transformed columns, summed back to the inputs; and the rows where shap
-    itself is additive (shap rounds float64 thresholds to float32, so a value on a threshold
-    takes the other branch there: auditkit keeps them exact)."""
-    import shap
-
-    prep, final = model.pipeline[:-1], model.pipeline[-1]
-    Xt = np.asarray(prep.transform(X[FEATURES]), dtype=np.float64)
-    Bt = np.asarray(prep.transform(background[FEATURES]), dtype=np.float64)
-    if model.kind in ("random_forest", "extra_trees", "gradient_boosting"):
-        # scikit-learn's classic trees compare float32 features (shap takes them as given)
-        Xt, Bt = Xt.astype(np.float32).astype(np.float64), Bt.astype(np.float32).astype(np.float64)
-    if model.kind in TREE_KINDS:
-        explainer = shap.TreeExplainer(final, data=Bt, feature_perturbation="interventional", model_output="raw")
+    assert adapter.task == task
+    X = audit[FEATURES]
+    # ONNX computes in float32: scores agree to float32 rounding (relative, for interest rates)
+    tolerance = 1e-6 if fmt == "onnx" else 1e-12
+    if task == "regression":
+        expected = model.pipeline.predict(X)
+        assert_allclose(adapter.predict(X), expected, rtol=tolerance, atol=tolerance)
+        return
+    assert adapter.score_kind == "probability"
+    expected = model.pipeline.predict_proba(X)
+    if task == "binary":
+        expected = expected[:, 1]
     else:
-        explainer = shap.LinearExplainer(final, shap.maskers.Independent(Bt, max_samples=len(Bt)))
-    values = np.asarray(explainer.shap_values(Xt, **({"check_additivity": False} if model.kind in TREE_KINDS else {})))
-    base = np.atleast_1d(explainer.expected_value)
-    if values.ndim == 3:  # a column per class: the positive class is classes_[1]
-        values, base = values[:, :, 1], base[1:]
-    names = list(prep.get_feature_names_out(FEATURES))
-    raw = _raw(model, X)
-    shap_additive = np.abs(float(base[-1]) + values.sum(axis=1) - raw) < 1e-6
-    return grouped_reference(values, names), float(base[-1]), shap_additive
+        assert [str(c) for c in adapter.classes] == [str(c) for c in model.pipeline.classes_]
+    assert_allclose(adapter.predict(X), expected, atol=tolerance)
 
 
-def _raw(model, X: pd.DataFrame) -> np.ndarray:
-    p = model.pipeline.predict_proba(X[FEATURES])[:, 1]
-    return np.log(p) - np.log1p(-p) if UNITS[model.kind] == "log-odds" else p
+def _explain(adapter, task: str, X: pd.DataFrame, background: pd.DataFrame):
+    """auditkit's SHAP values: one set per class for a multiclass model, with its base values
+    as an array either way."""
+    if task == "multiclass":
+        ours = explain_classes(adapter, X, background, FEATURES)
+        return ours, ours.base_values
+    ours = explain(adapter, X, background, FEATURES)
+    return ours, np.atleast_1d(ours.base_value)
 
 
-@pytest.mark.parametrize("kind,fmt", [c for c in CASES if c[0] != "mlp"])
-def test_shap_is_exact_additive_and_in_the_units_of_the_raw_output(zoo, frames, kind, fmt):
+EXACT_CASES = [c for c in CASES if exact_kind(c[1])]
+
+
+@pytest.mark.parametrize("task,kind,fmt", EXACT_CASES, ids=map(_id, EXACT_CASES))
+def test_shap_is_exact_additive_and_in_the_units_of_the_raw_output(zoo, frames, task, kind, fmt):
     _, audit = frames
-    model = zoo(kind)
+    model = zoo(kind, task)
     adapter, _ = adapter_of(model, fmt)
     X, background = audit.iloc[EXPLAINED][FEATURES], audit.iloc[BACKGROUND][FEATURES]
     if kind in TREE_KINDS:  # a background on which shap is itself exact, so that it can be the reference
-        ties = float32_ties(model.pipeline[-1], np.asarray(model.pipeline[:-1].transform(background), dtype=float))
-        background = background[~ties]
-    ours = explain(adapter, X, background, FEATURES)
-    assert "exact" in ours.explainer and "approximate" not in ours.explainer
-    assert ours.units == UNITS[kind]
-    reference, base, shap_additive = reference_shap(model, X, background)
-    assert np.abs(reference).max() > 1e-2 and shap_additive.mean() > 0.9  # a non-trivial case
+        background = background[~tree_ties(model, background)]
+    ours, base = _explain(adapter, task, X, background)
+    assert "exact" in ours.explainer and "approximate" not in ours.explainer and "model-agnostic" not in ours.explainer
+    assert ours.units == expected_units(kind, task)
+    reference = reference_shap(model, task, X, background)
+    assert ours.values.shape == reference.values.shape
+    assert np.abs(reference.values).max() > 1e-2 and reference.additive.mean() > 0.9  # a non-trivial case
+    fair = reference.additive
     # ONNX holds float32 thresholds and leaf values: the same Shapley values to float32 rounding
-    assert_allclose(ours.values[shap_additive], reference[shap_additive], atol=1e-6)
-    assert ours.base_value == pytest.approx(base, abs=1e-6)
+    assert_allclose(ours.values[fair], reference.values[fair], atol=1e-6)
+    # the base value is the mean raw output over the background (an interest rate in float32: relative)
+    assert_allclose(base, reference.base, rtol=1e-6, atol=1e-6)
     assert ours.additivity_error < 1e-5
     # the raw output SHAP adds up to is the model's own score in those units
-    assert_allclose(ours.raw_output, _raw(model, X), atol=1e-5)
+    assert_allclose(ours.raw_output, reference.raw, rtol=1e-6, atol=1e-5)
+
+
+MLP_CASES = [c for c in CASES if c[1] == "mlp"]
 
 
 @pytest.mark.slow  # shap's Exact explainer, the reference, compiles with numba first (tens of seconds)
-@pytest.mark.parametrize("fmt", ["onnx", "joblib", "skops"])
-def test_mlp_shap_is_exact_enumeration_equal_to_shap_exact_explainer(zoo, frames, fmt):
+@pytest.mark.parametrize("task,kind,fmt", MLP_CASES, ids=map(_id, MLP_CASES))
+def test_mlp_shap_is_exact_enumeration_equal_to_shap_exact_explainer(zoo, frames, task, kind, fmt):
     """10 inputs: 1,024 coalitions per row is affordable, so the values are exact Shapley values
-    (shap's ExactExplainer on the source pipeline, with the same background, is the reference)."""
-    import shap
-
+    (shap's Exact explainer on the source pipeline, with the same background, is the reference),
+    and the explainer names its sample: the coalitions and the background rows."""
     _, audit = frames
-    model = zoo("mlp")
+    model = zoo(kind, task)
     adapter, _ = adapter_of(model, fmt)
-    X, background = audit.iloc[:6][FEATURES], audit.iloc[100:120][FEATURES]
-    ours = explain(adapter, X, background, FEATURES)
-    assert "exact" in ours.explainer and "model-agnostic" in ours.explainer and ours.units == "log-odds"
+    X, background = audit.iloc[MLP_EXPLAINED][FEATURES], audit.iloc[MLP_BACKGROUND][FEATURES]
+    ours, base = _explain(adapter, task, X, background)
+    assert "exact" in ours.explainer and "model-agnostic" in ours.explainer
     assert "1,024 coalitions" in ours.explainer and "20 background rows" in ours.explainer
-
-    # shap masks numbers: each categorical column as its categories' positions
-    levels = {c: sorted(set(X[c]) | set(background[c])) for c in CATEGORICAL}
-
-    def encode(frame: pd.DataFrame) -> np.ndarray:
-        out = frame.copy()
-        for c in CATEGORICAL:
-            out[c] = [levels[c].index(v) for v in frame[c]]
-        return out.to_numpy(dtype=np.float64)
-
-    def log_odds(matrix: np.ndarray) -> np.ndarray:
-        frame = pd.DataFrame(matrix, columns=FEATURES).astype(object)
-        for c in CATEGORICAL:
-            frame[c] = [levels[c][int(k)] for k in matrix[:, FEATURES.index(c)]]
-        frame[NUMERIC] = frame[NUMERIC].astype(np.float64)
-        p = model.pipeline.predict_proba(frame)[:, 1]
-        return np.log(p) - np.log1p(-p)
-
-    masker = shap.maskers.Independent(encode(background), max_samples=len(background))
-    reference = shap.explainers.Exact(log_odds, masker)(encode(X)).values
-    assert np.abs(reference).max() > 1e-2
-    # ONNX's float32 MLP against scikit-learn's float64 one: the same function to ~1e-6
-    assert_allclose(ours.values, np.asarray(reference, dtype=np.float64), atol=1e-4 if fmt == "onnx" else 1e-9)
+    assert ours.units == expected_units(kind, task) and ours.standard_error is None
+    reference = reference_shap(model, task, X, background)
+    assert np.abs(reference.values).max() > 1e-2
+    # ONNX's float32 MLP against scikit-learn's float64 one: the same function to ~1e-6 (relative)
+    tolerance = 1e-4 if fmt == "onnx" else 1e-9
+    assert_allclose(ours.values, reference.values, atol=tolerance)
+    assert_allclose(base, reference.base, rtol=tolerance, atol=tolerance)
     assert ours.additivity_error < 1e-5
 
 
@@ -181,48 +175,106 @@ FAST = {"performance": {"bootstrap": 50}, "group_fairness": {"bootstrap": 50},
                         "gradient_samples": 6},
         "noise_robustness": {"max_rows": 100, "n_repeats": 2, "levels": [0.1]}, "ceteris_paribus": {"sample": 2},
         "invariance": {"max_rows": 100}, "out_of_range": {"max_rows": 100}, "missing_values": {"max_rows": 100},
-        "counterfactual_fairness": {"max_rows": 200}}
+        "counterfactual_fairness": {"max_rows": 200}, "calibration": {"bootstrap": 50},
+        "slice_performance": {"bootstrap": 50}, "influential_instances": {"max_rows": 100}}
 
 
-def _one_format_per_kind() -> list[tuple[str, str]]:
-    """Every kind once, the formats taken in turn: every check on all 22 cases took four
-    minutes, and loading and SHAP are tested on the whole matrix above."""
+def _one_format_per_kind() -> list[tuple[str, str, str]]:
+    """Every kind once per task, the formats taken in turn (every check on every case takes
+    many minutes; loading and SHAP are tested on the whole matrix above)."""
     chosen = []
-    for i, kind in enumerate(KINDS):
-        formats = [fmt for k, fmt in CASES if k == kind]
-        chosen.append((kind, formats[i % len(formats)]))
+    for t, task in enumerate(TASKS):
+        for i, kind in enumerate(KINDS):
+            formats = [fmt for ta, k, fmt in CASES if (ta, k) == (task, kind)]
+            chosen.append((task, kind, formats[(i + t) % len(formats)]))
     return chosen
 
 
+FAMILY_CASES = _one_format_per_kind()
+
+
+def audit_data(task: str, kind: str, adapter, spec, audit: pd.DataFrame, reference: pd.DataFrame) -> AuditData:
+    """The audit data ``prepare`` makes for a policy auditing this model (its target, decisions,
+    favourable outcome: not defaulting, the low interest tier)."""
+    frame = audit.reset_index(drop=True).rename_axis("row")
+    scores = adapter.predict(frame[FEATURES])
+    common = dict(features=list(FEATURES), protected=["sex", "race", "age_band"], task=task, scores=scores,
+                  score_kind=adapter.score_kind, adapter_spec=spec, classes=adapter.classes,
+                  reference=reference.reset_index(drop=True))
+    if task == "binary":
+        return AuditData(frame=frame, target="defaulted", decisions=(scores >= 0.5).astype(np.int64),
+                         y=frame["defaulted"].to_numpy(float), threshold=0.5, favorable_decision=0, **common)
+    if task == "regression":
+        return AuditData(frame=frame, target="interest_rate", decisions=None,
+                         y=frame["interest_rate"].to_numpy(float), threshold=None, **common)
+    frame["tier"] = task_target("multiclass", kind, frame)
+    classes = list(adapter.classes)
+    favorable = str(classes[[str(c) for c in classes].index("low")] if "low" in map(str, classes)
+                    else TIERS.index("low"))
+    return AuditData(frame=frame, target="tier", decisions=np.asarray(classes, dtype=object)[scores.argmax(axis=1)],
+                     y=frame["tier"].astype(str).to_numpy(dtype=object), threshold=None, favorable_class=favorable,
+                     **common)
+
+
+def _params(check_type, task: str, classes) -> dict:
+    params = {**check_type.example.get("params", {}), **{k: v for k, v in FAST.get(check_type.type, {}).items()
+                                                         if k in check_type.params.model_fields}}
+    if task != "binary":
+        # the examples are written for a binary model: its 0/1 decisions and its metric roc_auc
+        params.pop("query", None)
+        params.pop("metric", None)
+        params.pop("metrics", None)
+    if task == "multiclass" and "target_class" in check_type.params.model_fields and "monotone" in params:
+        params["target_class"] = str(classes[0])  # a monotone direction follows one class's probability
+    if task == "regression" and check_type.type in ("noise_robustness", "adversarial"):
+        params["tolerance"] = 0.5  # percentage points of interest_rate
+    if task == "regression" and check_type.type == "impact_ratio":
+        params.update(cutoff=9.0, favorable_scores="low")  # a predicted rate under 9% is favourable
+    return params
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,fmt", _one_format_per_kind())
-def test_every_check_family_runs_or_skips_with_a_reason(zoo, frames, kind, fmt):
+@pytest.mark.parametrize("task,kind,fmt", FAMILY_CASES, ids=map(_id, FAMILY_CASES))
+def test_every_check_family_runs_or_skips_with_a_reason(zoo, frames, task, kind, fmt):
     from auditkit.core.registry import get_registry
     from auditkit.engine.worker import CheckTask, execute
 
     train, audit = frames
-    model = zoo(kind)
+    model = zoo(kind, task)
     adapter, spec = adapter_of(model, fmt)
-    frame = audit.reset_index(drop=True).rename_axis("row")
-    scores = adapter.predict(frame[FEATURES])
-    data = AuditData(frame=frame, features=list(FEATURES), target="defaulted", protected=["sex", "race", "age_band"],
-                     task="binary", scores=scores, decisions=(scores >= 0.5).astype(np.int64),
-                     y=frame["defaulted"].to_numpy(float), score_kind=adapter.score_kind, adapter_spec=spec,
-                     threshold=0.5, favorable_decision=0, classes=adapter.classes,
-                     reference=train.iloc[:300].reset_index(drop=True))
+    data = audit_data(task, kind, adapter, spec, audit, train.iloc[:300])
     problems = []
     for name in get_registry().names():
         check_type = get_registry().get(name)
         if not check_type.func.__module__.startswith("auditkit.checks."):
             continue  # test-only checks other tests register (one kills its own process on purpose)
-        if check_type.family == "data" and (kind, fmt) != CASES[0]:
+        if check_type.family == "data" and (task, kind, fmt) != FAMILY_CASES[0]:
             continue  # the data checks read the data alone: once is enough (proxy_detection takes ~40 s)
-        params = {**check_type.example.get("params", {}), **{k: v for k, v in FAST.get(name, {}).items()
-                                                            if k in check_type.params.model_fields}}
-        outcome = execute(CheckTask("c", name, params, 3, 120), data)
-        print(f"{name}: {outcome.duration_s:.1f} s")
+        outcome = execute(CheckTask("c", name, _params(check_type, task, adapter.classes), 3, 120), data)
+        print(f"{name}: {outcome.duration_s:.1f} s", outcome.output.skipped if outcome.output else outcome.error)
         if outcome.error is not None:
             problems.append(f"{name}: {outcome.error}")
         elif outcome.output.skipped is not None and len(outcome.output.skipped) < 20:
             problems.append(f"{name}: skipped without a reason a user accepts ({outcome.output.skipped!r})")
+        elif name in ("shap_importance", "local_explanations"):
+            problems.extend(_shap_units_problems(name, outcome.output, task, kind))
     assert not problems, "\n".join(problems)
+
+
+def _shap_units_problems(name: str, output, task: str, kind: str) -> list[str]:
+    """The SHAP checks say the units they explain in (the target's, for a regressor; a boosted
+    or linear multiclass model's softmax margins, centred over the classes in the local
+    explanations), and their additivity holds in those units."""
+    units = expected_units(kind, task)
+    if task == "regression":
+        units = "predicted interest_rate" if name == "shap_importance" else "value"
+    elif name == "local_explanations" and units.startswith("margin"):
+        units = "centred softmax logit"
+    said = [note for note in output.notes if "units: " in note]
+    problems = []
+    if not said or f"units: {units}" not in said[0]:
+        problems.append(f"{name}: units are not said to be {units!r}: {said[:1]}")
+    additivity = output.metrics["additivity_error"].value
+    if additivity is None or additivity > 1e-5:
+        problems.append(f"{name}: additivity_error {additivity} in {units}")
+    return problems

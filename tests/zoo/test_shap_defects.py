@@ -216,3 +216,81 @@ def test_lightgbm_categorical_splits_get_exact_tree_shap(frames, tmp_path):
         # the reference reads log-odds back from float32 probabilities (about 1e-6 off)
         assert_allclose(ours.values[row], phi, atol=2e-5)
     assert ours.additivity_error < 1e-5
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "joblib"])
+def test_coefficients_of_a_multinomial_model_are_one_row_per_class_as_the_source_model(frames, tmp_path, fmt):
+    """A multiclass logistic regression was skipped as "not implemented yet"; its coefficients are
+    one row per class (the class's softmax margin), equal to scikit-learn's ``coef_`` (#18)."""
+    from zoo_models import TIERS
+
+    from auditkit.engine.context import AuditData
+
+    train, audit = frames
+    model = build("logistic_regression", train, tmp_path, task="multiclass")
+    path = model.onnx_path if fmt == "onnx" else model.joblib_path
+    spec = AdapterSpec(format=fmt, path=str(path), trust_pickle=True, feature_names=tuple(FEATURES))
+    adapter = load_adapter(spec)
+    frame = audit.reset_index(drop=True).rename_axis("row")
+    scores = adapter.predict(frame[FEATURES])
+    data = AuditData(frame=frame, features=list(FEATURES), target=None, protected=["sex"], task="multiclass",
+                     scores=scores, decisions=np.asarray(adapter.classes, dtype=object)[scores.argmax(axis=1)], y=None,
+                     score_kind=adapter.score_kind, adapter_spec=spec, classes=adapter.classes)
+    output = run_check("coefficients", data)
+    assert output.skipped is None, output.skipped
+    names = [n.split("__", 1)[1] for n in model.pipeline[:-1].get_feature_names_out(FEATURES)]
+    final = model.pipeline[-1]
+    assert list(final.classes_) == TIERS
+    # scikit-learn names its columns with the transformer's prefix (num__income), ONNX without
+    bare = {r["name"]: r["name"].split("__", 1)[-1] for r in output.tables["coefficients"]}
+    found = {(r["class"], bare[r["name"]]): r["coefficient"] for r in output.tables["coefficients"]}
+    metric = {(r["class"], bare[r["name"]]): f"coefficient[{r['name']}, class={r['class']}]"
+              for r in output.tables["coefficients"]}
+    expected = {(c, name): final.coef_[k, j] for k, c in enumerate(TIERS) for j, name in enumerate(names)}
+    assert set(found) == set(expected)
+    # scikit-learn's coefficients multiply the scaled numerics; so do ONNX's (its Scaler is a
+    # separate node per column group, before the linear node): the same figures, in float32
+    for key, coef in expected.items():
+        assert found[key] == pytest.approx(coef, abs=1e-6), key
+        assert output.metrics[metric[key]].value == pytest.approx(coef, abs=1e-6)
+    for k, c in enumerate(TIERS):
+        assert output.metrics[f"intercept[class={c}]"].value == pytest.approx(final.intercept_[k], abs=1e-6)
+    assert not any(name.startswith("odds_ratio") for name in output.metrics)
+    # the Scaler is not folded into them (it said "after a Scaler (folded)" while they multiply scaled columns)
+    assert "folded" not in output.notes[0] and "transformed inputs" in output.notes[0]
+
+
+def test_multiclass_onnx_linear_model_with_one_matrix_input_gets_exact_linear_shap_per_class(frames, tmp_path):
+    """A multinomial logistic regression behind a scaler, exported with one float matrix input:
+    exact linear SHAP of each class's margin (it was model-agnostic Shapley values of the
+    probabilities), equal to shap's LinearExplainer on the source model (#18)."""
+    import shap
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from zoo_models import NUMERIC, rate_tier
+
+    from auditkit.methods.shap_values import explain_classes
+
+    train, audit = frames
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
+        train[NUMERIC].fillna(0.0), rate_tier(train["interest_rate"]))
+    onx = convert_sklearn(pipeline, initial_types=[("X", FloatTensorType([None, len(NUMERIC)]))],
+                          options={id(pipeline[-1]): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    path = tmp_path / "multinomial.onnx"
+    path.write_bytes(onx.SerializeToString())
+    adapter = load_adapter(AdapterSpec(format="onnx", path=str(path), feature_names=tuple(NUMERIC)))
+    X, background = audit.iloc[:40][NUMERIC].fillna(0.0), audit.iloc[100:160][NUMERIC].fillna(0.0)
+    ours = explain_classes(adapter, X, background, list(NUMERIC))
+    assert ours.explainer.startswith("exact linear SHAP") and ours.units == "margin (softmax logit)"
+    Xs, Bs = pipeline[0].transform(X), pipeline[0].transform(background)
+    explainer = shap.LinearExplainer(pipeline[-1], shap.maskers.Independent(Bs, max_samples=len(Bs)))
+    reference = np.asarray(explainer.shap_values(Xs))
+    assert reference.shape == ours.values.shape and np.abs(reference).max() > 0.1
+    # ONNX scales in float32: the same values to float32 rounding
+    assert_allclose(ours.values, reference, atol=2e-6)
+    assert_allclose(ours.raw_output, pipeline.decision_function(X), atol=2e-6)
+    assert ours.additivity_error < 1e-5

@@ -48,32 +48,40 @@ def preprocessor(*, scale: bool) -> Any:
     ])
 
 
-def _estimators() -> dict[str, Callable[[], Any]]:
-    from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier, HistGradientBoostingClassifier,
-                                  RandomForestClassifier)
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
+def _estimators(task: str = "binary") -> dict[str, Callable[[], Any]]:
+    """One small estimator per kind for ``task`` (binary, multiclass or regression): the same
+    kinds in every task, the linear kind a logistic regression or a ridge regression."""
+    from sklearn import ensemble
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    regression = task == "regression"
+    suffix = "Regressor" if regression else "Classifier"
 
     def xgb() -> Any:
-        from xgboost import XGBClassifier
+        import xgboost
 
-        return XGBClassifier(n_estimators=25, max_depth=3, learning_rate=0.3, random_state=0, n_jobs=1,
-                             base_score=0.3)
+        return getattr(xgboost, f"XGB{suffix}")(n_estimators=25, max_depth=3, learning_rate=0.3, random_state=0,
+                                                n_jobs=1, **({"base_score": 0.3} if task == "binary" else {}))
 
     def lgbm() -> Any:
-        from lightgbm import LGBMClassifier
+        import lightgbm
 
-        return LGBMClassifier(n_estimators=25, num_leaves=8, random_state=0, n_jobs=1, verbose=-1)
+        return getattr(lightgbm, f"LGBM{suffix}")(n_estimators=25, num_leaves=8, random_state=0, n_jobs=1, verbose=-1)
+
+    def sk(name: str, **params: Any) -> Callable[[], Any]:
+        return lambda: getattr(ensemble, name + suffix)(**params)
 
     return {
         "xgboost": xgb,
         "lightgbm": lgbm,
-        "random_forest": lambda: RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0, n_jobs=1),
-        "extra_trees": lambda: ExtraTreesClassifier(n_estimators=15, max_depth=5, random_state=0, n_jobs=1),
-        "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(max_iter=20, max_depth=3, random_state=0),
-        "gradient_boosting": lambda: GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0),
-        "logistic_regression": lambda: LogisticRegression(max_iter=1000),
-        "mlp": lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=400, random_state=0),
+        "random_forest": sk("RandomForest", n_estimators=15, max_depth=5, random_state=0, n_jobs=1),
+        "extra_trees": sk("ExtraTrees", n_estimators=15, max_depth=5, random_state=0, n_jobs=1),
+        "hist_gradient_boosting": sk("HistGradientBoosting", max_iter=20, max_depth=3, random_state=0),
+        "gradient_boosting": sk("GradientBoosting", n_estimators=20, max_depth=3, random_state=0),
+        "logistic_regression": (lambda: Ridge(alpha=1.0)) if regression else (lambda: LogisticRegression(max_iter=1000)),
+        "mlp": (lambda: MLPRegressor(hidden_layer_sizes=(8,), max_iter=600, random_state=0)) if regression
+        else (lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=400, random_state=0)),
     }
 
 
@@ -88,16 +96,22 @@ UNITS = {"xgboost": "log-odds", "lightgbm": "log-odds", "random_forest": "probab
 def register_converters() -> None:
     """skl2onnx converts XGBoost and LightGBM inside a pipeline once onnxmltools' converters are registered."""
     from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-    from lightgbm import LGBMClassifier
-    from xgboost import XGBClassifier
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from xgboost import XGBClassifier, XGBRegressor
 
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     update_registered_converter(XGBClassifier, "XGBoostXGBClassifier", calculate_linear_classifier_output_shapes,
-                                convert_xgboost, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+                                convert_xgboost, options=classifier_options)
     update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
-                                convert_lightgbm, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+                                convert_lightgbm, options=classifier_options)
+    update_registered_converter(XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes,
+                                convert_xgboost)
+    update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes,
+                                convert_lightgbm)
 
 
 @dataclass
@@ -138,19 +152,46 @@ def to_onnx(pipeline: Any, name: str) -> bytes:
                            target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString()
 
 
+TASKS = ["binary", "multiclass", "regression"]
+TIERS = ["high", "low", "medium"]  # the multiclass target's classes, as scikit-learn sorts them
+
+
+def rate_tier(rate: pd.Series) -> pd.Series:
+    """A three-class target from the interest rate (not a model input): about its terciles."""
+    return pd.Series(np.where(rate < 7.5, "low", np.where(rate < 10.0, "medium", "high")), index=rate.index)
+
+
+def task_target(task: str, kind: str, frame: pd.DataFrame) -> pd.Series:
+    """The target a ``kind`` model of ``task`` is fitted on: defaulted (0/1), the rate tier
+    (strings; XGBoost takes the codes 0..2 only) or the interest rate itself (percent)."""
+    if task == "binary":
+        return frame["defaulted"]
+    if task == "regression":
+        return frame["interest_rate"].astype(np.float64)
+    tier = rate_tier(frame["interest_rate"])
+    return tier.map({c: i for i, c in enumerate(TIERS)}) if kind == "xgboost" else tier
+
+
 def build(kind: str, train: pd.DataFrame, directory: Path, *, target: str = "defaulted",
-          labels: Callable[[pd.Series], pd.Series] | None = None) -> ZooModel:
+          labels: Callable[[pd.Series], pd.Series] | None = None, task: str | None = None) -> ZooModel:
+    """Fit a ``kind`` pipeline and save it as ONNX, joblib and (but for XGBoost and LightGBM,
+    whose classes skops does not trust) skops. ``task`` picks the target of :func:`task_target`;
+    without it, ``target`` (relabelled by ``labels``) for a binary classifier."""
     import joblib
     from sklearn.pipeline import Pipeline
 
     if kind in ("xgboost", "lightgbm"):
         register_converters()
-    y = train[target] if labels is None else labels(train[target])
-    pipeline = Pipeline([("prep", preprocessor(scale=kind not in TREE_KINDS)), ("model", _estimators()[kind]())])
+    if task is None:
+        y = train[target] if labels is None else labels(train[target])
+    else:
+        y = task_target(task, kind, train)
+    pipeline = Pipeline([("prep", preprocessor(scale=kind not in TREE_KINDS)),
+                         ("model", _estimators(task or "binary")[kind]())])
     pipeline.fit(train[FEATURES], y)
-    stem = directory / kind
+    stem = directory / (kind if task in (None, "binary") else f"{kind}_{task}")
     onnx_path, joblib_path = stem.with_suffix(".onnx"), stem.with_suffix(".joblib")
-    onnx_path.write_bytes(to_onnx(pipeline, kind))
+    onnx_path.write_bytes(to_onnx(pipeline, stem.name))
     joblib.dump(pipeline, joblib_path)
     skops_path = None
     if kind not in ("xgboost", "lightgbm"):

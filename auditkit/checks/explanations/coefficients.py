@@ -17,10 +17,11 @@ class CoefficientsParams(CheckParams):
     pass
 
 
-def linear_model_of(ctx: AuditContext) -> LinearModel | None:
-    """The audited model as a linear model, or None when it is not one."""
+def linear_model_of(ctx: AuditContext, row: int | None = None) -> LinearModel | None:
+    """The audited model as a linear model, or None when it is not one; ``row`` picks one
+    score row of a multiclass model (class ``row``'s margin), else the positive class's."""
     model = ctx.model
-    positive = model.positive_index() if model.classes else 1
+    positive = row if row is not None else (model.positive_index() if model.classes else 1)
     if model.format == "onnx":
         model_bytes = Path(model.path or "").read_bytes()
         if getattr(model, "matrix_input", True):
@@ -45,7 +46,7 @@ CAVEATS = (
 
 
 @check("coefficients", probes_inputs=True, caveats=CAVEATS, family="explanations", params=CoefficientsParams, needs_model=True,
-       metrics=["coefficient[*]", "standardised_coefficient[*]", "odds_ratio[*]", "intercept"],
+       metrics=["coefficient[*]", "standardised_coefficient[*]", "odds_ratio[*]", "intercept", "intercept[*]"],
        example={"thresholds": {"odds_ratio[zip_region_R03]": {"max": 1.5}}})
 def coefficients(ctx: AuditContext, params: CoefficientsParams) -> CheckOutput:
     """Coefficients of a linear or logistic model, their standardised size, and odds ratios.
@@ -58,12 +59,15 @@ def coefficients(ctx: AuditContext, params: CoefficientsParams) -> CheckOutput:
     Read from scikit-learn's ``coef_``/``intercept_`` or the ONNX LinearClassifier /
     LinearRegressor node; behind skl2onnx's per-column preprocessing (one named input per
     column) the coefficients multiply the columns it makes, named ``input_category`` for one-hot
-    columns as scikit-learn names them. Other models are ``skipped``.
+    columns as scikit-learn names them. A multiclass model (a multinomial logistic regression)
+    has one row of coefficients per class, each the change in that class's softmax margin:
+    table ``coefficients`` gains ``class``, the metrics are ``coefficient[name, class=c]``,
+    ``standardised_coefficient[name, class=c]`` and ``intercept[class=c]``, and there are no odds
+    ratios (a softmax margin alone is no log-odds; exp of the difference of two classes'
+    coefficients is their odds ratio). Other models are ``skipped``.
     """
     if ctx.data.task == "multiclass":
-        return CheckOutput.skip("a multiclass model has one set of coefficients per class, and reading them per "
-                                "class is not implemented yet (#18); shap_importance gives its exact linear SHAP "
-                                "values per class")
+        return _per_class(ctx)
     linear = linear_model_of(ctx)
     if linear is None:
         return CheckOutput.skip(f"the model is not linear ({ctx.model.kind}): it has no coefficients to read")
@@ -113,3 +117,66 @@ def _input_stds(ctx: AuditContext, linear: LinearModel) -> list[float | None]:
         transformed = transformed.toarray() if hasattr(transformed, "toarray") else np.asarray(transformed, dtype=float)
         return [float(v) for v in np.nanstd(transformed, axis=0)]
     return [None] * len(linear.names)
+
+
+def _score_rows(ctx: AuditContext) -> int | None:
+    """How many score rows the model's linear part has (one per class for a multinomial model)."""
+    model = ctx.model
+    if model.format == "onnx":
+        from auditkit.methods.linear_models import onnx_linear_rows
+
+        rows = onnx_linear_rows(Path(model.path or "").read_bytes())
+        return None if rows is None else int(rows.coef.shape[0])
+    estimator = getattr(model, "estimator", None)
+    steps = getattr(estimator, "steps", None)
+    final = steps[-1][1] if steps else estimator
+    coef = getattr(final, "coef_", None)
+    return None if coef is None else int(np.atleast_2d(np.asarray(coef)).shape[0])
+
+
+def _per_class(ctx: AuditContext) -> CheckOutput:
+    """One row of coefficients per class of a multiclass linear model (see :func:`coefficients`)."""
+    data = ctx.data
+    classes = [str(c) for c in (ctx.model.classes or [])]
+    first = linear_model_of(ctx, 0)
+    if first is None:
+        return CheckOutput.skip(f"the model is not linear ({ctx.model.kind}): it has no coefficients to read")
+    rows = _score_rows(ctx)
+    if rows != len(classes):
+        return CheckOutput.skip(f"the linear model has {rows} rows of coefficients for {len(classes)} classes "
+                                "(one-vs-rest scores combined otherwise than by a softmax): they are not one "
+                                "margin per class")
+    models = [first] + [linear_model_of(ctx, c) for c in range(1, len(classes))]
+    stds = _input_stds(ctx, first)
+    metrics: dict[str, Metric] = {}
+    records: list[dict[str, Any]] = []
+    for label, linear in zip(classes, models):
+        assert linear is not None  # the same node or estimator as the first class's
+        metrics[f"intercept[class={label}]"] = Metric(float(linear.intercept))
+        for name, coef, std in zip(linear.names, linear.coef, stds):
+            standardised = None if std is None else float(coef * std)
+            records.append({"class": label, "name": name, "coefficient": float(coef),
+                            "input_std": None if std is None else float(std), "standardised_coefficient": standardised})
+            metrics[f"coefficient[{name}, class={label}]"] = Metric(float(coef))
+            if standardised is not None:
+                metrics[f"standardised_coefficient[{name}, class={label}]"] = Metric(standardised, n=len(data.frame))
+    size = {r["name"]: 0.0 for r in records}  # a column's largest standardised size over the classes
+    for r in records:
+        value = r["standardised_coefficient"] if r["standardised_coefficient"] is not None else r["coefficient"]
+        size[r["name"]] = max(size[r["name"]], abs(value))
+    order = sorted(size, key=lambda name: -size[name])
+    for record in records:
+        record["rank"] = order.index(record["name"]) + 1
+    records.sort(key=lambda r: (r["rank"], classes.index(r["class"])))
+    shown = [r for r in sorted(records, key=lambda r: (classes.index(r["class"]), r["rank"])) if r["rank"] <= 10]
+    plot = Plot("bar", "Standardised coefficients per class (softmax margin per standard deviation)", {
+        "labels": [r["name"] for r in shown],
+        "values": [r["standardised_coefficient"] if r["standardised_coefficient"] is not None else r["coefficient"]
+                   for r in shown],
+        "sections": [r["class"] for r in shown], "y_label": "per standard deviation", "horizontal": True,
+        "n": len(data.frame)})
+    notes = [f"from {first.source}; coefficients multiply {first.space}",
+             f"multiclass ({len(classes)} classes: {', '.join(classes)}): one row of coefficients per class, each "
+             "the change in that class's softmax margin; no odds ratios (exp of the difference of two classes' "
+             "coefficients is the odds ratio between them)"]
+    return CheckOutput(metrics=metrics, tables={"coefficients": records}, plots=[plot], notes=notes)
